@@ -8,18 +8,36 @@
 
 mod audit;
 mod claims;
+mod config;
 mod credentials;
+mod endpoint;
 mod error;
 mod ids;
+mod keys;
 pub mod policy;
+mod reissue;
 mod reply;
+mod request;
+pub mod store;
+mod token;
+mod verifier;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink};
+pub use config::Config;
 pub use claims::{AccessClaims, Claims, RefreshClaims, UserClaims};
 pub use credentials::{Authenticated, Authenticator};
 pub use error::{Error, Result, TokenRejection};
 pub use ids::{Country, SessionId};
+pub use keys::{Key, KeySet};
+pub use endpoint::MAX_BODY_LEN;
+pub use reissue::{Reissue, ReissueBuilder, TokenPair};
 pub use reply::Reply;
+pub use request::{HttpRequest, bearer_token};
+pub use verifier::{Identity, Verifier};
+pub use token::{TokenCodec, ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE};
+
+pub use jsonwebtoken::Algorithm;
+pub use jsonwebtoken::jwk::JwkSet;
 
 /// The realm of `WWW-Authenticate` challenges unless configured.
 pub const DEFAULT_REALM: &str = "reissue";

@@ -90,3 +90,6 @@ pub trait CountryLookup: Send + Sync + fmt::Debug + 'static {
     /// The country, `None` when unknown (loopback, private ranges, not in the database).
     fn country(&self, ip: IpAddr) -> Option<Country>;
 }
+
+mod address;
+pub use address::{TrustedProxies, client_ip};

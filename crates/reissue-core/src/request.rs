@@ -1,0 +1,133 @@
+//! What reissue reads from a request, whatever the framework.
+
+use std::net::IpAddr;
+
+use crate::{Error, MAX_TOKEN_LEN, Result};
+
+/// The view of an HTTP request that reissue needs. Each adapter implements it
+/// once for its framework's request type; everything else is shared.
+pub trait HttpRequest {
+    /// The values of a header, in order; `name` is lower case.
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]>;
+
+    /// The socket peer address, when the connection has one.
+    fn peer_addr(&self) -> Option<IpAddr>;
+
+    /// The first value of a header.
+    fn header(&self, name: &'static str) -> Option<&[u8]> {
+        self.header_values(name).next()
+    }
+}
+
+/// Reads the bearer token of an `Authorization` header (RFC 6750 §2.1).
+///
+/// No header or another scheme: [`Error::MissingToken`] (401, a bare
+/// challenge). An empty token, two tokens (or two headers), non-ASCII bytes,
+/// characters outside the `b64token` alphabet, or over 8 KiB:
+/// [`Error::MalformedAuthorization`] (400). The scheme is case-insensitive.
+pub fn bearer_token(req: &impl HttpRequest) -> Result<&str> {
+    let mut values = req.header_values("authorization");
+    let Some(value) = values.next() else {
+        return Err(Error::MissingToken);
+    };
+    if value.len() > MAX_TOKEN_LEN + 7 {
+        return Err(Error::MalformedAuthorization("the Authorization header is too long"));
+    }
+    if !value.is_ascii() {
+        return Err(Error::MalformedAuthorization("the Authorization header is not ASCII"));
+    }
+    let value = std::str::from_utf8(value).map_err(|_| Error::MissingToken)?.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::MissingToken);
+    }
+    if values.next().is_some() {
+        return Err(Error::MalformedAuthorization("more than one Authorization header"));
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(Error::MalformedAuthorization("the bearer token is empty"));
+    }
+    if token.contains([' ', ',', '\t']) {
+        return Err(Error::MalformedAuthorization("more than one bearer token"));
+    }
+    let b64token = token.trim_end_matches('=');
+    if b64token.is_empty()
+        || !b64token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+    {
+        return Err(Error::MalformedAuthorization("the bearer token has characters a token cannot have"));
+    }
+    Ok(token)
+}
+
+/// Whether a `Content-Type` is JSON (`application/json` or `application/*+json`).
+pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
+    let Some(ct) = content_type.and_then(|c| std::str::from_utf8(c).ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A request made of literal headers, for unit tests.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeRequest {
+        pub(crate) headers: Vec<(&'static str, Vec<u8>)>,
+        pub(crate) peer: Option<IpAddr>,
+    }
+
+    impl HttpRequest for FakeRequest {
+        fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+            self.headers.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_slice())
+        }
+        fn peer_addr(&self) -> Option<IpAddr> {
+            self.peer
+        }
+    }
+
+    fn auth(values: &[&[u8]]) -> FakeRequest {
+        FakeRequest {
+            headers: values.iter().map(|v| ("authorization", v.to_vec())).collect(),
+            peer: None,
+        }
+    }
+
+    fn code(r: Result<&str>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[test]
+    fn bearer_rules_of_the_contract() {
+        assert_eq!(bearer_token(&auth(&[b"Bearer abc.def.ghi"])).unwrap(), "abc.def.ghi");
+        assert_eq!(bearer_token(&auth(&[b"bearer abc"])).unwrap(), "abc", "scheme is case-insensitive");
+        assert_eq!(bearer_token(&auth(&[b"BEARER   abc  "])).unwrap(), "abc");
+        assert_eq!(code(bearer_token(&auth(&[]))), "unauthorized");
+        assert_eq!(code(bearer_token(&auth(&[b"Basic dXNlcjpwYXNz"]))), "unauthorized");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer"]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer "]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer a b"]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer a,b"]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer a", b"Bearer b"]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&["Bearer tök".as_bytes()]))), "invalid_request");
+        assert_eq!(code(bearer_token(&auth(&[b"Bearer a\"b"]))), "invalid_request");
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(code(bearer_token(&auth(&[long.as_bytes()]))), "invalid_request");
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(Some(b"application/json")));
+        assert!(is_json(Some(b"Application/JSON; charset=utf-8")));
+        assert!(is_json(Some(b"application/merge-patch+json")));
+        assert!(!is_json(Some(b"text/plain")));
+        assert!(!is_json(Some(b"application/x-www-form-urlencoded")));
+        assert!(!is_json(None));
+    }
+}
