@@ -17,9 +17,11 @@ struct RefreshBody {
     refresh_token: String,
 }
 
-/// Parses a JSON body. The error never quotes the body: serde's messages can
-/// echo a field's value, which may be a password.
-fn json_body<T: DeserializeOwned>(req: &impl HttpRequest, body: &[u8]) -> Result<T> {
+/// Parses a JSON request body the way every reissue endpoint does: at most
+/// [`MAX_BODY_LEN`] bytes, a JSON content type, else 400 `invalid_request`.
+/// The error never quotes the body: serde's messages can echo a field's
+/// value, which may be a password.
+pub fn json_body<T: DeserializeOwned>(req: &impl HttpRequest, body: &[u8]) -> Result<T> {
     if body.len() > MAX_BODY_LEN {
         return Err(Error::InvalidRequest("the request body is too large".into()));
     }

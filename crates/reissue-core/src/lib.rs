@@ -29,7 +29,7 @@ pub use credentials::{Authenticated, Authenticator};
 pub use error::{Error, Result, TokenRejection};
 pub use ids::{Country, SessionId};
 pub use keys::{Key, KeySet};
-pub use endpoint::MAX_BODY_LEN;
+pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use reissue::{Reissue, ReissueBuilder, TokenPair};
 pub use reply::Reply;
 pub use request::{HttpRequest, bearer_token};

@@ -1,0 +1,241 @@
+//! What reissue's two example apps share, so that they differ only in
+//! framework glue: the configuration of CONTRACT.md read from the environment,
+//! the wiring of a [`Reissue`] over the user database, and the app's own
+//! endpoints (`/health`, `/signup`, `/me`, `/admin/users/{id}/logout`) as
+//! framework-neutral functions returning a [`Reply`].
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
+use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
+use reissue_core::{
+    Algorithm, Config, HttpRequest, Identity, Key, KeySet, Reissue, Reply, UserClaims, json_body,
+};
+use reissue_diesel::{UserError, UserStore};
+use serde::Deserialize;
+
+/// The role that may force other users out.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Why the app refuses to start: one line naming the variable.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn fail<T>(var: &str, why: impl fmt::Display) -> Result<T, StartError> {
+    Err(StartError(format!("{var}: {why}")))
+}
+
+/// The example apps' configuration (CONTRACT.md, "Configuration, from the environment").
+#[derive(Debug, Clone)]
+pub struct Settings {
+    addr: SocketAddr,
+    database_url: String,
+    redis_url: Option<String>,
+    redis_prefix: String,
+    secret: Option<Vec<u8>>,
+    config: Config,
+    admin_emails: HashSet<String>,
+    geoip_db: Option<String>,
+    allowed_countries: Option<CountryRule>,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, StartError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `var` (tests pass a map instead of touching the
+    /// process environment).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, StartError> {
+        let get = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let secs = |name: &str, default: u64| -> Result<Duration, StartError> {
+            match get(name) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) => Ok(Duration::from_secs(n)),
+                    Err(_) => fail(name, format!("expected a whole number of seconds, got `{v}`")),
+                },
+            }
+        };
+        let addr = match get("REISSUE_ADDR") {
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+            Some(v) => match v.parse() {
+                Ok(a) => a,
+                Err(_) => return fail("REISSUE_ADDR", format!("expected host:port, got `{v}`")),
+            },
+        };
+        let secret = match get("REISSUE_JWT_SECRET") {
+            Some(s) if s.len() < 32 => {
+                return fail("REISSUE_JWT_SECRET", format!("must be at least 32 bytes, got {}", s.len()));
+            }
+            other => other.map(String::into_bytes),
+        };
+        let trusted = match get("REISSUE_TRUSTED_PROXIES") {
+            None => TrustedProxies::default(),
+            Some(v) => TrustedProxies::parse(&v).or_else(|e| fail("REISSUE_TRUSTED_PROXIES", e))?,
+        };
+        let max_failures = match get("REISSUE_LOGIN_MAX_FAILURES") {
+            None => 5,
+            Some(v) => v.parse::<u32>().or_else(|_| fail("REISSUE_LOGIN_MAX_FAILURES", format!("expected a number, got `{v}`")))?,
+        };
+        let strict = match get("REISSUE_STRICT_REVOCATION").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(v) => return fail("REISSUE_STRICT_REVOCATION", format!("expected 0 or 1, got `{v}`")),
+        };
+        let config = Config::new(
+            get("REISSUE_ISSUER").unwrap_or_else(|| "reissue-example".into()),
+            get("REISSUE_AUDIENCE").unwrap_or_else(|| "reissue-example".into()),
+        )
+        .access_ttl(secs("REISSUE_ACCESS_TTL", 300)?)
+        .refresh_ttl(secs("REISSUE_REFRESH_TTL", 1_209_600)?)
+        .session_max_age(secs("REISSUE_SESSION_MAX_AGE", 2_592_000)?)
+        .reuse_grace(secs("REISSUE_REUSE_GRACE", 10)?)
+        .strict_revocation(strict)
+        .login_lockout(max_failures, secs("REISSUE_LOGIN_LOCKOUT", 300)?)
+        .trusted_proxies(trusted);
+        let allowed_countries = match get("REISSUE_ALLOWED_COUNTRIES") {
+            None => None,
+            Some(v) => Some(CountryRule::parse_allow(&v).or_else(|e| fail("REISSUE_ALLOWED_COUNTRIES", e))?),
+        };
+        let geoip_db = get("REISSUE_GEOIP_DB");
+        if allowed_countries.is_some() && geoip_db.is_none() {
+            return fail("REISSUE_ALLOWED_COUNTRIES", "needs REISSUE_GEOIP_DB to know where addresses are");
+        }
+        Ok(Self {
+            addr,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://reissue-example.sqlite".into()),
+            redis_url: get("REDIS_URL"),
+            redis_prefix: get("REISSUE_REDIS_PREFIX").unwrap_or_else(|| "reissue:".into()),
+            secret,
+            config,
+            admin_emails: get("REISSUE_ADMIN_EMAILS")
+                .map(|v| v.split(',').map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect())
+                .unwrap_or_default(),
+            geoip_db,
+            allowed_countries,
+        })
+    }
+
+    /// The listen address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Opens the databases and builds the app's state.
+    pub async fn build(self) -> Result<AppState, StartError> {
+        let users = UserStore::connect(&self.database_url).or_else(|e| fail("DATABASE_URL", e))?;
+        users.run_migrations().await.or_else(|e| fail("DATABASE_URL", e))?;
+        let store: Arc<dyn RefreshStore> = match &self.redis_url {
+            Some(url) => Arc::new(
+                RedisStore::builder(url.as_str())
+                    .key_prefix(self.redis_prefix.as_str())
+                    .connect()
+                    .await
+                    .or_else(|e| fail("REDIS_URL", e))?,
+            ),
+            None => {
+                tracing::warn!("REDIS_URL is unset: sessions live in process memory and die with it");
+                Arc::new(MemoryStore::new())
+            }
+        };
+        let secret = match self.secret {
+            Some(s) => s,
+            None => {
+                tracing::warn!("REISSUE_JWT_SECRET is unset: a random key is used, tokens die with the process");
+                let bytes: [u8; 32] = rand::random();
+                bytes.to_vec()
+            }
+        };
+        let key = Key::hmac("hs256-1", Algorithm::HS256, &secret).or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
+        let keys = KeySet::new(key).or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
+        let mut builder = Reissue::builder(self.config, keys, store, users.clone());
+        if let Some(path) = &self.geoip_db {
+            let db = GeoIp::open(path).or_else(|e| fail("REISSUE_GEOIP_DB", e))?;
+            builder = builder.countries(Arc::new(db) as Arc<dyn CountryLookup>);
+        }
+        if let Some(rule) = self.allowed_countries {
+            builder = builder.policy(PolicySet::new().with(rule));
+        }
+        let reissue = builder.build().or_else(|e| fail("configuration", e))?;
+        Ok(AppState { reissue, users, admin_emails: Arc::new(self.admin_emails) })
+    }
+}
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Sessions and tokens.
+    pub reissue: Reissue<UserStore>,
+    /// The user database.
+    pub users: UserStore,
+    admin_emails: Arc<HashSet<String>>,
+}
+
+#[derive(Deserialize)]
+struct Signup {
+    email: String,
+    password: String,
+}
+
+fn error(status: u16, code: &str, description: &str) -> Reply {
+    Reply::json(status, &serde_json::json!({ "error": code, "error_description": description }))
+}
+
+impl AppState {
+    /// `GET /health`.
+    pub fn health() -> Reply {
+        Reply::json(200, &serde_json::json!({ "status": "ok" }))
+    }
+
+    /// `POST /signup`: `{"email","password"}` → 201 `{"id","email"}`; 409
+    /// `email_taken`; 400 `invalid_request`.
+    pub async fn signup(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
+        let Signup { email, password } = match json_body(req, body) {
+            Ok(signup) => signup,
+            Err(e) => return self.reissue.reply(&e),
+        };
+        let roles: &[&str] =
+            if self.admin_emails.contains(&email.trim().to_lowercase()) { &[ADMIN_ROLE] } else { &[] };
+        match self.users.create_user(&email, &password, roles).await {
+            Ok(user) => Reply::json(201, &serde_json::json!({ "id": user.id.to_string(), "email": user.email })),
+            Err(UserError::EmailTaken) => error(409, "email_taken", "an account with this email exists"),
+            Err(e) => self.reissue.reply(&e.into()),
+        }
+    }
+
+    /// `GET /me`: the caller as the access token says.
+    pub fn me(identity: &Identity<UserClaims>) -> Reply {
+        Reply::json(
+            200,
+            &serde_json::json!({
+                "id": identity.user_id,
+                "email": identity.claims.email,
+                "roles": identity.claims.roles,
+                "sid": identity.session_id,
+            }),
+        )
+    }
+
+    /// `POST /admin/users/{id}/logout`: forced logout of every session of a user.
+    pub async fn admin_logout(&self, user_id: &str) -> Reply {
+        match self.reissue.force_logout(user_id, "admin").await {
+            Ok(_) => Reply::no_content(),
+            Err(e) => self.reissue.reply(&e),
+        }
+    }
+}
