@@ -1,9 +1,24 @@
 //! The address and country policy: the seed's "unwanted foreign IP".
 //!
 //! A [`Policy`] is consulted at login and at reissue with the client address,
-//! its country, the user agent and the session. Built-in rules live in
-//! [`rules`]; [`client_ip`] resolves the client address behind trusted proxies;
-//! with the `geoip` feature, [`GeoIp`] looks countries up in a MaxMind database.
+//! its country, the user agent and the session. The built-in rules are
+//! [`CidrRules`], [`CountryRule`] and [`CountryChanged`], combined in order by
+//! [`PolicySet`]; [`client_ip`] resolves the client address behind
+//! [`TrustedProxies`]; with the `geoip` feature, `GeoIp` looks countries up in
+//! a MaxMind database.
+//!
+//! ```
+//! use reissue_core::policy::{CidrRules, CountryChanged, CountryRule, PolicySet};
+//!
+//! # fn main() -> Result<(), reissue_core::Error> {
+//! let policy = PolicySet::new()
+//!     .with(CidrRules::parse("", "203.0.113.0/24")?)
+//!     .with(CountryRule::parse_allow("DE, AT, CH")?)
+//!     .with(CountryChanged);
+//! # assert_eq!(policy.len(), 3);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,6 +56,51 @@ pub struct PolicyContext<'a> {
     pub login_country: Option<Country>,
 }
 
+impl<'a> PolicyContext<'a> {
+    /// A context at `stage` for `user_id` at `ip`, with nothing else known;
+    /// the setters below fill in the rest (custom policies' tests need this,
+    /// the struct being `#[non_exhaustive]`).
+    pub fn new(stage: Stage, user_id: &'a str, ip: IpAddr) -> Self {
+        Self {
+            stage,
+            user_id,
+            session_id: None,
+            ip,
+            country: None,
+            user_agent: None,
+            login_country: None,
+        }
+    }
+
+    /// The session.
+    #[must_use]
+    pub fn session_id(mut self, session_id: &'a SessionId) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    /// The client address's country.
+    #[must_use]
+    pub fn country(mut self, country: impl Into<Option<Country>>) -> Self {
+        self.country = country.into();
+        self
+    }
+
+    /// The `User-Agent` header.
+    #[must_use]
+    pub fn user_agent(mut self, user_agent: &'a str) -> Self {
+        self.user_agent = Some(user_agent);
+        self
+    }
+
+    /// The country recorded at login.
+    #[must_use]
+    pub fn login_country(mut self, country: impl Into<Option<Country>>) -> Self {
+        self.login_country = country.into();
+        self
+    }
+}
+
 /// A policy's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -67,6 +127,17 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The contract's refusal at `stage`: [`Decision::Deny`] at login,
+    /// [`Decision::RevokeSession`] at reissue (a refused reissue is a forced
+    /// logout). The built-in rules refuse with this.
+    pub fn refusal(stage: Stage, rule: impl Into<Cow<'static, str>>) -> Self {
+        let rule = rule.into();
+        match stage {
+            Stage::Login => Self::Deny { rule },
+            Stage::Reissue => Self::RevokeSession { rule },
+        }
+    }
+
     /// The refusing rule, `None` for [`Decision::Allow`].
     pub fn rule(&self) -> Option<&str> {
         match self {
@@ -92,4 +163,11 @@ pub trait CountryLookup: Send + Sync + fmt::Debug + 'static {
 }
 
 mod address;
+#[cfg(feature = "geoip")]
+mod geoip;
+mod rules;
+
 pub use address::{TrustedProxies, client_ip};
+#[cfg(feature = "geoip")]
+pub use geoip::GeoIp;
+pub use rules::{CidrRules, CountryChanged, CountryRule, PolicySet};
