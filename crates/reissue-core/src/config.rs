@@ -24,6 +24,7 @@ pub struct Config {
     pub(crate) login_max_failures: u32,
     pub(crate) login_lockout: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) verified_token_cache: usize,
 }
 
 impl Config {
@@ -43,6 +44,7 @@ impl Config {
             login_max_failures: 5,
             login_lockout: Duration::from_secs(300),
             trusted_proxies: TrustedProxies::default(),
+            verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
         }
     }
 
@@ -108,6 +110,15 @@ impl Config {
     /// Proxies whose `X-Forwarded-For` is believed (default none).
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+
+    /// How many verified access tokens to remember until they expire, so a
+    /// token presented again skips signature verification (default 8192; 0
+    /// turns the cache off). Only a byte-identical token can hit, and expiry is
+    /// re-checked on every hit.
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.verified_token_cache = capacity;
         self
     }
 

@@ -106,6 +106,11 @@ pub enum Error {
     /// The token store (or the user database) is unreachable or timing out.
     #[error("the store is unavailable")]
     Unavailable(#[source] BoxError),
+    /// The application is wired wrong, e.g. an extractor used on a route the
+    /// middleware does not cover. The message is for the developer and says
+    /// what to add; it is shown as is (it never holds request data).
+    #[error("misconfigured: {0}")]
+    Misconfigured(&'static str),
     /// Invalid configuration; raised at start-up, never per request.
     #[error("configuration error: {0}")]
     Config(String),
@@ -129,7 +134,7 @@ impl Error {
             Self::NotFound => 404,
             Self::TooManyAttempts { .. } => 429,
             Self::Unavailable(_) => 503,
-            Self::Config(_) | Self::Internal(_) => 500,
+            Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => 500,
         }
     }
 
@@ -145,7 +150,7 @@ impl Error {
             Self::AccessDenied => "access_denied",
             Self::NotFound => "not_found",
             Self::Unavailable(_) => "temporarily_unavailable",
-            Self::Config(_) | Self::Internal(_) => "server_error",
+            Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => "server_error",
         }
     }
 
@@ -163,6 +168,7 @@ impl Error {
             Self::AccessDenied => "access from this address is not allowed".into(),
             Self::NotFound => "no such session".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
+            Self::Misconfigured(what) => Cow::Borrowed(what),
             Self::Config(_) | Self::Internal(_) => "internal server error".into(),
         }
     }

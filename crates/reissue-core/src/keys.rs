@@ -109,7 +109,9 @@ impl Key {
             }
         }
         .map_err(bad)?;
-        Ok(Self { kid, alg, encoding: None, decoding, public_jwk: None })
+        let mut jwk = Jwk::from_decoding_key(&decoding, Some(alg)).map_err(bad)?;
+        publishable(&mut jwk, &kid);
+        Ok(Self { kid, alg, encoding: None, decoding, public_jwk: Some(jwk) })
     }
 
     /// This key without its signing half: what a retired signing key becomes.
@@ -204,6 +206,10 @@ impl KeySet {
             v.algorithms = vec![k.key.alg];
             k.validation = v;
         }
+    }
+
+    pub(crate) fn signing_validation(&self) -> &Validation {
+        &self.keys[self.signing].validation
     }
 
     pub(crate) fn encoding_key(&self) -> &EncodingKey {

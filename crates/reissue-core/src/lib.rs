@@ -20,6 +20,7 @@ mod reply;
 mod request;
 pub mod store;
 mod token;
+mod token_cache;
 mod verifier;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink};
@@ -33,7 +34,7 @@ pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use reissue::{Reissue, ReissueBuilder, TokenPair};
 pub use reply::Reply;
 pub use request::{HttpRequest, bearer_token};
-pub use verifier::{Identity, Verifier};
+pub use verifier::{Access, Identity, Verifier};
 pub use token::{TokenCodec, ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE};
 
 pub use jsonwebtoken::Algorithm;

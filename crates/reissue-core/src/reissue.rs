@@ -116,7 +116,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
             store: Some(self.store.clone()),
             strict: c.strict_revocation,
             realm: c.realm.clone(),
-        }));
+        }), c.verified_token_cache);
         Ok(Reissue {
             inner: Arc::new(Inner {
                 config: self.config,

@@ -18,6 +18,11 @@ pub const REFRESH_TOKEN_TYPE: &str = "rt+jwt";
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -53,6 +58,11 @@ impl TokenCodec {
         let access_header = header(ACCESS_TOKEN_TYPE);
         let refresh_header = header(REFRESH_TOKEN_TYPE);
         Self { keys, issuer: issuer.to_owned(), audience: audience.to_owned(), access_header, refresh_header }
+    }
+
+    /// The clock skew allowed on `exp` and `nbf`, seconds.
+    pub fn leeway(&self) -> u64 {
+        self.keys.signing_validation().leeway
     }
 
     /// The key set.
@@ -135,7 +145,7 @@ impl TokenCodec {
         let (key, kid_checked) = match self.keys.single() {
             Some(k) => (k, false),
             None => {
-                let header = jsonwebtoken::decode_header(token).map_err(rejection)?;
+                let header = jsonwebtoken::decode_header(token).map_err(|e| rejection_for(token, typ, e))?;
                 match header.kid.as_deref().and_then(|kid| self.keys.find(kid)) {
                     Some(k) => (k, true),
                     None => return reject(TokenRejection::UnknownKey),
@@ -143,7 +153,7 @@ impl TokenCodec {
             }
         };
         let data = jsonwebtoken::decode::<T>(token, KeySet::decoding_key(key), &key.validation)
-            .map_err(rejection)?;
+            .map_err(|e| rejection_for(token, typ, e))?;
         if !kid_checked && data.header.kid.as_deref() != Some(key.key.kid()) {
             return reject(TokenRejection::UnknownKey);
         }
@@ -190,6 +200,34 @@ fn type_matches(found: Option<&str>, expected: &str) -> bool {
         let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") { &t[12..] } else { t };
         t.eq_ignore_ascii_case(expected)
     })
+}
+
+/// jsonwebtoken reports a header `alg` it does not know (`none` included),
+/// and claims that do not fit (missing, mistyped, or those of the other token
+/// type, whose `typ` it never looks at) as bad JSON; name the real reason.
+fn rejection_for(token: &str, typ: &str, e: jsonwebtoken::errors::Error) -> Error {
+    let ErrorKind::Json(json) = e.kind() else {
+        return rejection(e);
+    };
+    if json.classify() != serde_json::error::Category::Data {
+        return rejection(e);
+    }
+    let why = match jsonwebtoken::decode_header(token) {
+        // The header parses, so the claims did not fit (after the signature was verified).
+        Ok(h) if !type_matches(h.typ.as_deref(), typ) => TokenRejection::WrongTokenType,
+        Ok(_) => TokenRejection::MissingClaim,
+        Err(_) => {
+            let alg = token.split('.').next().and_then(|h| {
+                let h = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h).ok()?;
+                serde_json::from_slice::<serde_json::Value>(&h).ok()?.get("alg")?.as_str().map(str::to_owned)
+            });
+            match alg {
+                Some(alg) if alg.parse::<jsonwebtoken::Algorithm>().is_err() => TokenRejection::AlgorithmNotAllowed,
+                _ => TokenRejection::Malformed,
+            }
+        }
+    };
+    Error::InvalidToken(why)
 }
 
 fn rejection(e: jsonwebtoken::errors::Error) -> Error {

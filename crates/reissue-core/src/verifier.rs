@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::request::{HttpRequest, bearer_token};
 use crate::store::RefreshStore;
+use crate::token::now_secs;
+use crate::token_cache::TokenCache;
 use crate::{Claims, Error, Reply, Result, SessionId, TokenCodec, TokenRejection};
 
 /// The verified identity behind an access token: what handlers receive.
@@ -33,6 +35,43 @@ impl<C: Claims> Identity<C> {
     }
 }
 
+/// What a protected route asks of a request: a valid access token (or, on
+/// optional routes, none at all) and roles. Both adapters' middleware hold one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Access {
+    optional: bool,
+    roles: Vec<String>,
+}
+
+impl Access {
+    /// A valid access token is required (the default).
+    pub fn required() -> Self {
+        Self::default()
+    }
+
+    /// Requests without credentials pass anonymously; a token that is present
+    /// must still be valid. With a required role, anonymous requests are refused.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// The caller must hold `role` (403 `insufficient_scope` otherwise).
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
+    /// Whether anonymous requests pass.
+    pub fn is_optional(&self) -> bool {
+        self.optional
+    }
+}
+
+/// Verified tokens remembered per verifier unless configured otherwise.
+pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 8192;
+
 pub(crate) struct VerifierInner {
     pub(crate) codec: TokenCodec,
     pub(crate) store: Option<Arc<dyn RefreshStore>>,
@@ -44,12 +83,13 @@ pub(crate) struct VerifierInner {
 /// on every protected request. Cheap to clone.
 pub struct Verifier<C> {
     pub(crate) inner: Arc<VerifierInner>,
+    cache: Option<Arc<TokenCache<Identity<C>>>>,
     _claims: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for Verifier<C> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), _claims: PhantomData }
+        Self { inner: self.inner.clone(), cache: self.cache.clone(), _claims: PhantomData }
     }
 }
 
@@ -64,19 +104,40 @@ impl<C> std::fmt::Debug for Verifier<C> {
 }
 
 impl<C: Claims> Verifier<C> {
-    pub(crate) fn from_inner(inner: Arc<VerifierInner>) -> Self {
-        Self { inner, _claims: PhantomData }
+    pub(crate) fn from_inner(inner: Arc<VerifierInner>, cache_capacity: usize) -> Self {
+        Self { inner, cache: TokenCache::new(cache_capacity).map(Arc::new), _claims: PhantomData }
     }
 
     /// A stateless verifier for a service that only checks tokens (a resource
     /// server); sessions are managed by [`Reissue`](crate::Reissue).
     pub fn stateless(codec: TokenCodec, realm: impl Into<String>) -> Self {
-        Self::from_inner(Arc::new(VerifierInner { codec, store: None, strict: false, realm: realm.into() }))
+        Self::from_inner(
+            Arc::new(VerifierInner { codec, store: None, strict: false, realm: realm.into() }),
+            DEFAULT_CACHE_CAPACITY,
+        )
     }
 
     /// Verifies a token string: signature, type, issuer, audience, lifetimes.
     /// Does not consult the store.
+    ///
+    /// Tokens that verified are remembered until they expire (see
+    /// [`Config::verified_token_cache`](crate::Config::verified_token_cache)),
+    /// so a client presenting the same token again costs a map look-up.
     pub fn verify(&self, token: &str) -> Result<Identity<C>> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token);
+        };
+        let now = now_secs();
+        let leeway = self.inner.codec.leeway();
+        if let Some(identity) = cache.get(token, now, leeway) {
+            return Ok(identity);
+        }
+        let identity = self.verify_uncached(token)?;
+        cache.insert(token, identity.clone(), identity.expires_at, now);
+        Ok(identity)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Identity<C>> {
         let c = self.inner.codec.verify_access::<C>(token)?;
         Ok(Identity { user_id: c.sub, session_id: c.sid, token_id: c.jti, expires_at: c.exp, claims: c.app })
     }
@@ -85,14 +146,17 @@ impl<C: Claims> Verifier<C> {
     /// that the session is live (503 while the store is unreachable).
     pub async fn authenticate(&self, req: &impl HttpRequest) -> Result<Identity<C>> {
         let identity = self.verify(bearer_token(req)?)?;
-        if self.inner.strict {
-            if let Some(store) = &self.inner.store {
-                if !store.is_live(&identity.user_id, &identity.session_id).await? {
-                    return Err(Error::InvalidToken(TokenRejection::SessionRevoked));
-                }
-            }
-        }
+        self.check_live(&identity).await?;
         Ok(identity)
+    }
+
+    async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
+        if let (true, Some(store)) = (self.inner.strict, &self.inner.store)
+            && !store.is_live(&identity.user_id, &identity.session_id).await?
+        {
+            return Err(Error::InvalidToken(TokenRejection::SessionRevoked));
+        }
+        Ok(())
     }
 
     /// Like [`Verifier::authenticate`], but a request without credentials is
@@ -104,6 +168,36 @@ impl<C: Claims> Verifier<C> {
             Err(Error::MissingToken) => Ok(None),
             other => other.map(Some),
         }
+    }
+
+    /// Decides a request to a protected route: `Ok(Some(identity))` to go on
+    /// as that user, `Ok(None)` to go on anonymously (optional routes without
+    /// credentials), `Err` to refuse. What both adapters' middleware call.
+    pub async fn admit(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
+        let identity = self.admit_stateless(req, access)?;
+        if let Some(identity) = &identity {
+            self.check_live(identity).await?;
+        }
+        Ok(identity)
+    }
+
+    /// [`Verifier::admit`] without waiting: `Some(decision)` when no store
+    /// round trip is needed (stateless mode, or a request refused or anonymous
+    /// before any), `None` when the caller must await [`Verifier::admit`].
+    pub fn admit_now(&self, req: &impl HttpRequest, access: &Access) -> Option<Result<Option<Identity<C>>>> {
+        match self.admit_stateless(req, access) {
+            Ok(Some(_)) if self.inner.strict => None,
+            decision => Some(decision),
+        }
+    }
+
+    fn admit_stateless(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
+        let identity = match bearer_token(req) {
+            Err(Error::MissingToken) if access.optional && access.roles.is_empty() => return Ok(None),
+            token => self.verify(token?)?,
+        };
+        identity.require_roles(&access.roles)?;
+        Ok(Some(identity))
     }
 
     /// Renders an error with this verifier's realm.

@@ -89,7 +89,7 @@ impl MemoryStore {
         // A panic elsewhere cannot leave the map half-updated (each closure is
         // all-or-nothing), so a poisoned lock is safe to keep using.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.ops.fetch_add(1, Ordering::Relaxed) % 4096 == 0 {
+        if self.ops.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
             state.sweep(now);
         }
         f(&mut state, now)
@@ -151,6 +151,7 @@ impl RefreshStore for MemoryStore {
                 e.client = r.client.clone();
                 Rotation::Rotated(e.successor())
             } else if r.generation + 1 == e.generation
+                && !r.grace.is_zero()
                 && now.saturating_sub(e.rotated_at_ms) <= r.grace.as_millis() as u64
             {
                 Rotation::Replayed(e.successor())
