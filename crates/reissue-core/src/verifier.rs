@@ -174,9 +174,11 @@ impl<C: Claims> Verifier<C> {
     /// as that user, `Ok(None)` to go on anonymously (optional routes without
     /// credentials), `Err` to refuse. What both adapters' middleware call.
     pub async fn admit(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
-        let identity = self.admit_stateless(req, access)?;
+        let identity = self.identify(req, access)?;
         if let Some(identity) = &identity {
+            // An ended session is 401 whatever roles the token claims.
             self.check_live(identity).await?;
+            identity.require_roles(&access.roles)?;
         }
         Ok(identity)
     }
@@ -185,19 +187,20 @@ impl<C: Claims> Verifier<C> {
     /// round trip is needed (stateless mode, or a request refused or anonymous
     /// before any), `None` when the caller must await [`Verifier::admit`].
     pub fn admit_now(&self, req: &impl HttpRequest, access: &Access) -> Option<Result<Option<Identity<C>>>> {
-        match self.admit_stateless(req, access) {
+        match self.identify(req, access) {
             Ok(Some(_)) if self.inner.strict => None,
+            Ok(Some(identity)) => Some(identity.require_roles(&access.roles).map(|()| Some(identity))),
             decision => Some(decision),
         }
     }
 
-    fn admit_stateless(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
-        let identity = match bearer_token(req) {
-            Err(Error::MissingToken) if access.optional && access.roles.is_empty() => return Ok(None),
-            token => self.verify(token?)?,
-        };
-        identity.require_roles(&access.roles)?;
-        Ok(Some(identity))
+    /// The identity of a request's token; `None` for an anonymous request the
+    /// access rule lets through.
+    fn identify(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
+        match bearer_token(req) {
+            Err(Error::MissingToken) if access.optional && access.roles.is_empty() => Ok(None),
+            token => self.verify(token?).map(Some),
+        }
     }
 
     /// Renders an error with this verifier's realm.

@@ -1,1 +1,39 @@
-fn main() {}
+//! `actix-app`: configured from the environment (see CONTRACT.md), listens,
+//! prints `listening on http://<addr>`, serves until Ctrl-C.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use example_common::Settings;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match actix_web::rt::System::new().block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    let addr = settings.addr();
+    let state = settings.build().await.map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| format!("REISSUE_ADDR: cannot listen on {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("REISSUE_ADDR: {e}"))?;
+    println!("listening on http://{local}");
+    actix_app::serve(listener, state)
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}

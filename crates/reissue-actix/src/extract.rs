@@ -1,0 +1,191 @@
+//! Extractors: the authenticated caller, and the request body for the endpoints.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use actix_web::dev::Payload;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::Stream;
+use futures_util::future::{Ready, ready as ready_future};
+use reissue_core::{Claims, Error, Identity, MAX_BODY_LEN, Verifier};
+
+use crate::{ReissueError, RequestHead};
+
+/// Left in the extensions by an optional middleware for an anonymous request,
+/// so that [`AuthUser`] answers 401 (with the verifier's realm) rather than
+/// the 500 of a missing middleware.
+pub(crate) struct Anonymous<C>(pub(crate) Verifier<C>);
+
+/// The caller of a route behind [`ReissueMiddleware`](crate::ReissueMiddleware):
+/// the verified [`Identity`] of the access token. Derefs to it.
+///
+/// On a route where login is optional, take `Option<AuthUser<C>>`: it is
+/// `None` exactly when no identity is attached to the request. (actix-web
+/// turns every extractor error into `None` there, so that includes the
+/// missing-middleware mistake; take `AuthUser<C>` on required routes to
+/// have that reported.)
+///
+/// Without the middleware, extracting `AuthUser<C>` fails with a 500 whose
+/// message says to add it.
+///
+/// ```no_run
+/// use reissue_actix::AuthUser;
+/// use reissue_core::UserClaims;
+///
+/// async fn me(user: AuthUser<UserClaims>) -> String {
+///     format!("{} ({})", user.user_id, user.claims.email)
+/// }
+///
+/// async fn home(user: Option<AuthUser<UserClaims>>) -> String {
+///     match user {
+///         Some(user) => format!("welcome back, {}", user.claims.email),
+///         None => "welcome, stranger".to_owned(),
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser<C>(pub Identity<C>);
+
+impl<C> AuthUser<C> {
+    /// The identity.
+    pub fn into_inner(self) -> Identity<C> {
+        self.0
+    }
+}
+
+impl<C> Deref for AuthUser<C> {
+    type Target = Identity<C>;
+
+    fn deref(&self) -> &Identity<C> {
+        &self.0
+    }
+}
+
+impl<C: Claims> FromRequest for AuthUser<C> {
+    type Error = ReissueError;
+    type Future = Ready<Result<Self, ReissueError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = req.extensions();
+        ready_future(if let Some(identity) = extensions.get::<Identity<C>>() {
+            Ok(Self(identity.clone()))
+        } else if let Some(Anonymous(verifier)) = extensions.get::<Anonymous<C>>() {
+            Err(ReissueError::new(Error::MissingToken, verifier))
+        } else {
+            Err(ReissueError::missing_middleware::<C>())
+        })
+    }
+}
+
+/// A request with its body read into memory, as reissue-core's endpoint
+/// functions take it (`&impl HttpRequest` and `&[u8]`).
+///
+/// Extraction never fails on the body's content: at most
+/// [`MAX_BODY_LEN`]` + 1` bytes are read, whatever the `Content-Type`, and core
+/// decides what is acceptable (400 `invalid_request` JSON), instead of
+/// actix-web's plain-text payload errors. A body that cannot be read at all
+/// (the connection broke) is 400 `invalid_request`.
+///
+/// ```no_run
+/// use actix_web::HttpResponse;
+/// use actix_web::web::ThinData;
+/// use reissue_actix::{BufferedRequest, into_response};
+/// # use reissue_core::{Authenticator, Reissue};
+///
+/// async fn login<A: Authenticator>(reissue: ThinData<Reissue<A>>, req: BufferedRequest) -> HttpResponse {
+///     into_response(reissue.serve_login(&req, req.body()).await)
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BufferedRequest {
+    req: HttpRequest,
+    body: Bytes,
+}
+
+impl BufferedRequest {
+    /// The body, truncated after `MAX_BODY_LEN + 1` bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The request line, headers and extensions.
+    pub fn request(&self) -> &HttpRequest {
+        &self.req
+    }
+}
+
+impl reissue_core::HttpRequest for BufferedRequest {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.req
+            .headers()
+            .get_all(name)
+            .map(|value| value.as_bytes())
+    }
+
+    fn peer_addr(&self) -> Option<IpAddr> {
+        reissue_core::HttpRequest::peer_addr(&RequestHead::from(&self.req))
+    }
+}
+
+impl FromRequest for BufferedRequest {
+    type Error = ReissueError;
+    type Future = BufferedRequestFuture;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        BufferedRequestFuture {
+            req: Some(req.clone()),
+            payload: payload.take(),
+            body: BytesMut::new(),
+        }
+    }
+}
+
+/// Reads a [`BufferedRequest`].
+pub struct BufferedRequestFuture {
+    req: Option<HttpRequest>,
+    payload: Payload,
+    body: BytesMut,
+}
+
+impl std::fmt::Debug for BufferedRequestFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferedRequestFuture")
+            .field("read", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for BufferedRequestFuture {
+    type Output = Result<BufferedRequest, ReissueError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        while this.body.len() <= MAX_BODY_LEN {
+            match ready!(Pin::new(&mut this.payload).poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    // One byte past the limit is enough for core to see that
+                    // the body is too large; the rest is never read or held.
+                    let take = chunk.len().min(MAX_BODY_LEN + 1 - this.body.len());
+                    this.body.extend_from_slice(&chunk[..take]);
+                }
+                Some(Err(_)) => {
+                    let error = Error::InvalidRequest("the request body could not be read".into());
+                    return Poll::Ready(Err(error.into()));
+                }
+                None => break,
+            }
+        }
+        let req = this
+            .req
+            .take()
+            .expect("BufferedRequestFuture polled after completion");
+        Poll::Ready(Ok(BufferedRequest {
+            req,
+            body: std::mem::take(&mut this.body).freeze(),
+        }))
+    }
+}

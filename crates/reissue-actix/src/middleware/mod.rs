@@ -1,0 +1,20 @@
+//! The middleware that authenticates protected routes.
+//!
+//! [`ReissueMiddleware`] verifies the request's bearer access token with core's
+//! [`Verifier`](reissue_core::Verifier) and stores the
+//! [`Identity`](reissue_core::Identity) in the request's extensions, where the
+//! [`AuthUser`](crate::AuthUser) extractor finds it. A refused request never
+//! reaches the handler: it gets core's error reply (JSON body,
+//! `WWW-Authenticate`, `Retry-After`).
+//!
+//! With strict revocation off, the token is checked synchronously inside
+//! `call`, without allocating; with it on, the store round trip runs in a
+//! boxed future.
+
+mod future;
+mod service;
+mod transform;
+
+pub use future::ResponseFuture;
+pub use service::ReissueService;
+pub use transform::ReissueMiddleware;
