@@ -1,0 +1,204 @@
+//! axum extractors: the authenticated user, and a buffered request for
+//! core's endpoint functions.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http_body_util::BodyExt;
+use reissue_core::{Claims, Error, HttpRequest, Identity, MAX_BODY_LEN, Reply};
+
+use crate::ReplyResponse;
+use crate::auth::Anonymous;
+
+/// The authenticated user of a request that passed [`ReissueLayer`](crate::ReissueLayer).
+///
+/// `Option<AuthUser<C>>` serves routes where login is optional (a layer with
+/// [`optional`](crate::ReissueLayer::optional)): `None` for an anonymous request.
+///
+/// Without the layer on the route, extraction fails with a 500 whose message
+/// says to add it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser<C>(pub Identity<C>);
+
+impl<C> AuthUser<C> {
+    /// The identity.
+    pub fn into_inner(self) -> Identity<C> {
+        self.0
+    }
+}
+
+impl<C> Deref for AuthUser<C> {
+    type Target = Identity<C>;
+
+    fn deref(&self) -> &Identity<C> {
+        &self.0
+    }
+}
+
+impl<C> DerefMut for AuthUser<C> {
+    fn deref_mut(&mut self) -> &mut Identity<C> {
+        &mut self.0
+    }
+}
+
+/// Why [`AuthUser`] could not be extracted.
+#[derive(Debug)]
+pub struct AuthUserRejection {
+    kind: RejectionKind,
+}
+
+#[derive(Debug)]
+enum RejectionKind {
+    /// No layer ran for this claims type: a programming mistake. Holds the message.
+    MissingLayer(String),
+    /// An optional layer let an anonymous request through to a handler that
+    /// needs a user.
+    Anonymous(Reply),
+}
+
+fn missing_layer<C>() -> String {
+    format!(
+        "no reissue identity with claims `{}` on this request: add `reissue_tower::ReissueLayer` to this \
+         route (e.g. `.route_layer(ReissueLayer::new(verifier))`), built from the verifier of the same claims",
+        std::any::type_name::<C>()
+    )
+}
+
+impl fmt::Display for AuthUserRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingLayer(message) => f.write_str(message),
+            RejectionKind::Anonymous(_) => f.write_str("a bearer token is required"),
+        }
+    }
+}
+
+impl std::error::Error for AuthUserRejection {}
+
+impl IntoResponse for AuthUserRejection {
+    fn into_response(self) -> Response {
+        match self.kind {
+            RejectionKind::MissingLayer(message) => {
+                tracing::error!("{message}");
+                let body =
+                    serde_json::json!({ "error": "server_error", "error_description": message });
+                ReplyResponse(Reply::json(500, &body)).into_response()
+            }
+            RejectionKind::Anonymous(reply) => ReplyResponse(reply).into_response(),
+        }
+    }
+}
+
+impl<S: Send + Sync, C: Claims> FromRequestParts<S> for AuthUser<C> {
+    type Rejection = AuthUserRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await? {
+            Some(user) => Ok(user),
+            None => {
+                let anonymous = parts
+                    .extensions
+                    .get::<Anonymous<C>>()
+                    .expect("checked by the optional extractor");
+                let reply = anonymous.verifier.reply(&Error::MissingToken);
+                Err(AuthUserRejection {
+                    kind: RejectionKind::Anonymous(reply),
+                })
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync, C: Claims> OptionalFromRequestParts<S> for AuthUser<C> {
+    type Rejection = AuthUserRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(identity) = parts.extensions.get::<Identity<C>>() {
+            Ok(Some(Self(identity.clone())))
+        } else if parts.extensions.get::<Anonymous<C>>().is_some() {
+            Ok(None)
+        } else {
+            Err(AuthUserRejection {
+                kind: RejectionKind::MissingLayer(missing_layer::<C>()),
+            })
+        }
+    }
+}
+
+/// A request with its body read into memory, as reissue-core's endpoint
+/// functions take it (`&impl HttpRequest` and `&[u8]`).
+///
+/// Extraction never fails on the body's content: at most
+/// [`MAX_BODY_LEN`]` + 1` bytes are read, whatever the `Content-Type`, and core
+/// decides what is acceptable (400 `invalid_request` JSON), instead of axum's
+/// 413/415/422 text. A body that cannot be read at all (the connection broke)
+/// is 400 `invalid_request`.
+#[derive(Debug)]
+pub struct BufferedRequest {
+    parts: Parts,
+    body: Bytes,
+}
+
+impl BufferedRequest {
+    /// The body, truncated after `MAX_BODY_LEN + 1` bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The request line, headers and extensions.
+    pub fn parts(&self) -> &Parts {
+        &self.parts
+    }
+}
+
+impl HttpRequest for BufferedRequest {
+    fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
+        self.parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+    }
+
+    fn peer_addr(&self) -> Option<std::net::IpAddr> {
+        crate::request::peer_addr(&self.parts.extensions)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for BufferedRequest {
+    type Rejection = ReplyResponse;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        match read_capped(body).await {
+            Ok(body) => Ok(Self { parts, body }),
+            Err(e) => Err(ReplyResponse(e.reply(reissue_core::DEFAULT_REALM))),
+        }
+    }
+}
+
+/// Reads a body, stopping one byte past the limit: enough for core to see
+/// that it is too large, without holding an attacker's megabytes.
+async fn read_capped(mut body: axum::body::Body) -> Result<Bytes, Error> {
+    let cap = MAX_BODY_LEN + 1;
+    let mut buf = BytesMut::new();
+    while buf.len() < cap {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let frame = frame
+            .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))?;
+        if let Ok(data) = frame.into_data() {
+            let take = data.len().min(cap - buf.len());
+            buf.extend_from_slice(&data[..take]);
+        }
+    }
+    Ok(buf.freeze())
+}

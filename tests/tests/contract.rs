@@ -1,0 +1,1411 @@
+//! Every row of CONTRACT.md as a scenario, each run against
+//! {axum, actix} × {memory, redis}: a failure reads `actix_redis::grace_window`.
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reissue_conformance::*;
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use serde_json::{Value, json};
+
+/// Emits `mod axum_memory { #[test] fn <scenario>() }` and the three other
+/// cells for every scenario; `redis_only` ones only in the Redis cells.
+macro_rules! conformance {
+    (all: [$($s:ident),* $(,)?], redis_only: [$($r:ident),* $(,)?] $(,)?) => {
+        conformance!(@cell axum_memory, Axum, Memory, [$($s),*]);
+        conformance!(@cell axum_redis, Axum, Redis, [$($s,)* $($r),*]);
+        conformance!(@cell actix_memory, Actix, Memory, [$($s),*]);
+        conformance!(@cell actix_redis, Actix, Redis, [$($s,)* $($r),*]);
+    };
+    (@cell $cell:ident, $adapter:ident, $store:ident, [$($s:ident),* $(,)?]) => {
+        mod $cell {
+            use reissue_conformance::{run, Adapter, Store, Target};
+            const TARGET: Target = Target { adapter: Adapter::$adapter, store: Store::$store };
+            $(
+                #[test]
+                fn $s() {
+                    run(TARGET, super::$s);
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    all: [
+        health,
+        signup_created,
+        signup_email_taken_case_insensitive,
+        signup_malformed_email,
+        signup_short_password,
+        signup_unusable_body,
+        login_token_response,
+        login_access_token_claims,
+        login_failures_are_indistinguishable,
+        login_unusable_body,
+        login_lockout,
+        me_ok,
+        me_without_token,
+        me_other_scheme,
+        me_scheme_case_insensitive,
+        me_malformed_authorization,
+        me_bad_signature,
+        me_alg_none,
+        me_alg_not_allowed,
+        me_tampered_payload,
+        me_refresh_token_as_access,
+        me_plain_jwt_typ,
+        me_expired,
+        me_not_yet_valid,
+        me_wrong_issuer,
+        me_wrong_audience,
+        me_unknown_kid,
+        me_foreign_jku,
+        me_malformed_jwt,
+        reissue_bearer,
+        reissue_json_body,
+        reissue_unusable_body,
+        reissue_access_token_refused,
+        reissue_forged_refresh_tokens,
+        reissue_grace_window_same_token,
+        reissue_concurrent,
+        reissue_reuse_after_grace,
+        reissue_reuse_strict_grace,
+        reissue_older_generation,
+        reissue_after_logout,
+        session_absolute_lifetime,
+        session_idle_lifetime,
+        session_idle_renewed_by_reissue,
+        logout_with_access_token,
+        logout_with_refresh_json,
+        logout_all,
+        logout_stateless_access_keeps_working,
+        logout_strict_mode,
+        sessions_list,
+        sessions_delete,
+        sessions_delete_not_found,
+        jwks_hmac_only,
+        admin_forced_logout,
+        client_address_trusted_proxy,
+        client_address_untrusted_peer,
+        client_address_spoofed_chain,
+        country_login,
+        country_reissue_revokes,
+        country_ipv6,
+        country_untrusted_proxy,
+        bad_input_never_500,
+        oversized_body_answered,
+    ],
+    redis_only: [
+        redis_down_reissue_503,
+        redis_down_strict_protected_503,
+    ],
+}
+
+// ---------------------------------------------------------------- helpers
+
+async fn sleep(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+fn email() -> String {
+    format!("user{}@example.com", unique())
+}
+
+/// Claims of a real access token, to forge variants of.
+fn claims_of(t: &Tokens) -> Value {
+    t.access_claims()
+}
+
+fn with(mut v: Value, key: &str, value: Value) -> Value {
+    v[key] = value;
+    v
+}
+
+// ---------------------------------------------------------------- app endpoints
+
+async fn health(t: Target) {
+    let s = t.start(&[]);
+    s.send(s.get("/health")).await.assert_status(200);
+    s.send(s.get("/health").header(AUTHORIZATION, "Bearer garbage"))
+        .await
+        .assert_status(200);
+}
+
+async fn signup_created(t: Target) {
+    let s = t.start(&[]);
+    let r = s
+        .send(
+            s.post("/signup")
+                .json(&json!({"email": "new@example.com", "password": PASSWORD})),
+        )
+        .await;
+    r.assert_status(201).assert_json_type();
+    let v = r.json();
+    assert!(id_string(&v["id"]).is_some(), "{}", r.text);
+    assert_eq!(v["email"], json!("new@example.com"));
+    // exactly 8 characters is long enough
+    s.signup(&email(), "12345678").await;
+}
+
+async fn signup_email_taken_case_insensitive(t: Target) {
+    let s = t.start(&[]);
+    s.signup("taken@example.com", PASSWORD).await;
+    for e in ["taken@example.com", "Taken@Example.COM"] {
+        let r = s
+            .send(
+                s.post("/signup")
+                    .json(&json!({"email": e, "password": "another password"})),
+            )
+            .await;
+        r.assert_error(409, "email_taken");
+    }
+}
+
+async fn signup_malformed_email(t: Target) {
+    let s = t.start(&[]);
+    for e in [
+        "not-an-email",
+        "",
+        "@example.com",
+        "user@",
+        "a b@example.com",
+    ] {
+        let r = s
+            .send(
+                s.post("/signup")
+                    .json(&json!({"email": e, "password": PASSWORD})),
+            )
+            .await;
+        r.assert_bad_body();
+    }
+}
+
+async fn signup_short_password(t: Target) {
+    let s = t.start(&[]);
+    for pw in ["", "short", "1234567"] {
+        let r = s
+            .send(
+                s.post("/signup")
+                    .json(&json!({"email": email(), "password": pw})),
+            )
+            .await;
+        r.assert_bad_body();
+    }
+}
+
+/// Bodies that are not usable credentials, for /signup and /auth/login.
+fn unusable_bodies() -> Vec<(Option<&'static str>, Vec<u8>)> {
+    let creds = br#"{"email":"x@example.com","password":"correct horse battery"}"#.to_vec();
+    vec![
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"email=x%40example.com&password=correct+horse+battery".to_vec(),
+        ),
+        (Some("text/plain"), creds.clone()),
+        (None, creds),
+        (Some("application/json"), b"{not json".to_vec()),
+        (Some("application/json"), b"".to_vec()),
+        (Some("application/json"), b"[]".to_vec()),
+        (
+            Some("application/json"),
+            br#"{"email":"x@example.com"}"#.to_vec(),
+        ),
+        (
+            Some("application/json"),
+            br#"{"email":1,"password":2}"#.to_vec(),
+        ),
+    ]
+}
+
+async fn signup_unusable_body(t: Target) {
+    let s = t.start(&[]);
+    for (ct, body) in unusable_bodies() {
+        let mut req = s.post("/signup").body(body);
+        if let Some(ct) = ct {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        s.send(req).await.assert_bad_body();
+    }
+}
+
+// ---------------------------------------------------------------- login
+
+async fn login_token_response(t: Target) {
+    let s = t.start(&[]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let tokens = s.login(&e, PASSWORD).await;
+    assert_eq!(
+        tokens.body["expires_in"],
+        json!(300),
+        "default access lifetime: {}",
+        tokens.body
+    );
+    assert_eq!(
+        tokens.body["refresh_expires_in"],
+        json!(1_209_600),
+        "default refresh lifetime: {}",
+        tokens.body
+    );
+    // each login is a new session
+    let again = s.login(&e, PASSWORD).await;
+    assert_ne!(tokens.sid(), again.sid());
+    assert_ne!(tokens.refresh, again.refresh);
+}
+
+async fn login_access_token_claims(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let h = header_of(&u.tokens.access);
+    assert_eq!(h["typ"], json!("at+jwt"), "access header: {h}");
+    assert!(
+        h["kid"].as_str().is_some_and(|k| !k.is_empty()),
+        "access header without kid: {h}"
+    );
+    let c = u.tokens.access_claims();
+    assert_eq!(c["iss"], json!(ISSUER));
+    assert_eq!(c["aud"], json!(AUDIENCE));
+    assert_eq!(c["sub"], json!(u.id), "sub is the user id as a string");
+    assert!(c["sid"].as_str().is_some_and(|s| !s.is_empty()), "{c}");
+    assert!(c["jti"].as_str().is_some_and(|s| !s.is_empty()), "{c}");
+    let (iat, exp) = (
+        c["iat"].as_u64().expect("iat"),
+        c["exp"].as_u64().expect("exp"),
+    );
+    assert!(iat.abs_diff(now()) <= 60, "iat {iat} is not now");
+    assert_eq!(exp - iat, 300, "exp - iat is the access lifetime");
+    assert_eq!(c["email"], json!(u.email));
+    assert_eq!(c["roles"], json!([]));
+    let rh = header_of(&u.tokens.refresh);
+    assert_ne!(
+        rh["typ"],
+        json!("at+jwt"),
+        "the refresh token needs a type of its own: {rh}"
+    );
+    assert!(
+        rh["typ"].as_str().is_some(),
+        "refresh header without typ: {rh}"
+    );
+}
+
+async fn login_failures_are_indistinguishable(t: Target) {
+    let s = t.start(&[]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let wrong = s.login_raw(&e, "not the password at all").await;
+    wrong.assert_invalid_credentials();
+    let unknown = s
+        .login_raw("nobody-here@example.com", "not the password at all")
+        .await;
+    unknown.assert_invalid_credentials();
+    assert_eq!(
+        wrong.body, unknown.body,
+        "wrong password and unknown email must give identical bodies"
+    );
+}
+
+async fn login_unusable_body(t: Target) {
+    let s = t.start(&[]);
+    for (ct, body) in unusable_bodies() {
+        let mut req = s.post("/auth/login").body(body);
+        if let Some(ct) = ct {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        s.send(req).await.assert_bad_body();
+    }
+}
+
+async fn login_lockout(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_LOGIN_MAX_FAILURES", "2"),
+        ("REISSUE_LOGIN_LOCKOUT", "60"),
+    ]);
+    let e = email();
+    let other = email();
+    s.signup(&e, PASSWORD).await;
+    s.signup(&other, PASSWORD).await;
+    for _ in 0..2 {
+        s.login_raw(&e, "wrong password!")
+            .await
+            .assert_invalid_credentials();
+    }
+    s.login_raw(&e, "wrong password!")
+        .await
+        .assert_too_many_attempts(60);
+    s.login_raw(&e, PASSWORD).await.assert_too_many_attempts(60);
+    // the lockout is per account
+    s.login(&other, PASSWORD).await;
+}
+
+// ---------------------------------------------------------------- protected routes
+
+async fn me_ok(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let r = s.me(&u.tokens.access).await;
+    r.assert_status(200).assert_json_type();
+    let v = r.json();
+    assert_eq!(id_string(&v["id"]), Some(u.id.clone()), "{}", r.text);
+    assert_eq!(v["email"], json!(u.email));
+    assert_eq!(v["roles"], json!([]));
+    assert_eq!(v["sid"], json!(u.tokens.sid()));
+}
+
+async fn me_without_token(t: Target) {
+    let s = t.start(&[]);
+    s.send(s.get("/me")).await.assert_unauthorized();
+}
+
+async fn me_other_scheme(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    s.me_with_authorization(b"Basic dXNlcjpwYXNzd29yZA==")
+        .await
+        .assert_unauthorized();
+    s.me_with_authorization(format!("Token {}", u.tokens.access).as_bytes())
+        .await
+        .assert_unauthorized();
+}
+
+async fn me_scheme_case_insensitive(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        s.me_with_authorization(format!("{scheme} {}", u.tokens.access).as_bytes())
+            .await
+            .assert_status(200);
+    }
+}
+
+async fn me_malformed_authorization(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let a = &u.tokens.access;
+    for value in [
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+        format!("Bearer {a} {a}"),
+        format!("Bearer {a},{a}"),
+        format!("Bearer {}", "a".repeat(9000)),
+    ] {
+        s.me_with_authorization(value.as_bytes())
+            .await
+            .assert_bad_authorization();
+    }
+    s.me_with_authorization("Bearer tök.en.ä".as_bytes())
+        .await
+        .assert_bad_authorization();
+    s.me_with_authorization(b"Bearer abc\xff\xfe")
+        .await
+        .assert_bad_authorization();
+    let two = s
+        .get("/me")
+        .header(AUTHORIZATION, format!("Bearer {a}"))
+        .header(AUTHORIZATION, format!("Bearer {a}"));
+    s.send(two).await.assert_bad_authorization();
+}
+
+async fn me_bad_signature(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let forged = forge(&access_header(), &claims_of(&u.tokens), OTHER_SECRET);
+    s.me(&forged).await.assert_invalid_token();
+    // the signature of another token
+    let other = s.login(&u.email, PASSWORD).await;
+    let mut parts: Vec<&str> = u.tokens.access.split('.').collect();
+    parts[2] = other.access.rsplit('.').next().unwrap();
+    s.me(&parts.join(".")).await.assert_invalid_token();
+}
+
+async fn me_alg_none(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let claims = claims_of(&u.tokens);
+    for alg in ["none", "None", "NONE"] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": KID});
+        let unsigned = format!("{}.{}.", b64_json(&header), b64_json(&claims));
+        s.me(&unsigned).await.assert_invalid_token();
+        // with the real signature kept
+        let sig = u.tokens.access.rsplit('.').next().unwrap();
+        s.me(&format!("{unsigned}{sig}"))
+            .await
+            .assert_invalid_token();
+    }
+}
+
+async fn me_alg_not_allowed(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    for alg in ["HS384", "HS512"] {
+        let header = json!({"alg": alg, "typ": "at+jwt", "kid": KID});
+        s.me(&forge(&header, &claims_of(&u.tokens), TEST_SECRET))
+            .await
+            .assert_invalid_token();
+    }
+}
+
+async fn me_tampered_payload(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let claims = with(claims_of(&u.tokens), "roles", json!(["admin"]));
+    let parts: Vec<&str> = u.tokens.access.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], b64_json(&claims), parts[2]);
+    s.me(&tampered).await.assert_invalid_token();
+}
+
+async fn me_refresh_token_as_access(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    s.me(&u.tokens.refresh).await.assert_invalid_token();
+    // and a refresh-typed token with access claims, signed with the real key
+    let header = with(
+        access_header(),
+        "typ",
+        header_of(&u.tokens.refresh)["typ"].clone(),
+    );
+    s.me(&forge(&header, &claims_of(&u.tokens), TEST_SECRET))
+        .await
+        .assert_invalid_token();
+}
+
+async fn me_plain_jwt_typ(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    for header in [
+        json!({"alg": "HS256", "typ": "JWT", "kid": KID}),
+        json!({"alg": "HS256", "kid": KID}),
+    ] {
+        s.me(&forge(&header, &claims_of(&u.tokens), TEST_SECRET))
+            .await
+            .assert_invalid_token();
+    }
+}
+
+async fn me_expired(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let n = now();
+    let claims = with(
+        with(claims_of(&u.tokens), "iat", json!(n - 7200)),
+        "exp",
+        json!(n - 3600),
+    );
+    s.me(&forge(&access_header(), &claims, TEST_SECRET))
+        .await
+        .assert_invalid_token();
+    // sanity: the same forging with a valid exp is accepted
+    let fresh = with(claims_of(&u.tokens), "exp", json!(n + 600));
+    s.me(&forge(&access_header(), &fresh, TEST_SECRET))
+        .await
+        .assert_status(200);
+}
+
+async fn me_not_yet_valid(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let claims = with(claims_of(&u.tokens), "nbf", json!(now() + 3600));
+    s.me(&forge(&access_header(), &claims, TEST_SECRET))
+        .await
+        .assert_invalid_token();
+}
+
+async fn me_wrong_issuer(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    for iss in [json!("https://evil.example"), Value::Null] {
+        let claims = with(claims_of(&u.tokens), "iss", iss);
+        s.me(&forge(&access_header(), &claims, TEST_SECRET))
+            .await
+            .assert_invalid_token();
+    }
+}
+
+async fn me_wrong_audience(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    for aud in [json!("another-api"), json!(["another-api"]), Value::Null] {
+        let claims = with(claims_of(&u.tokens), "aud", aud);
+        s.me(&forge(&access_header(), &claims, TEST_SECRET))
+            .await
+            .assert_invalid_token();
+    }
+}
+
+async fn me_unknown_kid(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let header = with(access_header(), "kid", json!("some-other-key"));
+    s.me(&forge(&header, &claims_of(&u.tokens), TEST_SECRET))
+        .await
+        .assert_invalid_token();
+    let no_kid = json!({"alg": "HS256", "typ": "at+jwt"});
+    s.me(&forge(&no_kid, &claims_of(&u.tokens), TEST_SECRET))
+        .await
+        .assert_invalid_token();
+}
+
+async fn me_foreign_jku(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let claims = claims_of(&u.tokens);
+    let jku = json!({"alg": "HS256", "typ": "at+jwt", "kid": "attacker", "jku": "https://attacker.example/jwks.json"});
+    s.me(&forge(&jku, &claims, OTHER_SECRET))
+        .await
+        .assert_invalid_token();
+    let jku_real_kid = with(
+        access_header(),
+        "jku",
+        json!("https://attacker.example/jwks.json"),
+    );
+    s.me(&forge(&jku_real_kid, &claims, OTHER_SECRET))
+        .await
+        .assert_invalid_token();
+    let embedded = with(
+        access_header(),
+        "jwk",
+        json!({"kty": "oct", "kid": KID, "k": base64_url(OTHER_SECRET.as_bytes())}),
+    );
+    s.me(&forge(&embedded, &claims, OTHER_SECRET))
+        .await
+        .assert_invalid_token();
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn me_malformed_jwt(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let parts: Vec<&str> = u.tokens.access.split('.').collect();
+    for token in [
+        "garbage".to_owned(),
+        "a.b.c".to_owned(),
+        "...".to_owned(),
+        format!("{}.{}", parts[0], parts[1]),
+        format!("{}.{}.{}.{}", parts[0], parts[1], parts[2], parts[2]),
+        format!("{}.{}.", parts[0], parts[1]),
+        format!("{}.bm90IGpzb24.{}", parts[0], parts[2]),
+        format!("eyJub3QiOiJhIGhlYWRlciJ9.{}.{}", parts[1], parts[2]),
+    ] {
+        s.me(&token).await.assert_invalid_token();
+    }
+}
+
+// ---------------------------------------------------------------- reissue
+
+async fn reissue_bearer(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let new = s.reissue(&u.tokens.refresh).await.tokens();
+    assert_ne!(new.access, u.tokens.access);
+    assert_ne!(new.refresh, u.tokens.refresh);
+    assert_eq!(new.sid(), u.tokens.sid(), "a reissue keeps the session");
+    assert_eq!(new.access_claims()["sub"], json!(u.id));
+    assert_eq!(new.body["expires_in"], json!(300));
+    s.me(&new.access).await.assert_status(200);
+    s.reissue(&new.refresh).await.tokens();
+}
+
+async fn reissue_json_body(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let new = s.reissue_json(&u.tokens.refresh).await.tokens();
+    assert_ne!(new.access, u.tokens.access);
+    assert_ne!(new.refresh, u.tokens.refresh);
+}
+
+async fn reissue_unusable_body(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let rt = u.tokens.refresh.clone();
+    s.send(s.post("/auth/reissue")).await.assert_unauthorized();
+    for (ct, body) in [
+        (Some("text/plain"), json!({"refresh_token": rt}).to_string()),
+        (
+            Some("application/x-www-form-urlencoded"),
+            format!("refresh_token={rt}"),
+        ),
+        (Some("application/json"), "{\"refresh_token\":".to_owned()),
+        (Some("application/json"), "{\"refresh\":\"x\"}".to_owned()),
+        (
+            Some("application/json"),
+            "{\"refresh_token\":42}".to_owned(),
+        ),
+    ] {
+        let mut req = s.post("/auth/reissue").body(body);
+        if let Some(ct) = ct {
+            req = req.header(CONTENT_TYPE, ct);
+        }
+        s.send(req).await.assert_bad_body();
+    }
+    // none of that spent the token
+    s.reissue(&rt).await.tokens();
+}
+
+async fn reissue_access_token_refused(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    s.reissue(&u.tokens.access).await.assert_invalid_token();
+    s.reissue_json(&u.tokens.access)
+        .await
+        .assert_invalid_token();
+    // nor an access-typed token with refresh claims
+    let refresh_claims = payload_of(&u.tokens.refresh);
+    s.reissue(&forge(&access_header(), &refresh_claims, TEST_SECRET))
+        .await
+        .assert_invalid_token();
+    s.reissue(&u.tokens.refresh).await.tokens();
+}
+
+async fn reissue_forged_refresh_tokens(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let header = header_of(&u.tokens.refresh);
+    let claims = payload_of(&u.tokens.refresh);
+    s.reissue(&forge(&header, &claims, OTHER_SECRET))
+        .await
+        .assert_invalid_token();
+    let alg_none = format!(
+        "{}.{}.",
+        b64_json(&with(header.clone(), "alg", json!("none"))),
+        b64_json(&claims)
+    );
+    s.reissue(&alg_none).await.assert_invalid_token();
+    let n = now();
+    let expired = with(
+        with(claims.clone(), "iat", json!(n - 7200)),
+        "exp",
+        json!(n - 3600),
+    );
+    s.reissue(&forge(&header, &expired, TEST_SECRET))
+        .await
+        .assert_invalid_token();
+    s.reissue(&forge(
+        &header,
+        &with(claims.clone(), "aud", json!("x")),
+        TEST_SECRET,
+    ))
+    .await
+    .assert_invalid_token();
+    s.reissue("garbage").await.assert_invalid_token();
+    s.reissue(&u.tokens.refresh).await.tokens();
+}
+
+async fn reissue_grace_window_same_token(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let first = s.reissue(&u.tokens.refresh).await.tokens();
+    let second = s.reissue(&u.tokens.refresh).await.tokens();
+    assert_eq!(
+        second.refresh, first.refresh,
+        "within the grace window the same new refresh token"
+    );
+    let third = s.reissue_json(&u.tokens.refresh).await.tokens();
+    assert_eq!(third.refresh, first.refresh);
+    assert_eq!(second.sid(), u.tokens.sid(), "the session does not fork");
+    // not revoked: the successor works
+    s.reissue(&first.refresh).await.tokens();
+}
+
+async fn reissue_concurrent(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let rt = u.tokens.refresh.clone();
+    let all = join_all((0..10).map(|_| s.reissue(&rt))).await;
+    let tokens: Vec<Tokens> = all.iter().map(Resp::tokens).collect();
+    for t in &tokens {
+        assert_eq!(
+            t.refresh, tokens[0].refresh,
+            "concurrent reissues must all get one refresh token"
+        );
+    }
+    s.reissue(&tokens[0].refresh).await.tokens();
+    let sessions = s.sessions(&tokens[0].access).await;
+    assert_eq!(sessions.len(), 1, "the session did not fork: {sessions:?}");
+}
+
+async fn reissue_reuse_after_grace(t: Target) {
+    let s = t.start(&[("REISSUE_REUSE_GRACE", "1")]);
+    let u = s.user().await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    assert_eq!(
+        s.reissue(&u.tokens.refresh).await.tokens().refresh,
+        next.refresh,
+        "within the 1 s window"
+    );
+    sleep(2.1).await;
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&next.refresh).await.assert_invalid_token();
+    // other sessions of the user are untouched
+    s.login(&u.email, PASSWORD).await;
+}
+
+async fn reissue_reuse_strict_grace(t: Target) {
+    let s = t.start(&[("REISSUE_REUSE_GRACE", "0")]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&next.refresh).await.assert_invalid_token();
+    s.reissue(&other.refresh).await.tokens();
+}
+
+async fn reissue_older_generation(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let g2 = s.reissue(&u.tokens.refresh).await.tokens();
+    let g3 = s.reissue(&g2.refresh).await.tokens();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&g3.refresh).await.assert_invalid_token();
+    s.reissue(&g2.refresh).await.assert_invalid_token();
+}
+
+async fn reissue_after_logout(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue_json(&u.tokens.refresh)
+        .await
+        .assert_invalid_token();
+}
+
+async fn session_absolute_lifetime(t: Target) {
+    let s = t.start(&[("REISSUE_SESSION_MAX_AGE", "2")]);
+    let u = s.user().await;
+    let start = Instant::now();
+    sleep(0.9).await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    let until = Duration::from_millis(3100).saturating_sub(start.elapsed());
+    tokio::time::sleep(until).await;
+    s.reissue(&next.refresh).await.assert_invalid_token();
+}
+
+async fn session_idle_lifetime(t: Target) {
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "1")]);
+    let u = s.user().await;
+    sleep(2.2).await;
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+}
+
+async fn session_idle_renewed_by_reissue(t: Target) {
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "2")]);
+    let u = s.user().await;
+    let mut rt = u.tokens.refresh.clone();
+    for _ in 0..3 {
+        sleep(0.8).await;
+        rt = s.reissue(&rt).await.tokens().refresh;
+    }
+}
+
+// ---------------------------------------------------------------- logout
+
+async fn logout_with_access_token(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    // only that session ended
+    s.reissue(&other.refresh).await.tokens();
+    s.send(s.post("/auth/logout")).await.assert_unauthorized();
+}
+
+async fn logout_with_refresh_json(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let r = s
+        .send(
+            s.post("/auth/logout")
+                .json(&json!({"refresh_token": u.tokens.refresh})),
+        )
+        .await;
+    r.assert_no_content();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    let again = s
+        .send(
+            s.post("/auth/logout")
+                .json(&json!({"refresh_token": u.tokens.refresh})),
+        )
+        .await;
+    again.assert_no_content();
+}
+
+async fn logout_all(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let second = s.login(&u.email, PASSWORD).await;
+    let rotated = s.reissue(&second.refresh).await.tokens();
+    let bystander = s.user().await;
+    s.post_auth("/auth/logout-all", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&rotated.refresh).await.assert_invalid_token();
+    s.reissue(&bystander.tokens.refresh).await.tokens();
+    s.send(s.post("/auth/logout-all"))
+        .await
+        .assert_unauthorized();
+    s.post_auth("/auth/logout-all", &u.tokens.refresh)
+        .await
+        .assert_invalid_token();
+}
+
+async fn logout_stateless_access_keeps_working(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.me(&u.tokens.access).await.assert_status(200);
+}
+
+async fn logout_strict_mode(t: Target) {
+    let s = t.start(&[("REISSUE_STRICT_REVOCATION", "1")]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    s.me(&u.tokens.access).await.assert_status(200);
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.me(&u.tokens.access).await.assert_invalid_token();
+    s.me(&other.access).await.assert_status(200);
+    s.post_auth("/auth/logout-all", &other.access)
+        .await
+        .assert_no_content();
+    s.me(&other.access).await.assert_invalid_token();
+    s.get_auth("/auth/sessions", &other.access)
+        .await
+        .assert_invalid_token();
+}
+
+// ---------------------------------------------------------------- sessions
+
+async fn sessions_list(t: Target) {
+    let s = t.start(&[]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let one = s
+        .login_with(&e, PASSWORD, &[("user-agent", "conformance-one/1.0")])
+        .await
+        .tokens();
+    let two = s
+        .login_with(&e, PASSWORD, &[("user-agent", "conformance-two/2.0 (X11)")])
+        .await
+        .tokens();
+    let list = s.sessions(&two.access).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    let n = now();
+    for (tokens, ua, current) in [
+        (&one, "conformance-one/1.0", false),
+        (&two, "conformance-two/2.0 (X11)", true),
+    ] {
+        let sid = tokens.sid();
+        let v = list
+            .iter()
+            .find(|v| v["sid"] == json!(sid))
+            .unwrap_or_else(|| panic!("session {sid} not listed: {list:?}"));
+        let created = v["created_at"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("created_at: {v}"));
+        let used = v["last_used_at"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("last_used_at: {v}"));
+        assert!(
+            created.abs_diff(n) <= 60 && used.abs_diff(n) <= 60 && created <= used,
+            "{v}"
+        );
+        assert_eq!(v["ip"], json!("127.0.0.1"), "{v}");
+        assert!(
+            v.get("country").is_some_and(Value::is_null),
+            "country null without GeoIP: {v}"
+        );
+        assert_eq!(v["user_agent"], json!(ua), "{v}");
+        assert_eq!(v["current"], json!(current), "{v}");
+    }
+    assert_eq!(
+        list.iter().filter(|v| v["current"] == json!(true)).count(),
+        1
+    );
+    let from_one = s.sessions(&one.access).await;
+    let cur: Vec<&Value> = from_one
+        .iter()
+        .filter(|v| v["current"] == json!(true))
+        .collect();
+    assert_eq!(cur.len(), 1);
+    assert_eq!(cur[0]["sid"], json!(one.sid()));
+    s.send(s.get("/auth/sessions")).await.assert_unauthorized();
+}
+
+async fn sessions_delete(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let two = s.login(&u.email, PASSWORD).await;
+    let sid = u.tokens.sid();
+    s.send(
+        s.delete(&format!("/auth/sessions/{sid}"))
+            .bearer_auth(&two.access),
+    )
+    .await
+    .assert_no_content();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    let list = s.sessions(&two.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["sid"], json!(two.sid()));
+    s.send(
+        s.delete(&format!("/auth/sessions/{sid}"))
+            .bearer_auth(&two.access),
+    )
+    .await
+    .assert_not_found();
+    // deleting one's own current session ends it too
+    let own = two.sid();
+    s.send(
+        s.delete(&format!("/auth/sessions/{own}"))
+            .bearer_auth(&two.access),
+    )
+    .await
+    .assert_no_content();
+    s.reissue(&two.refresh).await.assert_invalid_token();
+}
+
+async fn sessions_delete_not_found(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let victim = s.user().await;
+    let theirs = victim.tokens.sid();
+    let r = s
+        .send(
+            s.delete(&format!("/auth/sessions/{theirs}"))
+                .bearer_auth(&u.tokens.access),
+        )
+        .await;
+    r.assert_not_found();
+    s.reissue(&victim.tokens.refresh).await.tokens();
+    for sid in [
+        "AAAAAAAAAAAAAAAAAAAAAA",
+        "garbage",
+        "not%20a%20sid",
+        "..%2F..%2Fetc",
+        "a*",
+    ] {
+        let r = s
+            .send(
+                s.delete(&format!("/auth/sessions/{sid}"))
+                    .bearer_auth(&u.tokens.access),
+            )
+            .await;
+        r.assert_not_found();
+    }
+    s.send(s.delete(&format!("/auth/sessions/{theirs}")))
+        .await
+        .assert_unauthorized();
+}
+
+async fn jwks_hmac_only(t: Target) {
+    let s = t.start(&[]);
+    s.send(s.get("/auth/jwks.json")).await.assert_not_found();
+}
+
+// ---------------------------------------------------------------- admin
+
+async fn admin_forced_logout(t: Target) {
+    let s = t.start(&[("REISSUE_ADMIN_EMAILS", "admin@example.com")]);
+    let admin = s.user_named("admin@example.com").await;
+    assert_eq!(admin.tokens.access_claims()["roles"], json!(["admin"]));
+    let me = s.me(&admin.tokens.access).await;
+    assert_eq!(me.json()["roles"], json!(["admin"]), "{}", me.text);
+    let target = s.user().await;
+    let target2 = s.login(&target.email, PASSWORD).await;
+    let mallory = s.user().await;
+    let path = format!("/admin/users/{}/logout", target.id);
+    s.post_auth(&path, &mallory.tokens.access)
+        .await
+        .assert_insufficient_scope();
+    s.post_auth(&path, &target.tokens.access)
+        .await
+        .assert_insufficient_scope();
+    s.send(s.post(&path)).await.assert_unauthorized();
+    s.reissue(&target.tokens.refresh).await.tokens();
+    // the reissue above spent the first token; log in again for a live one
+    let target3 = s.login(&target.email, PASSWORD).await;
+    s.post_auth(&path, &admin.tokens.access)
+        .await
+        .assert_no_content();
+    s.reissue(&target2.refresh).await.assert_invalid_token();
+    s.reissue(&target3.refresh).await.assert_invalid_token();
+    s.reissue(&admin.tokens.refresh).await.tokens();
+    s.reissue(&mallory.tokens.refresh).await.tokens();
+}
+
+// ---------------------------------------------------------------- client address
+
+async fn session_ip(s: &TestServer, xff: Option<&str>) -> Value {
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let headers: Vec<(&str, &str)> = xff.map(|v| ("x-forwarded-for", v)).into_iter().collect();
+    let tokens = s.login_with(&e, PASSWORD, &headers).await.tokens();
+    let list = s.sessions(&tokens.access).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    list[0]["ip"].clone()
+}
+
+async fn client_address_trusted_proxy(t: Target) {
+    let s = t.start(&[("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32")]);
+    assert_eq!(
+        session_ip(&s, Some("203.0.113.9")).await,
+        json!("203.0.113.9")
+    );
+    assert_eq!(session_ip(&s, None).await, json!("127.0.0.1"));
+    assert_eq!(
+        session_ip(&s, Some("203.0.113.9, 127.0.0.1")).await,
+        json!("203.0.113.9")
+    );
+}
+
+async fn client_address_untrusted_peer(t: Target) {
+    let s = t.start(&[]);
+    assert_eq!(
+        session_ip(&s, Some("203.0.113.9")).await,
+        json!("127.0.0.1")
+    );
+}
+
+async fn client_address_spoofed_chain(t: Target) {
+    let s = t.start(&[("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32")]);
+    assert_eq!(
+        session_ip(&s, Some("1.1.1.1, 203.0.113.9")).await,
+        json!("203.0.113.9")
+    );
+    assert_eq!(
+        session_ip(&s, Some("1.1.1.1,203.0.113.9")).await,
+        json!("203.0.113.9")
+    );
+}
+
+// ---------------------------------------------------------------- country policy
+
+const GB: &str = "81.2.69.142";
+const US: &str = "216.160.83.56";
+const SE: &str = "89.160.20.112";
+const JP6: &str = "2001:218::1";
+
+fn country_server(t: Target, trusted: bool) -> TestServer {
+    assert!(
+        std::path::Path::new(GEOIP_DB).exists(),
+        "the test GeoIP database is missing: {GEOIP_DB}"
+    );
+    let mut env = vec![
+        ("REISSUE_GEOIP_DB", GEOIP_DB),
+        ("REISSUE_ALLOWED_COUNTRIES", "SE,GB"),
+    ];
+    if trusted {
+        env.push(("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32"));
+    }
+    t.start(&env)
+}
+
+async fn country_login(t: Target) {
+    let s = country_server(t, true);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    s.login_with(&e, PASSWORD, &[("x-forwarded-for", US)])
+        .await
+        .assert_access_denied();
+    let gb = s
+        .login_with(&e, PASSWORD, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+    let list = s.sessions(&gb.access).await;
+    assert_eq!(
+        list.len(),
+        1,
+        "the refused login created no session: {list:?}"
+    );
+    assert_eq!(list[0]["country"], json!("GB"), "{list:?}");
+    assert_eq!(list[0]["ip"], json!(GB), "{list:?}");
+    s.login_with(&e, PASSWORD, &[("x-forwarded-for", SE)])
+        .await
+        .tokens();
+    // unknown to the database: allowed
+    let local = s.login_raw(&e, PASSWORD).await.tokens();
+    let list = s.sessions(&local.access).await;
+    let me = list
+        .iter()
+        .find(|v| v["current"] == json!(true))
+        .expect("current");
+    assert_eq!(me["ip"], json!("127.0.0.1"));
+    assert!(me["country"].is_null(), "{me}");
+}
+
+async fn country_reissue_revokes(t: Target) {
+    let s = country_server(t, true);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let gb = s
+        .login_with(&e, PASSWORD, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+    let other = s
+        .login_with(&e, PASSWORD, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+    let next = s
+        .reissue_with(&gb.refresh, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+    s.reissue_with(&next.refresh, &[("x-forwarded-for", US)])
+        .await
+        .assert_access_denied();
+    s.reissue_with(&next.refresh, &[("x-forwarded-for", GB)])
+        .await
+        .assert_invalid_token();
+    s.reissue(&next.refresh).await.assert_invalid_token();
+    // the other session of the user is not this one
+    s.reissue_with(&other.refresh, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+}
+
+async fn country_ipv6(t: Target) {
+    let s = country_server(t, true);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    s.login_with(&e, PASSWORD, &[("x-forwarded-for", JP6)])
+        .await
+        .assert_access_denied();
+    let gb = s
+        .login_with(&e, PASSWORD, &[("x-forwarded-for", GB)])
+        .await
+        .tokens();
+    s.reissue_with(&gb.refresh, &[("x-forwarded-for", JP6)])
+        .await
+        .assert_access_denied();
+    s.reissue(&gb.refresh).await.assert_invalid_token();
+}
+
+async fn country_untrusted_proxy(t: Target) {
+    let s = country_server(t, false);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let tokens = s
+        .login_with(&e, PASSWORD, &[("x-forwarded-for", US)])
+        .await
+        .tokens();
+    let list = s.sessions(&tokens.access).await;
+    assert_eq!(list[0]["ip"], json!("127.0.0.1"), "{list:?}");
+    s.reissue_with(&tokens.refresh, &[("x-forwarded-for", US)])
+        .await
+        .tokens();
+}
+
+// ---------------------------------------------------------------- Redis down
+
+async fn redis_down_reissue_503(t: Target) {
+    let mut redis = RedisServer::spawn();
+    let url = redis.url();
+    let s = t.start(&[("REDIS_URL", url.as_str())]);
+    let u = s.user().await;
+    let e = u.email.clone();
+    redis.kill();
+    let r = s.reissue(&u.tokens.refresh).await;
+    r.assert_unavailable();
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "503 took {:?}",
+        r.elapsed
+    );
+    let r = s.login_raw(&e, PASSWORD).await;
+    r.assert_unavailable();
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "503 took {:?}",
+        r.elapsed
+    );
+    // stateless access tokens need no store
+    s.me(&u.tokens.access).await.assert_status(200);
+}
+
+async fn redis_down_strict_protected_503(t: Target) {
+    let mut redis = RedisServer::spawn();
+    let url = redis.url();
+    let s = t.start(&[
+        ("REDIS_URL", url.as_str()),
+        ("REISSUE_STRICT_REVOCATION", "1"),
+    ]);
+    let u = s.user().await;
+    s.me(&u.tokens.access).await.assert_status(200);
+    redis.kill();
+    let r = s.me(&u.tokens.access).await;
+    r.assert_unavailable();
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "503 took {:?}",
+        r.elapsed
+    );
+}
+
+// ---------------------------------------------------------------- fuzz
+
+async fn bad_input_never_500(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let endpoints = fuzz_endpoints(&u);
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"{".to_vec(),
+        b"null".to_vec(),
+        b"[]".to_vec(),
+        b"{}".to_vec(),
+        b"\"str\"".to_vec(),
+        br#"{"email":1,"password":[]}"#.to_vec(),
+        br#"{"email":"a@b.c","password":null}"#.to_vec(),
+        br#"{"refresh_token":""}"#.to_vec(),
+        br#"{"refresh_token":"a.b.c"}"#.to_vec(),
+        br#"{"refresh_token":{"nested":true}}"#.to_vec(),
+        format!(r#"{{"refresh_token":"{}"}}"#, "A".repeat(20_000)).into_bytes(),
+        format!(
+            r#"{{"email":"{}@x.io","password":"{}"}}"#,
+            "e".repeat(5000),
+            "p".repeat(15_000)
+        )
+        .into_bytes(),
+        deep.into_bytes(),
+        b"\xff\xfe\x00\x01".to_vec(),
+        b"{\"email\":\"\\ud800\",\"password\":\"\\u0000\\u0000\\u0000\\u0000\"}".to_vec(),
+    ];
+    let content_types: Vec<Option<&str>> = vec![
+        None,
+        Some("application/json"),
+        Some("application/json; charset=utf-16"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/x-www-form-urlencoded"),
+        Some("???"),
+    ];
+    let auths: Vec<Option<Vec<u8>>> = vec![
+        None,
+        Some(b"Bearer".to_vec()),
+        Some(b"Bearer a.b.c".to_vec()),
+        Some(b"Bearer \xc3\xa4\xc3\xb6".to_vec()),
+        Some(b"Basic Og==".to_vec()),
+        Some(b"Bearer ,,,,".to_vec()),
+        Some(b"Bearer =====".to_vec()),
+        Some(format!("Bearer {}", "x".repeat(20_000)).into_bytes()),
+        Some(b"bearer".to_vec()),
+        Some(b"Negotiate".to_vec()),
+        Some(b"Bearer \"quoted\"".to_vec()),
+    ];
+    let odd_headers: Vec<(&str, &[u8])> = vec![
+        ("x-forwarded-for", b"not-an-ip, ::::, 999.1.1.1"),
+        ("x-forwarded-for", b""),
+        ("user-agent", b"\xff\xfe"),
+    ];
+    for (method, path) in &endpoints {
+        let mut cases: Vec<reqwest::RequestBuilder> = Vec::new();
+        for body in &bodies {
+            for ct in &content_types {
+                let mut req = s.request(method.clone(), path).body(body.clone());
+                if let Some(ct) = ct {
+                    req = req.header(CONTENT_TYPE, *ct);
+                }
+                cases.push(req);
+            }
+        }
+        for auth in &auths {
+            let mut req = s
+                .request(method.clone(), path)
+                .header(CONTENT_TYPE, "application/json")
+                .body("{}");
+            if let Some(a) = auth {
+                req = req.header(AUTHORIZATION, HeaderValue::from_bytes(a).unwrap());
+            }
+            cases.push(req);
+        }
+        for (name, value) in &odd_headers {
+            let req = s
+                .request(method.clone(), path)
+                .header(*name, HeaderValue::from_bytes(value).unwrap())
+                .header(USER_AGENT, "fuzz");
+            cases.push(req);
+        }
+        for req in cases {
+            let r = s.send(req).await;
+            assert!(
+                (400..500).contains(&r.status),
+                "{}: expected 4xx, got {} {}",
+                r.what,
+                r.status,
+                r.text
+            );
+        }
+    }
+    // nothing of that touched the user's session
+    s.me(&u.tokens.access).await.assert_status(200);
+}
+
+fn fuzz_endpoints(u: &User) -> Vec<(Method, String)> {
+    vec![
+        (Method::POST, "/signup".into()),
+        (Method::POST, "/auth/login".into()),
+        (Method::POST, "/auth/reissue".into()),
+        (Method::POST, "/auth/logout".into()),
+        (Method::POST, "/auth/logout-all".into()),
+        (Method::GET, "/auth/sessions".into()),
+        (Method::DELETE, format!("/auth/sessions/{}", u.tokens.sid())),
+        (Method::GET, "/me".into()),
+        (Method::POST, format!("/admin/users/{}/logout", u.id)),
+        (Method::GET, "/auth/jwks.json".into()),
+        (Method::PUT, "/auth/login".into()),
+        (Method::GET, "/auth/reissue".into()),
+        (Method::DELETE, "/auth/sessions/".into()),
+        (Method::POST, "/admin/users//logout".into()),
+    ]
+}
+
+/// A body far over the 16 KiB limit still gets an HTTP answer (4xx), not a
+/// dropped connection, on every endpoint.
+async fn oversized_body_answered(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    for (size, (method, path)) in [64 * 1024, 256 * 1024, 1024 * 1024]
+        .into_iter()
+        .flat_map(|size| fuzz_endpoints(&u).into_iter().map(move |e| (size, e)))
+    {
+        sent += 1;
+        let body = format!(r#"{{"refresh_token":"{}"}}"#, "A".repeat(size));
+        let req = s
+            .request(method, &path)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        match s.try_send(req).await {
+            Ok(r) if (400..500).contains(&r.status) => {}
+            Ok(r) => failures.push(format!(
+                "{}: expected 4xx, got {} {}",
+                r.what, r.status, r.text
+            )),
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests got no 4xx:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
