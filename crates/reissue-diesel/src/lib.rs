@@ -1,1 +1,75 @@
-//! placeholder
+//! # reissue-diesel
+//!
+//! The user database behind reissue's login: a `users` table on PostgreSQL or
+//! SQLite (diesel, with embedded migrations), argon2id password hashes, and an
+//! implementation of [`reissue_core::Authenticator`] for email and password.
+//!
+//! ```no_run
+//! use reissue_core::Authenticator;
+//! use reissue_diesel::{EmailPassword, UserError, UserStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // `postgres://...`, `sqlite://users.db`, a file path, or `:memory:`.
+//! let store = UserStore::connect("sqlite://users.db")?;
+//! store.run_migrations().await?;
+//!
+//! match store.create_user("Alice@Example.com", "correct horse battery", &["admin"]).await {
+//!     Ok(user) => assert_eq!(user.email, "alice@example.com"),
+//!     Err(UserError::EmailTaken) => { /* answer 409 */ }
+//!     Err(e) => return Err(e.into()),
+//! }
+//!
+//! // What the login endpoint does with the request body.
+//! let login = EmailPassword::new("alice@example.com", "correct horse battery");
+//! let who = store.authenticate(login).await?;
+//! assert_eq!(who.claims.roles, ["admin"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Backends
+//!
+//! The `postgres` and `sqlite` features (both default) pick the backends
+//! compiled in; the URL picks the one used. Each backend has its own embedded
+//! migrations, applied by [`UserStore::run_migrations`]; the queries are
+//! written once. Emails are stored trimmed and lower-cased under a unique
+//! constraint, roles as comma-separated text, times as Unix seconds.
+//!
+//! ## Blocking work
+//!
+//! diesel is synchronous, and diesel-async has no SQLite backend, so every
+//! database call runs on tokio's blocking pool with an r2d2 connection pool:
+//! one code path for both backends, and no async worker thread ever waits on
+//! the database. The pool's checkout timeout is short (2 s by default), so an
+//! unreachable database becomes [`UserError::Unavailable`] quickly.
+//!
+//! argon2 is deliberately slow (about 17-25 ms per hash with the default
+//! parameters on a 2-core test machine). It too runs on the blocking pool,
+//! never on an async worker, and at most as many hashes run at once as there
+//! are CPUs: a burst of logins queues for the CPU instead of starving
+//! ordinary requests. Each concurrent hash keeps its argon2 work area
+//! (19 MiB with the defaults) for reuse, so no login pays for fresh pages.
+//!
+//! The futures are plain tokio futures and `Send`: use the store from
+//! actix-web or axum handlers alike.
+//!
+//! ## Login timing
+//!
+//! An unknown email costs the same argon2 work as a wrong password (a verify
+//! against a dummy hash made with the same parameters), and both give
+//! [`reissue_core::Error::InvalidCredentials`]. A hash stored with older
+//! parameters is replaced on the user's next successful login.
+#![forbid(unsafe_code)]
+
+mod authenticator;
+mod backend;
+mod error;
+mod password;
+mod schema;
+mod store;
+mod validate;
+
+pub use authenticator::EmailPassword;
+pub use error::UserError;
+pub use password::Argon2Params;
+pub use store::{User, UserStore, UserStoreBuilder};

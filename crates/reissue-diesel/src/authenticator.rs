@@ -1,0 +1,67 @@
+//! Login: `UserStore` as reissue's `Authenticator`.
+
+use std::fmt;
+
+use reissue_core::{Authenticated, Authenticator, Error, UserClaims};
+use serde::Deserialize;
+
+use crate::UserStore;
+use crate::validate::normalize_email;
+
+/// The login body: `{"email": "...", "password": "..."}`. Unknown fields are
+/// ignored. `Debug` never shows the password.
+#[derive(Clone, Deserialize)]
+#[non_exhaustive]
+pub struct EmailPassword {
+    /// The email, as typed; it is normalised before the lookup.
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+impl EmailPassword {
+    /// Credentials from an email and a password.
+    pub fn new(email: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            email: email.into(),
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for EmailPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailPassword")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An unknown email and a wrong password both give
+/// [`Error::InvalidCredentials`], after the same argon2 work. The user id
+/// becomes the tokens' `sub`; the claims carry the email and the roles.
+impl Authenticator for UserStore {
+    type Credentials = EmailPassword;
+    type Claims = UserClaims;
+
+    fn account_key(&self, credentials: &EmailPassword) -> String {
+        normalize_email(&credentials.email)
+    }
+
+    async fn authenticate(
+        &self,
+        credentials: EmailPassword,
+    ) -> reissue_core::Result<Authenticated<UserClaims>> {
+        match self
+            .check_login(&credentials.email, credentials.password)
+            .await?
+        {
+            Some(user) => Ok(Authenticated::new(
+                user.id.to_string(),
+                UserClaims::new(user.email, user.roles),
+            )),
+            None => Err(Error::InvalidCredentials),
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! `UserStore`: the users table behind an async API.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::prelude::*;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::backend::{PoolConfig, Pools, with_conn};
+use crate::password::{Argon2Params, Hasher, Verified};
+use crate::schema::users;
+use crate::{UserError, validate};
+
+/// A user as stored. The password hash is deliberately not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct User {
+    /// The database id; `to_string()` of it is the tokens' `sub`.
+    pub id: i64,
+    /// The normalised email: trimmed and lower-cased.
+    pub email: String,
+    /// The user's roles, in the order they were set.
+    pub roles: Vec<String>,
+    /// When the user was created, Unix seconds.
+    pub created_at: i64,
+    /// When the password or the roles last changed, Unix seconds.
+    pub updated_at: i64,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: i64,
+    email: String,
+    password_hash: String,
+    roles: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            roles: validate::decode_roles(&row.roles),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    email: &'a str,
+    password_hash: &'a str,
+    roles: &'a str,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// The user database: create users, look them up, change passwords and roles,
+/// and check logins (it implements [`reissue_core::Authenticator`]).
+///
+/// Cloning is cheap: clones share the connection pool and the limits.
+/// Every method needs a tokio runtime (actix-web's and axum's both are).
+#[derive(Clone)]
+pub struct UserStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pools: Pools,
+    hasher: Hasher,
+    /// Bounds concurrent argon2 runs, so a burst of logins queues here
+    /// instead of occupying every blocking thread and every core.
+    hash_permits: Arc<Semaphore>,
+    /// One permit per pooled connection: callers queue here, so the pool's
+    /// short checkout timeout only fires when the database is unreachable.
+    db_permits: Arc<Semaphore>,
+}
+
+impl fmt::Debug for UserStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStore")
+            .field("backend", &self.inner.pools.backend_name())
+            .field("max_connections", &self.inner.pools.max_size())
+            .field("argon2", &self.inner.hasher.params())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for [`UserStore`]; made by [`UserStore::builder`].
+#[must_use]
+pub struct UserStoreBuilder {
+    url: String,
+    argon2: Argon2Params,
+    max_connections: Option<u32>,
+    connect_timeout: Duration,
+    hash_concurrency: Option<usize>,
+}
+
+impl fmt::Debug for UserStoreBuilder {
+    // The URL may hold a password: leave it out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStoreBuilder")
+            .field("argon2", &self.argon2)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserStoreBuilder {
+    /// argon2id parameters for new hashes; default [`Argon2Params::OWASP`].
+    pub fn argon2_params(mut self, params: Argon2Params) -> Self {
+        self.argon2 = params;
+        self
+    }
+
+    /// Pool size. Default 10 for Postgres, 4 for a SQLite file; always 1
+    /// for `:memory:`.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = Some(max.max(1));
+        self
+    }
+
+    /// How long to wait for a database connection before answering
+    /// [`UserError::Unavailable`]. Default 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How many argon2 hashes may run at once. Default: the number of CPUs
+    /// (`std::thread::available_parallelism`). Each keeps its work area
+    /// (the argon2 memory cost, 19 MiB by default) once used.
+    pub fn hash_concurrency(mut self, permits: usize) -> Self {
+        self.hash_concurrency = Some(permits.max(1));
+        self
+    }
+
+    /// Opens the pool and checks out one connection, so a bad URL or an
+    /// unreachable database is reported here. Blocks the calling thread for
+    /// up to the connect timeout: call it at start-up.
+    ///
+    /// # Errors
+    /// [`UserError::Config`] for an unusable URL (unknown scheme, SQLite file
+    /// in a missing directory, backend feature disabled) or bad argon2
+    /// parameters; [`UserError::Unavailable`] when the database cannot be
+    /// reached.
+    pub fn connect(self) -> Result<UserStore, UserError> {
+        let hasher = Hasher::new(self.argon2)?;
+        let config = PoolConfig {
+            max_size: self.max_connections,
+            timeout: self.connect_timeout,
+        };
+        let pools = Pools::connect(&self.url, &config)?;
+        let hash_permits = self.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
+        });
+        let db_permits = usize::try_from(pools.max_size()).unwrap_or(1);
+        Ok(UserStore {
+            inner: Arc::new(Inner {
+                pools,
+                hasher,
+                hash_permits: Arc::new(Semaphore::new(hash_permits)),
+                db_permits: Arc::new(Semaphore::new(db_permits)),
+            }),
+        })
+    }
+}
+
+impl UserStore {
+    /// Connects with the default settings; see [`UserStoreBuilder::connect`].
+    ///
+    /// `url` picks the backend: `postgres://...` or `postgresql://...`;
+    /// `sqlite://path`, `sqlite:path`, a plain file path, or `:memory:`.
+    ///
+    /// # Errors
+    /// As [`UserStoreBuilder::connect`].
+    pub fn connect(url: &str) -> Result<Self, UserError> {
+        Self::builder(url).connect()
+    }
+
+    /// A builder for a store at `url`, to change the defaults.
+    pub fn builder(url: impl Into<String>) -> UserStoreBuilder {
+        UserStoreBuilder {
+            url: url.into(),
+            argon2: Argon2Params::default(),
+            max_connections: None,
+            connect_timeout: Duration::from_secs(2),
+            hash_concurrency: None,
+        }
+    }
+
+    /// Creates the `users` table, or brings it up to date: applies the
+    /// embedded migrations of the backend that have not run yet.
+    ///
+    /// # Errors
+    /// [`UserError::Unavailable`] when the database is unreachable or a
+    /// migration fails.
+    pub async fn run_migrations(&self) -> Result<(), UserError> {
+        self.db(|pools| pools.run_migrations()).await
+    }
+
+    /// Creates a user with an argon2id hash of `password`.
+    ///
+    /// The email is trimmed and lower-cased before it is checked and stored.
+    ///
+    /// # Errors
+    /// [`UserError::InvalidEmail`], [`UserError::InvalidPassword`] (fewer than
+    /// 8 or more than 1024 characters, or control characters),
+    /// [`UserError::InvalidRole`], [`UserError::EmailTaken`],
+    /// [`UserError::Unavailable`].
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> Result<User, UserError> {
+        let email = validate::email(email)?;
+        validate::password(password)?;
+        let roles = validate::encode_roles(&validate::roles(roles)?);
+        let password = password.to_owned();
+        let hash = self.argon2(move |hasher| hasher.hash(&password)).await??;
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let now = now();
+                let row = conn.transaction(|conn| {
+                    diesel::insert_into(users::table)
+                        .values(NewUser {
+                            email: &email,
+                            password_hash: &hash,
+                            roles: &roles,
+                            created_at: now,
+                            updated_at: now,
+                        })
+                        .execute(conn)?;
+                    users::table
+                        .filter(users::email.eq(&email))
+                        .select(UserRow::as_select())
+                        .first(conn)
+                })?;
+                Ok(User::from(row))
+            })
+        })
+        .await
+    }
+
+    /// The user with this id, if any.
+    ///
+    /// # Errors
+    /// [`UserError::Unavailable`].
+    pub async fn find_by_id(&self, id: i64) -> Result<Option<User>, UserError> {
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let row = users::table
+                    .find(id)
+                    .select(UserRow::as_select())
+                    .first(conn)
+                    .optional()?;
+                Ok(row.map(User::from))
+            })
+        })
+        .await
+    }
+
+    /// The user with this email (compared after trimming and lower-casing),
+    /// if any. A malformed email finds no one.
+    ///
+    /// # Errors
+    /// [`UserError::Unavailable`].
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, UserError> {
+        let Ok(email) = validate::email(email) else {
+            return Ok(None);
+        };
+        Ok(self.row_by_email(email).await?.map(User::from))
+    }
+
+    /// Replaces the user's password with a new argon2id hash.
+    ///
+    /// # Errors
+    /// [`UserError::InvalidPassword`], [`UserError::NotFound`],
+    /// [`UserError::Unavailable`].
+    pub async fn set_password(&self, id: i64, password: &str) -> Result<(), UserError> {
+        validate::password(password)?;
+        let password = password.to_owned();
+        let hash = self.argon2(move |hasher| hasher.hash(&password)).await??;
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let changed = diesel::update(users::table.find(id))
+                    .set((users::password_hash.eq(&hash), users::updated_at.eq(now())))
+                    .execute(conn)?;
+                if changed == 0 {
+                    Err(UserError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .await
+    }
+
+    /// Replaces the user's roles; access tokens issued from then on carry
+    /// them. Duplicates are dropped.
+    ///
+    /// # Errors
+    /// [`UserError::InvalidRole`] (empty, over 64 bytes, or containing a
+    /// comma, whitespace or a control character), [`UserError::NotFound`],
+    /// [`UserError::Unavailable`].
+    pub async fn set_roles(&self, id: i64, roles: &[&str]) -> Result<(), UserError> {
+        let roles = validate::encode_roles(&validate::roles(roles)?);
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let changed = diesel::update(users::table.find(id))
+                    .set((users::roles.eq(&roles), users::updated_at.eq(now())))
+                    .execute(conn)?;
+                if changed == 0 {
+                    Err(UserError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .await
+    }
+
+    /// Checks a login: `Some(user)` for the right password, `None` for a
+    /// wrong password, an unknown email or input that no account could match,
+    /// in the same time for the first two. Rehashes an outdated hash.
+    pub(crate) async fn check_login(
+        &self,
+        email: &str,
+        password: String,
+    ) -> Result<Option<User>, UserError> {
+        // Input that fails validation matches no stored account; answering at
+        // once reveals nothing about which accounts exist.
+        let Ok(email) = validate::email(email) else {
+            return Ok(None);
+        };
+        if validate::password(&password).is_err() {
+            return Ok(None);
+        }
+        let row = self.row_by_email(email).await?;
+        let stored = row.as_ref().map(|r| r.password_hash.clone());
+        let verified = self
+            .argon2(move |hasher| hasher.verify(&password, stored.as_deref()))
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        match verified {
+            Verified::No => Ok(None),
+            Verified::Yes => Ok(Some(row.into())),
+            Verified::YesRehashed(new_hash) => {
+                if let Err(error) = self
+                    .replace_hash(row.id, row.password_hash.clone(), new_hash)
+                    .await
+                {
+                    // The login is good either way; the upgrade is retried next time.
+                    tracing::warn!(%error, user_id = row.id, "could not save an upgraded password hash");
+                }
+                Ok(Some(row.into()))
+            }
+        }
+    }
+
+    /// Swaps `old` for `new`, unless the password changed meanwhile.
+    async fn replace_hash(&self, id: i64, old: String, new: String) -> Result<(), UserError> {
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                diesel::update(
+                    users::table
+                        .filter(users::id.eq(id))
+                        .filter(users::password_hash.eq(&old)),
+                )
+                .set((users::password_hash.eq(&new), users::updated_at.eq(now())))
+                .execute(conn)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn row_by_email(&self, email: String) -> Result<Option<UserRow>, UserError> {
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                Ok(users::table
+                    .filter(users::email.eq(&email))
+                    .select(UserRow::as_select())
+                    .first(conn)
+                    .optional()?)
+            })
+        })
+        .await
+    }
+
+    /// Runs blocking database work on tokio's blocking pool: diesel is
+    /// synchronous, and diesel-async has no SQLite backend.
+    async fn db<T, F>(&self, work: F) -> Result<T, UserError>
+    where
+        F: FnOnce(&Pools) -> Result<T, UserError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = Arc::clone(&self.inner.db_permits)
+            .acquire_owned()
+            .await
+            .map_err(UserError::unavailable)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _permit = permit;
+            work(&inner.pools)
+        })
+        .await?
+    }
+
+    /// Runs argon2 on tokio's blocking pool, at most `hash_concurrency` at
+    /// once. The permit moves into the task, so a cancelled caller cannot
+    /// free it while the hash still runs.
+    async fn argon2<T, F>(&self, work: F) -> Result<T, UserError>
+    where
+        F: FnOnce(&Hasher) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = Arc::clone(&self.inner.hash_permits)
+            .acquire_owned()
+            .await
+            .map_err(UserError::unavailable)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _permit = permit;
+            work(&inner.hasher)
+        })
+        .await
+    }
+}
+
+async fn blocking<T, F>(work: F) -> Result<T, UserError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime is shutting down.
+        Err(e) => Err(UserError::unavailable(e)),
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
