@@ -68,11 +68,7 @@ impl ReissueError {
             "no reissue identity with claims `{claims}` on this request: wrap the app, scope or \
              resource with `reissue_actix::ReissueMiddleware` built from the verifier of the same claims"
         );
-        tracing::error!("{description}");
-        let reply = Reply::json(
-            500,
-            &serde_json::json!({ "error": "server_error", "error_description": description }),
-        );
+        let reply = Error::Misconfigured(description.into()).reply(reissue_core::DEFAULT_REALM);
         Self {
             cause: Cause::MissingMiddleware(claims),
             reply,

@@ -110,7 +110,7 @@ pub enum Error {
     /// middleware does not cover. The message is for the developer and says
     /// what to add; it is shown as is (it never holds request data).
     #[error("misconfigured: {0}")]
-    Misconfigured(&'static str),
+    Misconfigured(Cow<'static, str>),
     /// Invalid configuration; raised at start-up, never per request.
     #[error("configuration error: {0}")]
     Config(String),
@@ -168,7 +168,7 @@ impl Error {
             Self::AccessDenied => "access from this address is not allowed".into(),
             Self::NotFound => "no such session".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
-            Self::Misconfigured(what) => Cow::Borrowed(what),
+            Self::Misconfigured(what) => what.clone(),
             Self::Config(_) | Self::Internal(_) => "internal server error".into(),
         }
     }

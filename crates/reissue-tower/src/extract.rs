@@ -83,10 +83,8 @@ impl IntoResponse for AuthUserRejection {
     fn into_response(self) -> Response {
         match self.kind {
             RejectionKind::MissingLayer(message) => {
-                tracing::error!("{message}");
-                let body =
-                    serde_json::json!({ "error": "server_error", "error_description": message });
-                ReplyResponse(Reply::json(500, &body)).into_response()
+                let error = reissue_core::Error::Misconfigured(message.into());
+                ReplyResponse(error.reply(reissue_core::DEFAULT_REALM)).into_response()
             }
             RejectionKind::Anonymous(reply) => ReplyResponse(reply).into_response(),
         }
