@@ -1,1 +1,458 @@
-fn main() {}
+//! reissue-core against its floor, side by side:
+//!
+//! - `verify/<alg>`: `TokenCodec::verify_access` vs a raw `jsonwebtoken::decode`
+//!   of the same token with an equivalent `Validation` (goal: ≤ 1.15×);
+//! - `reissue_redis`: `Reissue::reissue` on a private `redis-server` vs one raw
+//!   EVALSHA of `return 1` on the same pool, both 16 in flight (goal: ≥ 0.8×);
+//! - Redis bytes per session, its index included, printed (goal: ≤ 300).
+//!
+//! `cargo bench -p reissue-core --bench core -- --warm-up-time 1 --measurement-time 3`
+// criterion_group! emits an undocumented public function.
+#![allow(missing_docs)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fred::prelude::{ClientLike, LuaInterface, MemoryInterface, Value};
+use fred::types::CustomCommand;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reissue_core::store::{
+    ClientMeta, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
+};
+use reissue_core::{AccessClaims, Config, Key, KeySet, Reissue, SessionId, TokenCodec, UserClaims};
+use support::{AnyUser, HS256_SECRET, RedisServer, now_ms, now_s, pem};
+
+const ISS: &str = "https://issuer.test";
+const AUD: &str = "api.test";
+const IN_FLIGHT: u64 = 16;
+
+fn verify(c: &mut Criterion) {
+    let cases = [
+        (
+            "HS256",
+            Key::hmac("k", Algorithm::HS256, HS256_SECRET).unwrap(),
+            DecodingKey::from_secret(HS256_SECRET),
+        ),
+        (
+            "RS256",
+            Key::from_private_pem("k", Algorithm::RS256, pem::RSA).unwrap(),
+            DecodingKey::from_rsa_pem(pem::RSA_PUB).unwrap(),
+        ),
+        (
+            "ES256",
+            Key::from_private_pem("k", Algorithm::ES256, pem::EC).unwrap(),
+            DecodingKey::from_ec_pem(pem::EC_PUB).unwrap(),
+        ),
+        (
+            "EdDSA",
+            Key::from_private_pem("k", Algorithm::EdDSA, pem::ED).unwrap(),
+            DecodingKey::from_ed_pem(pem::ED_PUB).unwrap(),
+        ),
+    ];
+    for (name, key, raw_key) in cases {
+        let alg = key.algorithm();
+        let codec = TokenCodec::new(KeySet::new(key).unwrap(), ISS, AUD, 5);
+        let claims = UserClaims::new("alice@example.com", vec!["user".to_owned()]);
+        let token = codec
+            .issue_access("42", &SessionId::random(), &claims, now_s(), 3600)
+            .unwrap();
+        // What TokenCodec asks of jsonwebtoken, minus the typ and kid checks.
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[ISS]);
+        validation.set_audience(&[AUD]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        validation.validate_nbf = true;
+        jsonwebtoken::decode::<AccessClaims<UserClaims>>(&token, &raw_key, &validation).unwrap();
+        codec.verify_access::<UserClaims>(&token).unwrap();
+
+        let mut group = c.benchmark_group(format!("verify/{name}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("reissue", |b| {
+            b.iter(|| codec.verify_access::<UserClaims>(&token).unwrap())
+        });
+        group.bench_function("jsonwebtoken", |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<AccessClaims<UserClaims>>(&token, &raw_key, &validation)
+                    .unwrap()
+            })
+        });
+        group.finish();
+
+        // The same comparison interleaved, so that load from other processes
+        // hits both sides alike: the median of per-round ratios.
+        let time = |f: &dyn Fn()| {
+            let started = Instant::now();
+            for _ in 0..200 {
+                f();
+            }
+            started.elapsed().as_secs_f64()
+        };
+        let ours = || {
+            drop(std::hint::black_box(
+                codec.verify_access::<UserClaims>(&token).unwrap(),
+            ))
+        };
+        let raw = || {
+            drop(std::hint::black_box(
+                jsonwebtoken::decode::<AccessClaims<UserClaims>>(&token, &raw_key, &validation)
+                    .unwrap(),
+            ))
+        };
+        let mut ratios: Vec<f64> = (0..41).map(|_| time(&ours) / time(&raw)).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "verify/{name}: interleaved median ratio reissue / jsonwebtoken = {:.3}",
+            ratios[20]
+        );
+    }
+}
+
+/// Runs `op(worker)` `iters` times in total, `IN_FLIGHT` at a time.
+async fn in_flight<F, Fut>(iters: u64, op: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..IN_FLIGHT {
+        let n = iters / IN_FLIGHT + u64::from(worker < iters % IN_FLIGHT);
+        let op = op.clone();
+        tasks.spawn(async move {
+            for _ in 0..n {
+                op(worker as usize).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    started.elapsed()
+}
+
+fn reissue_redis(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let store = Arc::new(
+        rt.block_on(RedisStore::builder(server.url()).connect())
+            .unwrap(),
+    );
+    let keys = KeySet::new(Key::hmac("k", Algorithm::HS256, HS256_SECRET).unwrap()).unwrap();
+    let reissue = Reissue::builder(Config::new(ISS, AUD), keys, store.clone(), AnyUser)
+        .build()
+        .unwrap();
+    // One session per worker; each worker walks its own rotation chain.
+    let chains: Arc<Vec<tokio::sync::Mutex<String>>> = Arc::new(
+        (0..IN_FLIGHT)
+            .map(|i| {
+                let pair = rt
+                    .block_on(reissue.login(format!("user-{i}"), &ClientMeta::default()))
+                    .unwrap();
+                tokio::sync::Mutex::new(pair.refresh_token)
+            })
+            .collect(),
+    );
+    let sha: String = rt
+        .block_on(store.pool().next().script_load("return 1"))
+        .unwrap();
+    // The store alone (no tokens): one session per worker, rotated by generation.
+    let sessions: Arc<Vec<(String, SessionId, std::sync::atomic::AtomicU64)>> = Arc::new(
+        (0..IN_FLIGHT)
+            .map(|i| {
+                let (user, sid, now) = (format!("store-{i}"), SessionId::random(), now_ms());
+                let s = NewSession::new(
+                    &user,
+                    sid.clone(),
+                    now,
+                    now + 86_400_000,
+                    Duration::from_secs(3600),
+                );
+                rt.block_on(store.create(&s)).unwrap();
+                (user, sid, std::sync::atomic::AtomicU64::new(1))
+            })
+            .collect(),
+    );
+
+    let mut group = c.benchmark_group("reissue_redis");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("reissue", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (reissue, chains) = (reissue.clone(), chains.clone());
+            in_flight(iters, move |worker| {
+                let (reissue, chains) = (reissue.clone(), chains.clone());
+                async move {
+                    let mut token = chains[worker].lock().await;
+                    let pair = reissue
+                        .reissue(&token, &ClientMeta::default())
+                        .await
+                        .unwrap();
+                    *token = pair.refresh_token;
+                }
+            })
+        })
+    });
+    group.bench_function("store_rotate", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (store, sessions) = (store.clone(), sessions.clone());
+            in_flight(iters, move |worker| {
+                let (store, sessions) = (store.clone(), sessions.clone());
+                async move {
+                    let (user, sid, generation) = &sessions[worker];
+                    let g = generation.load(std::sync::atomic::Ordering::Relaxed);
+                    let client = ClientMeta::default();
+                    let request = RotateRequest::new(
+                        user,
+                        sid,
+                        g,
+                        now_ms(),
+                        Duration::from_secs(10),
+                        Duration::from_secs(3600),
+                        &client,
+                    );
+                    let rotated =
+                        matches!(store.rotate(&request).await.unwrap(), Rotation::Rotated(_));
+                    assert!(rotated);
+                    generation.store(g + 1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+    });
+    group.bench_function("raw_evalsha", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (store, sha) = (store.clone(), sha.clone());
+            in_flight(iters, move |_| {
+                let (store, sha) = (store.clone(), sha.clone());
+                async move {
+                    let one: i64 = store
+                        .pool()
+                        .next()
+                        .evalsha(&sha, Vec::<String>::new(), Vec::<String>::new())
+                        .await
+                        .unwrap();
+                    assert_eq!(one, 1);
+                }
+            })
+        })
+    });
+    group.finish();
+
+    rt.block_on(where_the_time_goes(&reissue, &chains, &store, &sha));
+    rt.block_on(memory_per_session(&store));
+    drop(server);
+}
+
+/// CPU seconds this process has used (user + system), from /proc (USER_HZ = 100).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds the Redis server has used, from INFO cpu.
+async fn redis_cpu(client: &fred::prelude::Client) -> f64 {
+    let info: String = client.info(Some(fred::types::InfoKind::Cpu)).await.unwrap();
+    info.lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_user:")
+                .or_else(|| l.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// Where a reissue's time goes, outside criterion and robust to other load:
+/// CPU per call in this process and in Redis, Redis' own time per script
+/// call and per command inside it, and the token work alone.
+async fn where_the_time_goes(
+    reissue: &Reissue<AnyUser>,
+    chains: &Arc<Vec<tokio::sync::Mutex<String>>>,
+    store: &Arc<RedisStore>,
+    sha: &str,
+) {
+    const CALLS: u64 = 20_000;
+    let client = store.pool().next();
+    for label in ["reissue", "raw_evalsha"] {
+        let reset = CustomCommand::new_static("CONFIG", None, false);
+        let _: Value = client.custom(reset, vec!["RESETSTAT"]).await.unwrap();
+        let (cpu, redis_before) = (process_cpu(), redis_cpu(client).await);
+        let (reissue, chains, store, sha) = (
+            reissue.clone(),
+            chains.clone(),
+            store.clone(),
+            sha.to_owned(),
+        );
+        let took = in_flight(CALLS, move |worker| {
+            let (reissue, chains, store, sha) =
+                (reissue.clone(), chains.clone(), store.clone(), sha.clone());
+            async move {
+                if label == "reissue" {
+                    let mut token = chains[worker].lock().await;
+                    *token = reissue
+                        .reissue(&token, &ClientMeta::default())
+                        .await
+                        .unwrap()
+                        .refresh_token;
+                } else {
+                    let no: Vec<String> = Vec::new();
+                    let _: i64 = store
+                        .pool()
+                        .next()
+                        .evalsha(&sha, no.clone(), no)
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .await;
+        let per_call = |secs: f64| secs * 1e6 / CALLS as f64;
+        let (app_cpu, redis_cpu) = (
+            per_call(process_cpu() - cpu),
+            per_call(redis_cpu(client).await - redis_before),
+        );
+        let info: String = client
+            .info(Some(fred::types::InfoKind::CommandStats))
+            .await
+            .unwrap();
+        let stat = |line: &str| {
+            line.split(',')
+                .find_map(|kv| kv.strip_prefix("usec_per_call="))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let script = info
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+            .map(stat);
+        println!(
+            "{label}: {CALLS} calls, {IN_FLIGHT} in flight: {:.1} µs wall per call; CPU per call: app {app_cpu:.1} µs, redis {redis_cpu:.1} µs; redis time per script call {} µs",
+            per_call(took.as_secs_f64()),
+            script.unwrap_or_default(),
+        );
+        for line in info.lines().filter(|l| l.starts_with("cmdstat_")) {
+            if !["cmdstat_config", "cmdstat_evalsha", "cmdstat_info"]
+                .iter()
+                .any(|p| line.starts_with(p))
+            {
+                println!("  inside the script: {line}");
+            }
+        }
+    }
+
+    let claims = UserClaims::new("user-0@example.com", vec!["user".to_owned()]);
+    let (sid, now) = (SessionId::random(), now_s());
+    let token = reissue
+        .tokens()
+        .issue_refresh("user-0", &sid, 1, now, now + 3600)
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let rt = reissue.tokens().verify_refresh(&token).unwrap();
+        let _: UserClaims =
+            serde_json::from_str(r#"{"email":"user-0@example.com","roles":["user"]}"#).unwrap();
+        reissue
+            .tokens()
+            .issue_access(&rt.sub, &rt.sid, &claims, now, 300)
+            .unwrap();
+        reissue
+            .tokens()
+            .issue_refresh(&rt.sub, &rt.sid, 2, now, now + 3600)
+            .unwrap();
+    }
+    println!(
+        "token work of one reissue (HS256 verify, claims parse, two signatures): {:.1} µs",
+        started.elapsed().as_secs_f64() * 1e6 / CALLS as f64
+    );
+}
+
+/// Prints Redis bytes per session: MEMORY USAGE of a session and its index
+/// (one session per user), and the growth of `used_memory` over many sessions.
+async fn memory_per_session(store: &RedisStore) {
+    let client = store.pool().next();
+    let user_agents = [
+        ("no client metadata", None),
+        ("curl user agent", Some("curl/8.5.0")),
+        (
+            "browser user agent",
+            Some(
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            ),
+        ),
+    ];
+    for (label, ua) in user_agents {
+        let _: () = client.flushall(false).await.unwrap();
+        let before = used_memory(client).await;
+        const N: u64 = 2000;
+        let mut last = None;
+        for i in 0..N {
+            let user = format!("user-{i:06}");
+            let now = now_ms();
+            let sid = SessionId::random();
+            let mut s = NewSession::new(
+                &user,
+                sid.clone(),
+                now,
+                now + 30 * 86_400_000,
+                Duration::from_secs(14 * 86_400),
+            );
+            if ua.is_some() {
+                s.client = ClientMeta::new(
+                    Some("203.0.113.7".parse().unwrap()),
+                    reissue_core::Country::new("DE"),
+                    ua,
+                );
+            }
+            s.claims = r#"{"email":"user-000000@example.com","roles":["user"]}"#.to_owned();
+            store.create(&s).await.unwrap();
+            last = Some((user, sid));
+        }
+        let after = used_memory(client).await;
+        let (user, sid) = last.unwrap();
+        let session: u64 = client
+            .memory_usage(format!("{}{sid}", store.session_key_base(&user)), Some(0))
+            .await
+            .unwrap();
+        let index: u64 = client
+            .memory_usage(store.index_key(&user), Some(0))
+            .await
+            .unwrap();
+        println!(
+            "redis bytes per session ({label}): MEMORY USAGE session {session} + index {index} = {}; used_memory growth {} per session",
+            session + index,
+            (after - before) / N,
+        );
+    }
+}
+
+async fn used_memory(client: &fred::prelude::Client) -> u64 {
+    let info: String = client
+        .info(Some(fred::types::InfoKind::Memory))
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO memory")
+}
+
+criterion_group!(benches, verify, reissue_redis);
+criterion_main!(benches);

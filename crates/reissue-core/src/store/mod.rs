@@ -39,6 +39,30 @@ pub struct NewSession {
     pub claims: String,
 }
 
+impl NewSession {
+    /// A session of `user_id` created at `now_ms`, ending after `idle_ttl`
+    /// unused and at `absolute_expiry_ms` at the latest. At most 32 sessions
+    /// per user, no client and empty claims unless the fields are set.
+    pub fn new(
+        user_id: impl Into<String>,
+        sid: SessionId,
+        now_ms: u64,
+        absolute_expiry_ms: u64,
+        idle_ttl: Duration,
+    ) -> Self {
+        Self {
+            user_id: user_id.into(),
+            sid,
+            now_ms,
+            absolute_expiry_ms,
+            idle_ttl,
+            max_sessions: 32,
+            client: ClientMeta::default(),
+            claims: String::new(),
+        }
+    }
+}
+
 /// What is recorded about the client of a login or reissue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -83,6 +107,21 @@ pub struct RotateRequest<'a> {
     pub idle_ttl: Duration,
     /// The client now.
     pub client: &'a ClientMeta,
+}
+
+impl<'a> RotateRequest<'a> {
+    /// A rotation of `sid`'s refresh token of `generation`, at `now_ms`.
+    pub fn new(
+        user_id: &'a str,
+        sid: &'a SessionId,
+        generation: u64,
+        now_ms: u64,
+        grace: Duration,
+        idle_ttl: Duration,
+        client: &'a ClientMeta,
+    ) -> Self {
+        Self { user_id, sid, generation, now_ms, grace, idle_ttl, client }
+    }
 }
 
 /// The session state a rotation hands back, to mint the successor tokens.

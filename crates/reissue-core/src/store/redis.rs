@@ -66,20 +66,23 @@ local v = redis.call('HMGET', sk, 'g', 'r', 'a', 'x', 'cl', 'lc')
 if not v[1] then return {0} end
 local g, r, a, x = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
 local p, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-if now >= a then
+if now >= a or now >= x then
   redis.call('DEL', sk); redis.call('ZREM', ik, ARGV[8])
   return {0}
 end
 if p == g then
   local exp = math.min(now + tonumber(ARGV[4]), a)
-  redis.call('HSET', sk, 'g', g + 1, 'r', now, 'x', exp)
-  local opt = {{'ip', ARGV[5]}, {'cc', ARGV[6]}, {'ua', ARGV[7]}}
-  for _, f in ipairs(opt) do
-    if f[2] ~= '' then redis.call('HSET', sk, f[1], f[2]) else redis.call('HDEL', sk, f[1]) end
+  -- one HSET and at most one HDEL: each redis.call from Lua costs more than the work it does
+  local set, gone = {'g', g + 1, 'r', now, 'x', exp}, {}
+  for i, f in ipairs({'ip', 'cc', 'ua'}) do
+    local val = ARGV[4 + i]
+    if val ~= '' then table.insert(set, f); table.insert(set, val) else table.insert(gone, f) end
   end
+  redis.call('HSET', sk, unpack(set))
+  if #gone > 0 then redis.call('HDEL', sk, unpack(gone)) end
   redis.call('PEXPIREAT', sk, exp)
   return {1, g + 1, now, exp, a, v[5], v[6] or ''}
-elseif p + 1 == g and now - r <= tonumber(ARGV[3]) then
+elseif p + 1 == g and tonumber(ARGV[3]) > 0 and now - r <= tonumber(ARGV[3]) then
   return {2, g, r, x, a, v[5], v[6] or ''}
 end
 redis.call('DEL', sk); redis.call('ZREM', ik, ARGV[8])
@@ -349,7 +352,7 @@ impl RefreshStore for RedisStore {
             (s.now_ms as i64).into(),
             (s.absolute_expiry_ms as i64).into(),
             (idle_expiry(s.now_ms, s.idle_ttl, s.absolute_expiry_ms) as i64).into(),
-            (s.max_sessions.max(1) as i64).into(),
+            (s.max_sessions.clamp(1, i64::MAX as usize) as i64).into(),
             opt_arg(s.client.ip),
             opt_arg(s.client.country),
             opt_arg(s.client.user_agent.as_deref()),
