@@ -69,7 +69,14 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub(crate) fn new(kind: AuditKind) -> Self {
-        Self { kind, user_id: None, session_id: None, ip: None, country: None, reason: None }
+        Self {
+            kind,
+            user_id: None,
+            session_id: None,
+            ip: None,
+            country: None,
+            reason: None,
+        }
     }
     pub(crate) fn user(mut self, user_id: &str) -> Self {
         self.user_id = Some(user_id.to_owned());

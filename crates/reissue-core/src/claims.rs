@@ -31,7 +31,10 @@ pub struct UserClaims {
 impl UserClaims {
     /// Claims with an email and roles.
     pub fn new(email: impl Into<String>, roles: Vec<String>) -> Self {
-        Self { email: email.into(), roles }
+        Self {
+            email: email.into(),
+            roles,
+        }
     }
 }
 

@@ -130,7 +130,9 @@ impl Config {
         if self.access_ttl.as_secs() == 0 || self.refresh_ttl.as_secs() == 0 {
             return bad("token lifetimes must be at least one second");
         }
-        if self.session_max_age < self.refresh_ttl.min(self.session_max_age) || self.session_max_age.as_secs() == 0 {
+        if self.session_max_age < self.refresh_ttl.min(self.session_max_age)
+            || self.session_max_age.as_secs() == 0
+        {
             return bad("the absolute session lifetime must be at least one second");
         }
         if self.leeway > Duration::from_secs(30) {

@@ -19,7 +19,10 @@ pub struct Authenticated<C> {
 impl<C> Authenticated<C> {
     /// A user id with its claims.
     pub fn new(user_id: impl Into<String>, claims: C) -> Self {
-        Self { user_id: user_id.into(), claims }
+        Self {
+            user_id: user_id.into(),
+            claims,
+        }
     }
 }
 

@@ -52,7 +52,9 @@ impl TokenRejection {
             Self::MissingClaim => "the token lacks a required claim",
             Self::WrongTokenType => "the token is of the wrong type for this use",
             Self::SessionRevoked => "the session has ended",
-            Self::ReuseDetected => "the refresh token was already used; the session has been revoked",
+            Self::ReuseDetected => {
+                "the refresh token was already used; the session has been revoked"
+            }
         }
     }
 }
@@ -188,9 +190,9 @@ impl Error {
         let realm = quoted(realm);
         match self {
             Self::MissingToken => Some(format!("Bearer realm=\"{realm}\"")),
-            Self::MalformedAuthorization(_) => {
-                Some(format!("Bearer realm=\"{realm}\", error=\"invalid_request\""))
-            }
+            Self::MalformedAuthorization(_) => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\""
+            )),
             Self::InvalidToken(why) => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
                 why.description()
@@ -221,7 +223,11 @@ impl Error {
         if self.status() >= 500 {
             tracing::error!(error = %self, source = ?std::error::Error::source(self), "request failed");
         }
-        crate::Reply { status: self.status(), headers, body: Some(self.body()) }
+        crate::Reply {
+            status: self.status(),
+            headers,
+            body: Some(self.body()),
+        }
     }
 }
 
@@ -230,7 +236,9 @@ pub(crate) const UNAVAILABLE_RETRY_AFTER: u64 = 2;
 
 /// Makes `s` safe inside a quoted-string of an HTTP header.
 fn quoted(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\').collect()
+    s.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+        .collect()
 }
 
 /// `Result` with reissue's [`Error`].

@@ -20,8 +20,10 @@ impl SessionId {
     /// Parses a session id as found in a URL or a token; `None` unless it has
     /// the shape of one (so that nothing else reaches a store key).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            .then(|| Self(s.to_owned()))
+        (s.len() == 22
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Self(s.to_owned()))
     }
 
     /// The id as text.
@@ -103,7 +105,14 @@ mod tests {
 
     #[test]
     fn session_id_parse_refuses_key_injection() {
-        for bad in ["", "short", "aaaaaaaaaaaaaaaaaaaaa:", "aaaaaaaaaaaaaaaaaaaa}{", "{aaaaaaaaaaaaaaaaaaaaa}", "aaaaaaaaaaaaaaaaaaaaaaa"] {
+        for bad in [
+            "",
+            "short",
+            "aaaaaaaaaaaaaaaaaaaaa:",
+            "aaaaaaaaaaaaaaaaaaaa}{",
+            "{aaaaaaaaaaaaaaaaaaaaa}",
+            "aaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             assert_eq!(SessionId::parse(bad), None, "{bad:?}");
         }
     }

@@ -9,7 +9,9 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Validat
 use crate::{Error, Result};
 
 #[cfg(not(any(feature = "rust-crypto", feature = "aws-lc-rs")))]
-compile_error!("reissue-core needs a crypto backend: enable the `rust-crypto` or the `aws-lc-rs` feature");
+compile_error!(
+    "reissue-core needs a crypto backend: enable the `rust-crypto` or the `aws-lc-rs` feature"
+);
 
 /// Installs jsonwebtoken's process-wide crypto provider before its first use.
 ///
@@ -84,14 +86,22 @@ impl Key {
             AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
             AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
             AlgorithmFamily::Hmac => {
-                return Err(Error::Config(format!("key `{kid}`: use Key::hmac for {alg:?}")));
+                return Err(Error::Config(format!(
+                    "key `{kid}`: use Key::hmac for {alg:?}"
+                )));
             }
         }
         .map_err(bad)?;
         let mut jwk = Jwk::from_encoding_key(&encoding, alg).map_err(bad)?;
         publishable(&mut jwk, &kid);
         let decoding = DecodingKey::from_jwk(&jwk).map_err(bad)?;
-        Ok(Self { kid, alg, encoding: Some(encoding), decoding, public_jwk: Some(jwk) })
+        Ok(Self {
+            kid,
+            alg,
+            encoding: Some(encoding),
+            decoding,
+            public_jwk: Some(jwk),
+        })
     }
 
     /// A verification-only key from a public key in PEM, e.g. a retired signing
@@ -105,13 +115,21 @@ impl Key {
             AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
             AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
             AlgorithmFamily::Hmac => {
-                return Err(Error::Config(format!("key `{kid}`: use Key::hmac for {alg:?}")));
+                return Err(Error::Config(format!(
+                    "key `{kid}`: use Key::hmac for {alg:?}"
+                )));
             }
         }
         .map_err(bad)?;
         let mut jwk = Jwk::from_decoding_key(&decoding, Some(alg)).map_err(bad)?;
         publishable(&mut jwk, &kid);
-        Ok(Self { kid, alg, encoding: None, decoding, public_jwk: Some(jwk) })
+        Ok(Self {
+            kid,
+            alg,
+            encoding: None,
+            decoding,
+            public_jwk: Some(jwk),
+        })
     }
 
     /// This key without its signing half: what a retired signing key becomes.
@@ -133,7 +151,9 @@ impl Key {
 
 fn checked_kid(kid: String) -> Result<String> {
     if kid.is_empty() || kid.len() > 128 || !kid.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::Config("a key id must be 1..=128 printable ASCII characters".into()));
+        return Err(Error::Config(
+            "a key id must be 1..=128 printable ASCII characters".into(),
+        ));
     }
     Ok(kid)
 }
@@ -165,7 +185,10 @@ impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeySet")
             .field("signing", &self.keys[self.signing].key.kid)
-            .field("keys", &self.keys.iter().map(|k| &k.key).collect::<Vec<_>>())
+            .field(
+                "keys",
+                &self.keys.iter().map(|k| &k.key).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -176,7 +199,13 @@ impl KeySet {
         if signing.encoding.is_none() {
             return Err(Error::Config(format!("key `{}` cannot sign", signing.kid)));
         }
-        Ok(Self { signing: 0, keys: vec![VerifyingKey { key: signing, validation: Validation::new(Algorithm::HS256) }] })
+        Ok(Self {
+            signing: 0,
+            keys: vec![VerifyingKey {
+                key: signing,
+                validation: Validation::new(Algorithm::HS256),
+            }],
+        })
     }
 
     /// Adds a key that verifies but does not sign.
@@ -184,14 +213,21 @@ impl KeySet {
         if self.keys.iter().any(|k| k.key.kid == key.kid) {
             return Err(Error::Config(format!("duplicate key id `{}`", key.kid)));
         }
-        self.keys.push(VerifyingKey { key: key.verify_only(), validation: Validation::new(Algorithm::HS256) });
+        self.keys.push(VerifyingKey {
+            key: key.verify_only(),
+            validation: Validation::new(Algorithm::HS256),
+        });
         Ok(self)
     }
 
     /// The public keys as a JWKS document; `None` when the set holds only HMAC
     /// keys (a shared secret is never published).
     pub fn jwks(&self) -> Option<JwkSet> {
-        let keys: Vec<Jwk> = self.keys.iter().filter_map(|k| k.key.public_jwk.clone()).collect();
+        let keys: Vec<Jwk> = self
+            .keys
+            .iter()
+            .filter_map(|k| k.key.public_jwk.clone())
+            .collect();
         (!keys.is_empty()).then_some(JwkSet { keys })
     }
 
@@ -213,7 +249,10 @@ impl KeySet {
     }
 
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
-        self.signing_key().encoding.as_ref().expect("checked in KeySet::new")
+        self.signing_key()
+            .encoding
+            .as_ref()
+            .expect("checked in KeySet::new")
     }
 
     /// The only key when there is one (the token's `kid` is then checked after

@@ -24,18 +24,18 @@ mod token_cache;
 mod verifier;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink};
-pub use config::Config;
 pub use claims::{AccessClaims, Claims, RefreshClaims, UserClaims};
+pub use config::Config;
 pub use credentials::{Authenticated, Authenticator};
+pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use error::{Error, Result, TokenRejection};
 pub use ids::{Country, SessionId};
 pub use keys::{Key, KeySet};
-pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use reissue::{Reissue, ReissueBuilder, TokenPair};
 pub use reply::Reply;
 pub use request::{HttpRequest, bearer_token};
+pub use token::{ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, TokenCodec};
 pub use verifier::{Access, Identity, Verifier};
-pub use token::{TokenCodec, ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE};
 
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::audit::{self, AuditEvent, AuditKind};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
 use crate::request::HttpRequest;
-use crate::store::{ClientMeta, NewSession, RefreshStore, RotateRequest, Rotation, SessionInfo, Successor};
+use crate::store::{
+    ClientMeta, NewSession, RefreshStore, RotateRequest, Rotation, SessionInfo, Successor,
+};
 use crate::token::now_millis;
 use crate::verifier::VerifierInner;
 use crate::{
@@ -55,7 +57,9 @@ pub struct Reissue<A: Authenticator> {
 
 impl<A: Authenticator> Clone for Reissue<A> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -83,7 +87,9 @@ pub struct ReissueBuilder<A: Authenticator> {
 
 impl<A: Authenticator> std::fmt::Debug for ReissueBuilder<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReissueBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("ReissueBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,12 +117,15 @@ impl<A: Authenticator> ReissueBuilder<A> {
         self.config.validate()?;
         let c = &self.config;
         let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs());
-        let verifier = Verifier::from_inner(Arc::new(VerifierInner {
-            codec,
-            store: Some(self.store.clone()),
-            strict: c.strict_revocation,
-            realm: c.realm.clone(),
-        }), c.verified_token_cache);
+        let verifier = Verifier::from_inner(
+            Arc::new(VerifierInner {
+                codec,
+                store: Some(self.store.clone()),
+                strict: c.strict_revocation,
+                realm: c.realm.clone(),
+            }),
+            c.verified_token_cache,
+        );
         Ok(Reissue {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -147,7 +156,15 @@ impl<A: Authenticator> Reissue<A> {
         store: Arc<dyn RefreshStore>,
         authenticator: A,
     ) -> ReissueBuilder<A> {
-        ReissueBuilder { config, keys, store, authenticator, policy: None, countries: None, audit: None }
+        ReissueBuilder {
+            config,
+            keys,
+            store,
+            authenticator,
+            policy: None,
+            countries: None,
+            audit: None,
+        }
     }
 
     /// The access-token verifier, for the protected-route middleware.
@@ -181,13 +198,17 @@ impl<A: Authenticator> Reissue<A> {
             let xff: Vec<&[u8]> = req.header_values("x-forwarded-for").collect();
             client_ip(peer, &xff, &self.inner.config.trusted_proxies)
         });
-        let ua = req.header("user-agent").and_then(|v| std::str::from_utf8(v).ok());
+        let ua = req
+            .header("user-agent")
+            .and_then(|v| std::str::from_utf8(v).ok());
         self.client_at(ip, ua)
     }
 
     /// Client metadata for an address, with its country looked up.
     pub fn client_at(&self, ip: Option<IpAddr>, user_agent: Option<&str>) -> ClientMeta {
-        let country = ip.zip(self.inner.countries.as_ref()).and_then(|(ip, db)| db.country(ip));
+        let country = ip
+            .zip(self.inner.countries.as_ref())
+            .and_then(|(ip, db)| db.country(ip));
         ClientMeta::new(ip, country, user_agent)
     }
 
@@ -224,7 +245,9 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
     ) -> Error {
         let rule = decision.rule().unwrap_or("policy").to_owned();
-        let mut event = AuditEvent::new(AuditKind::PolicyDenied).user(user_id).reason(&rule);
+        let mut event = AuditEvent::new(AuditKind::PolicyDenied)
+            .user(user_id)
+            .reason(&rule);
         if let Some(ip) = client.ip {
             event = event.client(ip, client.country);
         }
@@ -233,15 +256,22 @@ impl<A: Authenticator> Reissue<A> {
         }
         self.emit(event);
         let revoked = match (decision, sid) {
-            (Decision::RevokeUser { .. }, _) => self.inner.store.revoke_all(user_id).await.map(|n| n > 0),
-            (_, Some(sid)) if stage == Stage::Reissue || matches!(decision, Decision::RevokeSession { .. }) => {
+            (Decision::RevokeUser { .. }, _) => {
+                self.inner.store.revoke_all(user_id).await.map(|n| n > 0)
+            }
+            (_, Some(sid))
+                if stage == Stage::Reissue
+                    || matches!(decision, Decision::RevokeSession { .. }) =>
+            {
                 self.inner.store.revoke(user_id, sid).await
             }
             _ => Ok(false),
         };
         match revoked {
             Ok(true) => {
-                let mut event = AuditEvent::new(AuditKind::ForcedLogout).user(user_id).reason(rule);
+                let mut event = AuditEvent::new(AuditKind::ForcedLogout)
+                    .user(user_id)
+                    .reason(rule);
                 if let Some(ip) = client.ip {
                     event = event.client(ip, client.country);
                 }
@@ -266,11 +296,20 @@ impl<A: Authenticator> Reissue<A> {
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         let now = secs(now_ms);
-        let access_exp = (now + c.access_ttl.as_secs()).min(secs(s.absolute_expiry_ms)).max(now + 1);
-        let access_token = self.tokens().issue_access(user_id, sid, claims, now, access_exp - now)?;
+        let access_exp = (now + c.access_ttl.as_secs())
+            .min(secs(s.absolute_expiry_ms))
+            .max(now + 1);
+        let access_token =
+            self.tokens()
+                .issue_access(user_id, sid, claims, now, access_exp - now)?;
         let refresh_exp = secs(s.expires_at_ms);
-        let refresh_token =
-            self.tokens().issue_refresh(user_id, sid, s.generation, secs(s.rotated_at_ms), refresh_exp)?;
+        let refresh_token = self.tokens().issue_refresh(
+            user_id,
+            sid,
+            s.generation,
+            secs(s.rotated_at_ms),
+            refresh_exp,
+        )?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -282,18 +321,26 @@ impl<A: Authenticator> Reissue<A> {
 
     /// Logs in: checks the lockout, the credentials and the policy, then
     /// creates a session and issues its first token pair.
-    pub async fn login(&self, credentials: A::Credentials, client: &ClientMeta) -> Result<TokenPair> {
+    pub async fn login(
+        &self,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+    ) -> Result<TokenPair> {
         let c = &self.inner.config;
         let store = &self.inner.store;
         let account = self.inner.authenticator.account_key(&credentials);
         let failures = store.login_failures(&account).await?;
         if let Some(f) = failures.filter(|f| f.count >= c.login_max_failures) {
-            return Err(Error::TooManyAttempts { retry_after: f.retry_after });
+            return Err(Error::TooManyAttempts {
+                retry_after: f.retry_after,
+            });
         }
         let user = match self.inner.authenticator.authenticate(credentials).await {
             Ok(user) => user,
             Err(Error::InvalidCredentials) => {
-                store.record_login_failure(&account, c.login_lockout).await?;
+                store
+                    .record_login_failure(&account, c.login_lockout)
+                    .await?;
                 let mut event = AuditEvent::new(AuditKind::LoginFailed).user(&account);
                 if let Some(ip) = client.ip {
                     event = event.client(ip, client.country);
@@ -308,7 +355,9 @@ impl<A: Authenticator> Reissue<A> {
         }
         let decision = self.check_policy(Stage::Login, &user.user_id, None, client, None);
         if decision != Decision::Allow {
-            return Err(self.refuse(&decision, Stage::Login, &user.user_id, None, client).await);
+            return Err(self
+                .refuse(&decision, Stage::Login, &user.user_id, None, client)
+                .await);
         }
         let now_ms = now_millis();
         let sid = SessionId::random();
@@ -327,7 +376,12 @@ impl<A: Authenticator> Reissue<A> {
         };
         let evicted = store.create(&session).await?;
         for old in evicted {
-            self.emit(AuditEvent::new(AuditKind::ForcedLogout).user(&user.user_id).session(&old).reason("max_sessions"));
+            self.emit(
+                AuditEvent::new(AuditKind::ForcedLogout)
+                    .user(&user.user_id)
+                    .session(&old)
+                    .reason("max_sessions"),
+            );
         }
         let first = Successor {
             generation: 1,
@@ -338,7 +392,9 @@ impl<A: Authenticator> Reissue<A> {
             login_country: client.country,
         };
         let pair = self.mint(&user.user_id, &sid, &user.claims, &first, now_ms)?;
-        let mut event = AuditEvent::new(AuditKind::Login).user(&user.user_id).session(&sid);
+        let mut event = AuditEvent::new(AuditKind::Login)
+            .user(&user.user_id)
+            .session(&sid);
         if let Some(ip) = client.ip {
             event = event.client(ip, client.country);
         }
@@ -365,7 +421,9 @@ impl<A: Authenticator> Reissue<A> {
             Rotation::Rotated(s) => (s, true),
             Rotation::Replayed(s) => (s, false),
             Rotation::Reused => {
-                let mut event = AuditEvent::new(AuditKind::ReuseDetected).user(&rt.sub).session(&rt.sid);
+                let mut event = AuditEvent::new(AuditKind::ReuseDetected)
+                    .user(&rt.sub)
+                    .session(&rt.sid);
                 if let Some(ip) = client.ip {
                     event = event.client(ip, client.country);
                 }
@@ -374,15 +432,25 @@ impl<A: Authenticator> Reissue<A> {
             }
             Rotation::NotFound => return Err(Error::InvalidToken(TokenRejection::SessionRevoked)),
         };
-        let decision = self.check_policy(Stage::Reissue, &rt.sub, Some(&rt.sid), client, successor.login_country);
+        let decision = self.check_policy(
+            Stage::Reissue,
+            &rt.sub,
+            Some(&rt.sid),
+            client,
+            successor.login_country,
+        );
         if decision != Decision::Allow {
-            return Err(self.refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client).await);
+            return Err(self
+                .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
+                .await);
         }
         let claims: A::Claims = serde_json::from_str(&successor.claims)
             .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?;
         let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor, now_ms)?;
         if rotated {
-            let mut event = AuditEvent::new(AuditKind::Reissue).user(&rt.sub).session(&rt.sid);
+            let mut event = AuditEvent::new(AuditKind::Reissue)
+                .user(&rt.sub)
+                .session(&rt.sid);
             if let Some(ip) = client.ip {
                 event = event.client(ip, client.country);
             }
@@ -394,7 +462,11 @@ impl<A: Authenticator> Reissue<A> {
     /// Ends one session (a user's logout). Ending an ended session is fine.
     pub async fn logout(&self, user_id: &str, sid: &SessionId) -> Result<()> {
         if self.inner.store.revoke(user_id, sid).await? {
-            self.emit(AuditEvent::new(AuditKind::Logout).user(user_id).session(sid));
+            self.emit(
+                AuditEvent::new(AuditKind::Logout)
+                    .user(user_id)
+                    .session(sid),
+            );
         }
         Ok(())
     }
@@ -402,7 +474,11 @@ impl<A: Authenticator> Reissue<A> {
     /// Ends every session of a user, at the user's request.
     pub async fn logout_all(&self, user_id: &str) -> Result<usize> {
         let n = self.inner.store.revoke_all(user_id).await?;
-        self.emit(AuditEvent::new(AuditKind::LogoutAll).user(user_id).reason(format!("{n} sessions")));
+        self.emit(
+            AuditEvent::new(AuditKind::LogoutAll)
+                .user(user_id)
+                .reason(format!("{n} sessions")),
+        );
         Ok(n)
     }
 
@@ -410,7 +486,11 @@ impl<A: Authenticator> Reissue<A> {
     /// session of a user, e.g. when a token was stolen. `reason` goes to the audit trail.
     pub async fn force_logout(&self, user_id: &str, reason: &str) -> Result<usize> {
         let n = self.inner.store.revoke_all(user_id).await?;
-        self.emit(AuditEvent::new(AuditKind::ForcedLogout).user(user_id).reason(reason));
+        self.emit(
+            AuditEvent::new(AuditKind::ForcedLogout)
+                .user(user_id)
+                .reason(reason),
+        );
         Ok(n)
     }
 
@@ -418,7 +498,11 @@ impl<A: Authenticator> Reissue<A> {
     pub async fn revoke_session(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         let revoked = self.inner.store.revoke(user_id, sid).await?;
         if revoked {
-            self.emit(AuditEvent::new(AuditKind::Logout).user(user_id).session(sid));
+            self.emit(
+                AuditEvent::new(AuditKind::Logout)
+                    .user(user_id)
+                    .session(sid),
+            );
         }
         Ok(revoked)
     }

@@ -21,13 +21,21 @@ pub struct Reply {
 impl Reply {
     /// `204 No Content`.
     pub fn no_content() -> Self {
-        Self { status: 204, headers: Vec::new(), body: None }
+        Self {
+            status: 204,
+            headers: Vec::new(),
+            body: None,
+        }
     }
 
     /// A JSON reply.
     pub fn json(status: u16, body: &impl serde::Serialize) -> Self {
         let body = serde_json::to_string(body).expect("serializing plain data cannot fail");
-        Self { status, headers: vec![(CONTENT_TYPE, JSON.to_owned())], body: Some(body) }
+        Self {
+            status,
+            headers: vec![(CONTENT_TYPE, JSON.to_owned())],
+            body: Some(body),
+        }
     }
 
     /// Adds `Cache-Control: no-store` (RFC 6749 §5.1), for responses carrying tokens.

@@ -31,18 +31,26 @@ pub fn bearer_token(req: &impl HttpRequest) -> Result<&str> {
         return Err(Error::MissingToken);
     };
     if value.len() > MAX_TOKEN_LEN + 7 {
-        return Err(Error::MalformedAuthorization("the Authorization header is too long"));
+        return Err(Error::MalformedAuthorization(
+            "the Authorization header is too long",
+        ));
     }
     if !value.is_ascii() {
-        return Err(Error::MalformedAuthorization("the Authorization header is not ASCII"));
+        return Err(Error::MalformedAuthorization(
+            "the Authorization header is not ASCII",
+        ));
     }
-    let value = std::str::from_utf8(value).map_err(|_| Error::MissingToken)?.trim();
+    let value = std::str::from_utf8(value)
+        .map_err(|_| Error::MissingToken)?
+        .trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::MissingToken);
     }
     if values.next().is_some() {
-        return Err(Error::MalformedAuthorization("more than one Authorization header"));
+        return Err(Error::MalformedAuthorization(
+            "more than one Authorization header",
+        ));
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
@@ -53,9 +61,13 @@ pub fn bearer_token(req: &impl HttpRequest) -> Result<&str> {
     }
     let b64token = token.trim_end_matches('=');
     if b64token.is_empty()
-        || !b64token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        || !b64token.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
     {
-        return Err(Error::MalformedAuthorization("the bearer token has characters a token cannot have"));
+        return Err(Error::MalformedAuthorization(
+            "the bearer token has characters a token cannot have",
+        ));
     }
     Ok(token)
 }
@@ -65,8 +77,14 @@ pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|c| std::str::from_utf8(c).ok()) else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -82,7 +100,10 @@ pub(crate) mod tests {
 
     impl HttpRequest for FakeRequest {
         fn header_values(&self, name: &'static str) -> impl Iterator<Item = &[u8]> {
-            self.headers.iter().filter(move |(n, _)| *n == name).map(|(_, v)| v.as_slice())
+            self.headers
+                .iter()
+                .filter(move |(n, _)| *n == name)
+                .map(|(_, v)| v.as_slice())
         }
         fn peer_addr(&self) -> Option<IpAddr> {
             self.peer
@@ -91,7 +112,10 @@ pub(crate) mod tests {
 
     fn auth(values: &[&[u8]]) -> FakeRequest {
         FakeRequest {
-            headers: values.iter().map(|v| ("authorization", v.to_vec())).collect(),
+            headers: values
+                .iter()
+                .map(|v| ("authorization", v.to_vec()))
+                .collect(),
             peer: None,
         }
     }
@@ -105,20 +129,48 @@ pub(crate) mod tests {
 
     #[test]
     fn bearer_rules_of_the_contract() {
-        assert_eq!(bearer_token(&auth(&[b"Bearer abc.def.ghi"])).unwrap(), "abc.def.ghi");
-        assert_eq!(bearer_token(&auth(&[b"bearer abc"])).unwrap(), "abc", "scheme is case-insensitive");
+        assert_eq!(
+            bearer_token(&auth(&[b"Bearer abc.def.ghi"])).unwrap(),
+            "abc.def.ghi"
+        );
+        assert_eq!(
+            bearer_token(&auth(&[b"bearer abc"])).unwrap(),
+            "abc",
+            "scheme is case-insensitive"
+        );
         assert_eq!(bearer_token(&auth(&[b"BEARER   abc  "])).unwrap(), "abc");
         assert_eq!(code(bearer_token(&auth(&[]))), "unauthorized");
-        assert_eq!(code(bearer_token(&auth(&[b"Basic dXNlcjpwYXNz"]))), "unauthorized");
+        assert_eq!(
+            code(bearer_token(&auth(&[b"Basic dXNlcjpwYXNz"]))),
+            "unauthorized"
+        );
         assert_eq!(code(bearer_token(&auth(&[b"Bearer"]))), "invalid_request");
         assert_eq!(code(bearer_token(&auth(&[b"Bearer "]))), "invalid_request");
-        assert_eq!(code(bearer_token(&auth(&[b"Bearer a b"]))), "invalid_request");
-        assert_eq!(code(bearer_token(&auth(&[b"Bearer a,b"]))), "invalid_request");
-        assert_eq!(code(bearer_token(&auth(&[b"Bearer a", b"Bearer b"]))), "invalid_request");
-        assert_eq!(code(bearer_token(&auth(&["Bearer tök".as_bytes()]))), "invalid_request");
-        assert_eq!(code(bearer_token(&auth(&[b"Bearer a\"b"]))), "invalid_request");
+        assert_eq!(
+            code(bearer_token(&auth(&[b"Bearer a b"]))),
+            "invalid_request"
+        );
+        assert_eq!(
+            code(bearer_token(&auth(&[b"Bearer a,b"]))),
+            "invalid_request"
+        );
+        assert_eq!(
+            code(bearer_token(&auth(&[b"Bearer a", b"Bearer b"]))),
+            "invalid_request"
+        );
+        assert_eq!(
+            code(bearer_token(&auth(&["Bearer tök".as_bytes()]))),
+            "invalid_request"
+        );
+        assert_eq!(
+            code(bearer_token(&auth(&[b"Bearer a\"b"]))),
+            "invalid_request"
+        );
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
-        assert_eq!(code(bearer_token(&auth(&[long.as_bytes()]))), "invalid_request");
+        assert_eq!(
+            code(bearer_token(&auth(&[long.as_bytes()]))),
+            "invalid_request"
+        );
     }
 
     #[test]

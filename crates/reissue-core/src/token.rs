@@ -17,15 +17,18 @@ pub const REFRESH_TOKEN_TYPE: &str = "rt+jwt";
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Signs and verifies both kinds of token with one [`KeySet`].
@@ -57,7 +60,13 @@ impl TokenCodec {
         };
         let access_header = header(ACCESS_TOKEN_TYPE);
         let refresh_header = header(REFRESH_TOKEN_TYPE);
-        Self { keys, issuer: issuer.to_owned(), audience: audience.to_owned(), access_header, refresh_header }
+        Self {
+            keys,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            access_header,
+            refresh_header,
+        }
     }
 
     /// The clock skew allowed on `exp` and `nbf`, seconds.
@@ -145,7 +154,8 @@ impl TokenCodec {
         let (key, kid_checked) = match self.keys.single() {
             Some(k) => (k, false),
             None => {
-                let header = jsonwebtoken::decode_header(token).map_err(|e| rejection_for(token, typ, e))?;
+                let header =
+                    jsonwebtoken::decode_header(token).map_err(|e| rejection_for(token, typ, e))?;
                 match header.kid.as_deref().and_then(|kid| self.keys.find(kid)) {
                     Some(k) => (k, true),
                     None => return reject(TokenRejection::UnknownKey),
@@ -180,8 +190,9 @@ impl TokenCodec {
                 };
                 let mut v = key.validation.clone();
                 v.validate_exp = false;
-                let data = jsonwebtoken::decode::<RefreshClaims>(token, KeySet::decoding_key(key), &v)
-                    .map_err(rejection)?;
+                let data =
+                    jsonwebtoken::decode::<RefreshClaims>(token, KeySet::decoding_key(key), &v)
+                        .map_err(rejection)?;
                 if !type_matches(data.header.typ.as_deref(), REFRESH_TOKEN_TYPE)
                     || data.header.kid.as_deref() != Some(key.key.kid())
                 {
@@ -197,7 +208,11 @@ impl TokenCodec {
 /// RFC 9068 §4: compare `typ` case-insensitively, with or without `application/`.
 fn type_matches(found: Option<&str>, expected: &str) -> bool {
     found.is_some_and(|t| {
-        let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") { &t[12..] } else { t };
+        let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
+            &t[12..]
+        } else {
+            t
+        };
         t.eq_ignore_ascii_case(expected)
     })
 }
@@ -218,11 +233,19 @@ fn rejection_for(token: &str, typ: &str, e: jsonwebtoken::errors::Error) -> Erro
         Ok(_) => TokenRejection::MissingClaim,
         Err(_) => {
             let alg = token.split('.').next().and_then(|h| {
-                let h = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h).ok()?;
-                serde_json::from_slice::<serde_json::Value>(&h).ok()?.get("alg")?.as_str().map(str::to_owned)
+                let h =
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h)
+                        .ok()?;
+                serde_json::from_slice::<serde_json::Value>(&h)
+                    .ok()?
+                    .get("alg")?
+                    .as_str()
+                    .map(str::to_owned)
             });
             match alg {
-                Some(alg) if alg.parse::<jsonwebtoken::Algorithm>().is_err() => TokenRejection::AlgorithmNotAllowed,
+                Some(alg) if alg.parse::<jsonwebtoken::Algorithm>().is_err() => {
+                    TokenRejection::AlgorithmNotAllowed
+                }
                 _ => TokenRejection::Malformed,
             }
         }
@@ -233,21 +256,22 @@ fn rejection_for(token: &str, typ: &str, e: jsonwebtoken::errors::Error) -> Erro
 fn rejection(e: jsonwebtoken::errors::Error) -> Error {
     let why = match e.kind() {
         ErrorKind::InvalidSignature => TokenRejection::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-            TokenRejection::AlgorithmNotAllowed
-        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => TokenRejection::AlgorithmNotAllowed,
         ErrorKind::ExpiredSignature => TokenRejection::Expired,
         ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
         ErrorKind::InvalidIssuer => TokenRejection::WrongIssuer,
         ErrorKind::InvalidAudience => TokenRejection::WrongAudience,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidSubject => {
-            TokenRejection::MissingClaim
-        }
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_)
+        | ErrorKind::InvalidSubject => TokenRejection::MissingClaim,
         // Key-shape errors (an EC key handed an RSA token, ...) can only come from
         // a token whose alg does not fit the key.
-        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
-            TokenRejection::AlgorithmNotAllowed
-        }
+        ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat => TokenRejection::AlgorithmNotAllowed,
         _ => TokenRejection::Malformed,
     };
     Error::InvalidToken(why)

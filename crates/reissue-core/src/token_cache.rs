@@ -33,7 +33,10 @@ impl<V: Clone> TokenCache<V> {
         // The last bytes are signature bytes: spread well for real tokens, and a
         // crafted token only chooses which lock its (missing) lookup takes.
         let b = token.as_bytes();
-        let pick = b.len().checked_sub(1).map_or(0, |i| b[i] as usize + b[i.saturating_sub(1)] as usize);
+        let pick = b
+            .len()
+            .checked_sub(1)
+            .map_or(0, |i| b[i] as usize + b[i.saturating_sub(1)] as usize);
         &self.shards[pick % SHARDS]
     }
 

@@ -89,7 +89,11 @@ pub struct Verifier<C> {
 
 impl<C> Clone for Verifier<C> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), cache: self.cache.clone(), _claims: PhantomData }
+        Self {
+            inner: self.inner.clone(),
+            cache: self.cache.clone(),
+            _claims: PhantomData,
+        }
     }
 }
 
@@ -105,14 +109,23 @@ impl<C> std::fmt::Debug for Verifier<C> {
 
 impl<C: Claims> Verifier<C> {
     pub(crate) fn from_inner(inner: Arc<VerifierInner>, cache_capacity: usize) -> Self {
-        Self { inner, cache: TokenCache::new(cache_capacity).map(Arc::new), _claims: PhantomData }
+        Self {
+            inner,
+            cache: TokenCache::new(cache_capacity).map(Arc::new),
+            _claims: PhantomData,
+        }
     }
 
     /// A stateless verifier for a service that only checks tokens (a resource
     /// server); sessions are managed by [`Reissue`](crate::Reissue).
     pub fn stateless(codec: TokenCodec, realm: impl Into<String>) -> Self {
         Self::from_inner(
-            Arc::new(VerifierInner { codec, store: None, strict: false, realm: realm.into() }),
+            Arc::new(VerifierInner {
+                codec,
+                store: None,
+                strict: false,
+                realm: realm.into(),
+            }),
             DEFAULT_CACHE_CAPACITY,
         )
     }
@@ -139,7 +152,13 @@ impl<C: Claims> Verifier<C> {
 
     fn verify_uncached(&self, token: &str) -> Result<Identity<C>> {
         let c = self.inner.codec.verify_access::<C>(token)?;
-        Ok(Identity { user_id: c.sub, session_id: c.sid, token_id: c.jti, expires_at: c.exp, claims: c.app })
+        Ok(Identity {
+            user_id: c.sub,
+            session_id: c.sid,
+            token_id: c.jti,
+            expires_at: c.exp,
+            claims: c.app,
+        })
     }
 
     /// Authenticates a request by its bearer token; in strict mode also checks
@@ -152,7 +171,9 @@ impl<C: Claims> Verifier<C> {
 
     async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
         if let (true, Some(store)) = (self.inner.strict, &self.inner.store)
-            && !store.is_live(&identity.user_id, &identity.session_id).await?
+            && !store
+                .is_live(&identity.user_id, &identity.session_id)
+                .await?
         {
             return Err(Error::InvalidToken(TokenRejection::SessionRevoked));
         }
@@ -163,7 +184,10 @@ impl<C: Claims> Verifier<C> {
     /// anonymous (`None`) rather than an error. A token that is present but
     /// invalid is still an error: the client believes it is logged in and
     /// should learn otherwise.
-    pub async fn authenticate_optional(&self, req: &impl HttpRequest) -> Result<Option<Identity<C>>> {
+    pub async fn authenticate_optional(
+        &self,
+        req: &impl HttpRequest,
+    ) -> Result<Option<Identity<C>>> {
         match self.authenticate(req).await {
             Err(Error::MissingToken) => Ok(None),
             other => other.map(Some),
@@ -173,7 +197,11 @@ impl<C: Claims> Verifier<C> {
     /// Decides a request to a protected route: `Ok(Some(identity))` to go on
     /// as that user, `Ok(None)` to go on anonymously (optional routes without
     /// credentials), `Err` to refuse. What both adapters' middleware call.
-    pub async fn admit(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
+    pub async fn admit(
+        &self,
+        req: &impl HttpRequest,
+        access: &Access,
+    ) -> Result<Option<Identity<C>>> {
         let identity = self.identify(req, access)?;
         if let Some(identity) = &identity {
             // An ended session is 401 whatever roles the token claims.
@@ -186,10 +214,18 @@ impl<C: Claims> Verifier<C> {
     /// [`Verifier::admit`] without waiting: `Some(decision)` when no store
     /// round trip is needed (stateless mode, or a request refused or anonymous
     /// before any), `None` when the caller must await [`Verifier::admit`].
-    pub fn admit_now(&self, req: &impl HttpRequest, access: &Access) -> Option<Result<Option<Identity<C>>>> {
+    pub fn admit_now(
+        &self,
+        req: &impl HttpRequest,
+        access: &Access,
+    ) -> Option<Result<Option<Identity<C>>>> {
         match self.identify(req, access) {
             Ok(Some(_)) if self.inner.strict => None,
-            Ok(Some(identity)) => Some(identity.require_roles(&access.roles).map(|()| Some(identity))),
+            Ok(Some(identity)) => Some(
+                identity
+                    .require_roles(&access.roles)
+                    .map(|()| Some(identity)),
+            ),
             decision => Some(decision),
         }
     }

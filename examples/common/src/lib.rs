@@ -61,13 +61,20 @@ impl Settings {
     /// Reads variables through `var` (tests pass a map instead of touching the
     /// process environment).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, StartError> {
-        let get = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let secs = |name: &str, default: u64| -> Result<Duration, StartError> {
             match get(name) {
                 None => Ok(Duration::from_secs(default)),
                 Some(v) => match v.parse::<u64>() {
                     Ok(n) => Ok(Duration::from_secs(n)),
-                    Err(_) => fail(name, format!("expected a whole number of seconds, got `{v}`")),
+                    Err(_) => fail(
+                        name,
+                        format!("expected a whole number of seconds, got `{v}`"),
+                    ),
                 },
             }
         };
@@ -80,7 +87,10 @@ impl Settings {
         };
         let secret = match get("REISSUE_JWT_SECRET") {
             Some(s) if s.len() < 32 => {
-                return fail("REISSUE_JWT_SECRET", format!("must be at least 32 bytes, got {}", s.len()));
+                return fail(
+                    "REISSUE_JWT_SECRET",
+                    format!("must be at least 32 bytes, got {}", s.len()),
+                );
             }
             other => other.map(String::into_bytes),
         };
@@ -90,12 +100,22 @@ impl Settings {
         };
         let max_failures = match get("REISSUE_LOGIN_MAX_FAILURES") {
             None => 5,
-            Some(v) => v.parse::<u32>().or_else(|_| fail("REISSUE_LOGIN_MAX_FAILURES", format!("expected a number, got `{v}`")))?,
+            Some(v) => v.parse::<u32>().or_else(|_| {
+                fail(
+                    "REISSUE_LOGIN_MAX_FAILURES",
+                    format!("expected a number, got `{v}`"),
+                )
+            })?,
         };
         let strict = match get("REISSUE_STRICT_REVOCATION").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
-            Some(v) => return fail("REISSUE_STRICT_REVOCATION", format!("expected 0 or 1, got `{v}`")),
+            Some(v) => {
+                return fail(
+                    "REISSUE_STRICT_REVOCATION",
+                    format!("expected 0 or 1, got `{v}`"),
+                );
+            }
         };
         let config = Config::new(
             get("REISSUE_ISSUER").unwrap_or_else(|| "reissue-example".into()),
@@ -110,21 +130,32 @@ impl Settings {
         .trusted_proxies(trusted);
         let allowed_countries = match get("REISSUE_ALLOWED_COUNTRIES") {
             None => None,
-            Some(v) => Some(CountryRule::parse_allow(&v).or_else(|e| fail("REISSUE_ALLOWED_COUNTRIES", e))?),
+            Some(v) => Some(
+                CountryRule::parse_allow(&v).or_else(|e| fail("REISSUE_ALLOWED_COUNTRIES", e))?,
+            ),
         };
         let geoip_db = get("REISSUE_GEOIP_DB");
         if allowed_countries.is_some() && geoip_db.is_none() {
-            return fail("REISSUE_ALLOWED_COUNTRIES", "needs REISSUE_GEOIP_DB to know where addresses are");
+            return fail(
+                "REISSUE_ALLOWED_COUNTRIES",
+                "needs REISSUE_GEOIP_DB to know where addresses are",
+            );
         }
         Ok(Self {
             addr,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://reissue-example.sqlite".into()),
+            database_url: get("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://reissue-example.sqlite".into()),
             redis_url: get("REDIS_URL"),
             redis_prefix: get("REISSUE_REDIS_PREFIX").unwrap_or_else(|| "reissue:".into()),
             secret,
             config,
             admin_emails: get("REISSUE_ADMIN_EMAILS")
-                .map(|v| v.split(',').map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|e| e.trim().to_lowercase())
+                        .filter(|e| !e.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             geoip_db,
             allowed_countries,
@@ -139,7 +170,10 @@ impl Settings {
     /// Opens the databases and builds the app's state.
     pub async fn build(self) -> Result<AppState, StartError> {
         let users = UserStore::connect(&self.database_url).or_else(|e| fail("DATABASE_URL", e))?;
-        users.run_migrations().await.or_else(|e| fail("DATABASE_URL", e))?;
+        users
+            .run_migrations()
+            .await
+            .or_else(|e| fail("DATABASE_URL", e))?;
         let store: Arc<dyn RefreshStore> = match &self.redis_url {
             Some(url) => Arc::new(
                 RedisStore::builder(url.as_str())
@@ -149,19 +183,24 @@ impl Settings {
                     .or_else(|e| fail("REDIS_URL", e))?,
             ),
             None => {
-                tracing::warn!("REDIS_URL is unset: sessions live in process memory and die with it");
+                tracing::warn!(
+                    "REDIS_URL is unset: sessions live in process memory and die with it"
+                );
                 Arc::new(MemoryStore::new())
             }
         };
         let secret = match self.secret {
             Some(s) => s,
             None => {
-                tracing::warn!("REISSUE_JWT_SECRET is unset: a random key is used, tokens die with the process");
+                tracing::warn!(
+                    "REISSUE_JWT_SECRET is unset: a random key is used, tokens die with the process"
+                );
                 let bytes: [u8; 32] = rand::random();
                 bytes.to_vec()
             }
         };
-        let key = Key::hmac("hs256-1", Algorithm::HS256, &secret).or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
+        let key = Key::hmac("hs256-1", Algorithm::HS256, &secret)
+            .or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
         let keys = KeySet::new(key).or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
         let mut builder = Reissue::builder(self.config, keys, store, users.clone());
         if let Some(path) = &self.geoip_db {
@@ -172,7 +211,11 @@ impl Settings {
             builder = builder.policy(PolicySet::new().with(rule));
         }
         let reissue = builder.build().or_else(|e| fail("configuration", e))?;
-        Ok(AppState { reissue, users, admin_emails: Arc::new(self.admin_emails) })
+        Ok(AppState {
+            reissue,
+            users,
+            admin_emails: Arc::new(self.admin_emails),
+        })
     }
 }
 
@@ -193,7 +236,10 @@ struct Signup {
 }
 
 fn error(status: u16, code: &str, description: &str) -> Reply {
-    Reply::json(status, &serde_json::json!({ "error": code, "error_description": description }))
+    Reply::json(
+        status,
+        &serde_json::json!({ "error": code, "error_description": description }),
+    )
 }
 
 impl AppState {
@@ -209,11 +255,19 @@ impl AppState {
             Ok(signup) => signup,
             Err(e) => return self.reissue.reply(&e),
         };
-        let roles: &[&str] =
-            if self.admin_emails.contains(&email.trim().to_lowercase()) { &[ADMIN_ROLE] } else { &[] };
+        let roles: &[&str] = if self.admin_emails.contains(&email.trim().to_lowercase()) {
+            &[ADMIN_ROLE]
+        } else {
+            &[]
+        };
         match self.users.create_user(&email, &password, roles).await {
-            Ok(user) => Reply::json(201, &serde_json::json!({ "id": user.id.to_string(), "email": user.email })),
-            Err(UserError::EmailTaken) => error(409, "email_taken", "an account with this email exists"),
+            Ok(user) => Reply::json(
+                201,
+                &serde_json::json!({ "id": user.id.to_string(), "email": user.email }),
+            ),
+            Err(UserError::EmailTaken) => {
+                error(409, "email_taken", "an account with this email exists")
+            }
             Err(e) => self.reissue.reply(&e.into()),
         }
     }

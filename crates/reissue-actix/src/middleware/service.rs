@@ -20,13 +20,18 @@ pub(super) struct Requirement<C> {
 impl<C: Claims> Requirement<C> {
     /// Applies core's decision: the identity (or the anonymous marker) into the
     /// extensions, or the refusal as a reply.
-    fn settle(&self, req: &ServiceRequest, decision: Result<Option<Identity<C>>>) -> Result<(), Reply> {
+    fn settle(
+        &self,
+        req: &ServiceRequest,
+        decision: Result<Option<Identity<C>>>,
+    ) -> Result<(), Reply> {
         match decision {
             Ok(Some(identity)) => {
                 req.extensions_mut().insert(identity);
             }
             Ok(None) => {
-                req.extensions_mut().insert(Anonymous(self.verifier.clone()));
+                req.extensions_mut()
+                    .insert(Anonymous(self.verifier.clone()));
             }
             Err(e) => return Err(self.verifier.reply(&e)),
         }
@@ -91,8 +96,13 @@ where
                 requirement.verifier.admit(&head, &requirement.access).await
             };
             match requirement.settle(&req, decision) {
-                Ok(()) => service.call(req).await.map(ServiceResponse::map_into_left_body),
-                Err(reply) => Ok(req.into_response(into_response(reply)).map_into_right_body()),
+                Ok(()) => service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body),
+                Err(reply) => Ok(req
+                    .into_response(into_response(reply))
+                    .map_into_right_body()),
             }
         })
     }

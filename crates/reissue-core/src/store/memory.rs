@@ -89,7 +89,11 @@ impl MemoryStore {
         // A panic elsewhere cannot leave the map half-updated (each closure is
         // all-or-nothing), so a poisoned lock is safe to keep using.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if self.ops.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
+        if self
+            .ops
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
             state.sweep(now);
         }
         f(&mut state, now)
@@ -118,10 +122,15 @@ impl RefreshStore for MemoryStore {
             );
             let mut evicted = Vec::new();
             if sessions.len() > s.max_sessions.max(1) {
-                let mut by_age: Vec<(u64, SessionId)> =
-                    sessions.iter().map(|(sid, e)| (e.created_ms, sid.clone())).collect();
+                let mut by_age: Vec<(u64, SessionId)> = sessions
+                    .iter()
+                    .map(|(sid, e)| (e.created_ms, sid.clone()))
+                    .collect();
                 by_age.sort();
-                for (_, sid) in by_age.into_iter().take(sessions.len() - s.max_sessions.max(1)) {
+                for (_, sid) in by_age
+                    .into_iter()
+                    .take(sessions.len() - s.max_sessions.max(1))
+                {
                     sessions.remove(&sid);
                     evicted.push(sid);
                 }
@@ -164,7 +173,9 @@ impl RefreshStore for MemoryStore {
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         Ok(self.with(|state, now| {
-            state.sessions(user_id, now).is_some_and(|s| s.remove(sid).is_some())
+            state
+                .sessions(user_id, now)
+                .is_some_and(|s| s.remove(sid).is_some())
         }))
     }
 
@@ -198,15 +209,18 @@ impl RefreshStore for MemoryStore {
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         Ok(self.with(|state, now| {
-            state.sessions(user_id, now).is_some_and(|s| s.contains_key(sid))
+            state
+                .sessions(user_id, now)
+                .is_some_and(|s| s.contains_key(sid))
         }))
     }
 
     async fn login_failures(&self, account: &str) -> Result<Option<LoginFailures>> {
         Ok(self.with(|state, now| match state.failures.get(account) {
-            Some(&(count, until)) if until > now => {
-                Some(LoginFailures { count, retry_after: (until - now).div_ceil(1000) })
-            }
+            Some(&(count, until)) if until > now => Some(LoginFailures {
+                count,
+                retry_after: (until - now).div_ceil(1000),
+            }),
             _ => None,
         }))
     }
@@ -218,7 +232,10 @@ impl RefreshStore for MemoryStore {
                 *slot = (0, now + window.as_millis() as u64);
             }
             slot.0 += 1;
-            LoginFailures { count: slot.0, retry_after: (slot.1 - now).div_ceil(1000) }
+            LoginFailures {
+                count: slot.0,
+                retry_after: (slot.1 - now).div_ceil(1000),
+            }
         }))
     }
 

@@ -85,7 +85,11 @@ impl ClientMeta {
             }
             ua[..end].to_owned()
         });
-        Self { ip, country, user_agent }
+        Self {
+            ip,
+            country,
+            user_agent,
+        }
     }
 }
 
@@ -120,7 +124,15 @@ impl<'a> RotateRequest<'a> {
         idle_ttl: Duration,
         client: &'a ClientMeta,
     ) -> Self {
-        Self { user_id, sid, generation, now_ms, grace, idle_ttl, client }
+        Self {
+            user_id,
+            sid,
+            generation,
+            now_ms,
+            grace,
+            idle_ttl,
+            client,
+        }
     }
 }
 
@@ -221,5 +233,7 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
 /// The idle expiry of a session touched at `now_ms`: the idle lifetime,
 /// capped by the absolute one.
 pub(crate) fn idle_expiry(now_ms: u64, idle_ttl: Duration, absolute_expiry_ms: u64) -> u64 {
-    now_ms.saturating_add(idle_ttl.as_millis() as u64).min(absolute_expiry_ms)
+    now_ms
+        .saturating_add(idle_ttl.as_millis() as u64)
+        .min(absolute_expiry_ms)
 }

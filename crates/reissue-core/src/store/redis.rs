@@ -170,7 +170,9 @@ pub struct RedisStore {
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -246,7 +248,11 @@ impl RedisStore {
 
     /// A store on a pool the application built and connected itself.
     pub fn from_pool(pool: Pool, prefix: impl Into<String>) -> Self {
-        Self { pool, prefix: prefix.into(), scripts: Scripts::new() }
+        Self {
+            pool,
+            prefix: prefix.into(),
+            scripts: Scripts::new(),
+        }
     }
 
     /// The fred pool, e.g. to measure memory.
@@ -277,7 +283,10 @@ impl RedisStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
-        script.evalsha_with_reload(self.client(), keys, args).await.map_err(Error::unavailable)
+        script
+            .evalsha_with_reload(self.client(), keys, args)
+            .await
+            .map_err(Error::unavailable)
     }
 }
 
@@ -287,11 +296,17 @@ impl RedisStore {
 fn tag(id: &str) -> std::borrow::Cow<'_, str> {
     let plain = !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+'));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b'+'));
     if plain {
         id.into()
     } else {
-        format!("~{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)).into()
+        format!(
+            "~{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+        )
+        .into()
     }
 }
 
@@ -299,7 +314,10 @@ fn int(v: &Value) -> Result<u64> {
     match v {
         Value::Integer(i) => Ok((*i).max(0) as u64),
         Value::String(s) => s.parse().map_err(|_| bad_reply()),
-        Value::Bytes(b) => std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(bad_reply),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad_reply),
         _ => Err(bad_reply()),
     }
 }
@@ -346,7 +364,10 @@ fn successor(a: &[Value]) -> Result<Successor> {
 #[async_trait]
 impl RefreshStore for RedisStore {
     async fn create(&self, s: &NewSession) -> Result<Vec<SessionId>> {
-        let keys = vec![self.session_key(&s.user_id, &s.sid), self.index_key(&s.user_id)];
+        let keys = vec![
+            self.session_key(&s.user_id, &s.sid),
+            self.index_key(&s.user_id),
+        ];
         let args: Vec<Value> = vec![
             s.sid.as_str().into(),
             (s.now_ms as i64).into(),
@@ -360,11 +381,17 @@ impl RefreshStore for RedisStore {
             self.session_key_base(&s.user_id).into(),
         ];
         let evicted = array(self.run(&self.scripts.create, keys, args).await?)?;
-        Ok(evicted.iter().filter_map(|v| text(v).as_deref().and_then(SessionId::parse)).collect())
+        Ok(evicted
+            .iter()
+            .filter_map(|v| text(v).as_deref().and_then(SessionId::parse))
+            .collect())
     }
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
-        let keys = vec![self.session_key(r.user_id, r.sid), self.index_key(r.user_id)];
+        let keys = vec![
+            self.session_key(r.user_id, r.sid),
+            self.index_key(r.user_id),
+        ];
         let args: Vec<Value> = vec![
             (r.generation as i64).into(),
             (r.now_ms as i64).into(),
@@ -387,7 +414,9 @@ impl RefreshStore for RedisStore {
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         let keys = vec![self.session_key(user_id, sid), self.index_key(user_id)];
-        let n = self.run(&self.scripts.revoke, keys, vec![sid.as_str().into()]).await?;
+        let n = self
+            .run(&self.scripts.revoke, keys, vec![sid.as_str().into()])
+            .await?;
         Ok(int(&n)? > 0)
     }
 
@@ -402,7 +431,12 @@ impl RefreshStore for RedisStore {
         let args = vec![self.session_key_base(user_id).into()];
         let flat = array(self.run(&self.scripts.list, keys, args).await?)?;
         flat.chunks_exact(6)
-            .filter_map(|c| text(&c[0]).as_deref().and_then(SessionId::parse).map(|sid| (sid, c)))
+            .filter_map(|c| {
+                text(&c[0])
+                    .as_deref()
+                    .and_then(SessionId::parse)
+                    .map(|sid| (sid, c))
+            })
             .map(|(sid, c)| {
                 Ok(SessionInfo {
                     sid,
@@ -419,30 +453,58 @@ impl RefreshStore for RedisStore {
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let n: i64 = self.client().exists(self.session_key(user_id, sid)).await.map_err(Error::unavailable)?;
+        let n: i64 = self
+            .client()
+            .exists(self.session_key(user_id, sid))
+            .await
+            .map_err(Error::unavailable)?;
         Ok(n > 0)
     }
 
     async fn login_failures(&self, account: &str) -> Result<Option<LoginFailures>> {
-        let reply = array(self.run(&self.scripts.failures, vec![self.failures_key(account)], vec![]).await?)?;
+        let reply = array(
+            self.run(
+                &self.scripts.failures,
+                vec![self.failures_key(account)],
+                vec![],
+            )
+            .await?,
+        )?;
         let (count, pttl) = match reply.as_slice() {
             [c, t] => (int(c)?, int(t)?),
             _ => return Err(bad_reply()),
         };
-        Ok((count > 0).then(|| LoginFailures { count: count as u32, retry_after: pttl.div_ceil(1000) }))
+        Ok((count > 0).then(|| LoginFailures {
+            count: count as u32,
+            retry_after: pttl.div_ceil(1000),
+        }))
     }
 
     async fn record_login_failure(&self, account: &str, window: Duration) -> Result<LoginFailures> {
         let args = vec![(window.as_millis().max(1) as i64).into()];
-        let reply = array(self.run(&self.scripts.record_failure, vec![self.failures_key(account)], args).await?)?;
+        let reply = array(
+            self.run(
+                &self.scripts.record_failure,
+                vec![self.failures_key(account)],
+                args,
+            )
+            .await?,
+        )?;
         match reply.as_slice() {
-            [c, t] => Ok(LoginFailures { count: int(c)? as u32, retry_after: int(t)?.div_ceil(1000) }),
+            [c, t] => Ok(LoginFailures {
+                count: int(c)? as u32,
+                retry_after: int(t)?.div_ceil(1000),
+            }),
             _ => Err(bad_reply()),
         }
     }
 
     async fn clear_login_failures(&self, account: &str) -> Result<()> {
-        let _: i64 = self.client().del(self.failures_key(account)).await.map_err(Error::unavailable)?;
+        let _: i64 = self
+            .client()
+            .del(self.failures_key(account))
+            .await
+            .map_err(Error::unavailable)?;
         Ok(())
     }
 }
@@ -460,6 +522,10 @@ mod tests {
             assert!(t.starts_with('~'), "{hostile:?} -> {t}");
             assert!(!t.contains(['{', '}', ':']), "{hostile:?} -> {t}");
         }
-        assert_ne!(tag("~YQ"), tag("a"), "an id that looks encoded is encoded again");
+        assert_ne!(
+            tag("~YQ"),
+            tag("a"),
+            "an id that looks encoded is encoded again"
+        );
     }
 }

@@ -64,15 +64,14 @@ where
         }
     }
 
-    pub(crate) fn authenticating(
-        req: Request<ReqBody>,
-        service: S,
-        guard: Arc<Guard<C>>,
-    ) -> Self {
+    pub(crate) fn authenticating(req: Request<ReqBody>, service: S, guard: Arc<Guard<C>>) -> Self {
         let (parts, body) = req.into_parts();
         let admitting = guard.clone();
         let verdict = Box::pin(async move {
-            let verdict = admitting.verifier.admit(&RequestHead::from(&parts), &admitting.access).await;
+            let verdict = admitting
+                .verifier
+                .admit(&RequestHead::from(&parts), &admitting.access)
+                .await;
             (parts, verdict)
         });
         Self {

@@ -77,7 +77,10 @@ where
         let guard = &self.guard;
         // Stateless: core decides without a store round trip, so the inner
         // service is called directly and nothing is boxed.
-        match guard.verifier.admit_now(&RequestHead::from(&req), &guard.access) {
+        match guard
+            .verifier
+            .admit_now(&RequestHead::from(&req), &guard.access)
+        {
             Some(Ok(identity)) => {
                 guard.settle(&mut req, identity);
                 ResponseFuture::called(self.inner.call(req))
