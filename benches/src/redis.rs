@@ -1,0 +1,387 @@
+//! The Redis rows: `/auth/reissue` against the physical limit of a
+//! one-round-trip design (a raw EVALSHA of a trivial script at the same
+//! concurrency), and Redis bytes per session.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{
+    Builder, ClientLike, Config, KeysInterface, LuaInterface, MemoryInterface, Pool,
+};
+use fred::types::scan::Scanner;
+use reissue_core::store::{ClientMeta, RedisStore};
+use serde::Deserialize;
+
+use crate::apps::Target;
+use crate::fixtures::{self, Cache, Login, Scheme};
+use crate::load::{self, Exchange, Load, Measurement};
+use crate::server::spawn_axum;
+
+/// The store's default pool size; the raw baseline uses the same.
+const POOL_SIZE: usize = 4;
+
+/// `/auth/reissue` behind reissue-tower's router on a Redis store.
+pub(crate) fn reissue_endpoint(redis_url: &str, prefix: &str) -> Result<Target, String> {
+    let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
+    let (server, ()) = spawn_axum("reissue-endpoint", move || async move {
+        let store = RedisStore::builder(url)
+            .key_prefix(prefix)
+            .pool_size(POOL_SIZE)
+            .connect()
+            .await;
+        let store = store.map_err(|e| format!("Redis: {e}"))?;
+        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), false, Cache::On);
+        Ok(((), reissue_tower::router(reissue)))
+    })?;
+    Ok(Target {
+        server,
+        headers: Vec::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    refresh_token: String,
+}
+
+/// One client: logs in once (as its own user, during the warm-up), then
+/// rotates its own refresh token on every request, so each request is a real
+/// rotation (never a grace-window replay).
+#[derive(Debug)]
+pub(crate) struct Rotating {
+    user: String,
+    refresh_token: Option<String>,
+}
+
+impl Rotating {
+    pub(crate) fn new(connection: usize) -> Self {
+        Self {
+            user: format!("rotating-{connection}"),
+            refresh_token: None,
+        }
+    }
+}
+
+impl Exchange for Rotating {
+    fn request(&mut self, out: &mut Vec<u8>) {
+        match &self.refresh_token {
+            None => load::post_json(
+                out,
+                "/auth/login",
+                &[],
+                &format!(r#"{{"user":"{}"}}"#, self.user),
+            ),
+            Some(rt) => load::post_json(
+                out,
+                "/auth/reissue",
+                &[("authorization", &format!("Bearer {rt}"))],
+                "",
+            ),
+        }
+    }
+
+    fn check(&mut self, status: u16, body: &[u8]) -> Result<(), String> {
+        if status != 200 {
+            return Err(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(body)
+            ));
+        }
+        let pair: TokenResponse =
+            serde_json::from_slice(body).map_err(|e| format!("token response: {e}"))?;
+        if self.refresh_token.as_deref() == Some(pair.refresh_token.as_str()) {
+            return Err("the refresh token did not rotate".into());
+        }
+        self.refresh_token = Some(pair.refresh_token);
+        Ok(())
+    }
+}
+
+async fn pool(url: &str) -> Result<Pool, String> {
+    let config = Config::from_url(url).map_err(|e| e.to_string())?;
+    let pool = Builder::from_config(config)
+        .build_pool(POOL_SIZE)
+        .map_err(|e| e.to_string())?;
+    pool.init().await.map_err(|e| e.to_string())?;
+    Ok(pool)
+}
+
+/// `EVALSHA` of `return 1` in a closed loop, `load.connections` in flight
+/// over a pool as large as the store's, on one thread: one Redis round trip
+/// per operation and nothing else.
+pub(crate) fn raw_evalsha(redis_url: &str, load: Load) -> Result<Measurement, String> {
+    // It plays the server's part, on the server's core, from this thread.
+    crate::server::pin(crate::server::SERVER_CORE);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let pool = pool(redis_url).await?;
+        let sha: String = pool
+            .next()
+            .script_load("return 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let (window_start, window_end) = (start + load.warmup, start + load.warmup + load.measure);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..load.connections {
+            let (pool, sha) = (pool.clone(), sha.clone());
+            tasks.spawn(async move {
+                let (mut completed, mut latencies) = (0u64, Vec::with_capacity(1 << 16));
+                loop {
+                    let sent = Instant::now();
+                    if sent >= window_end {
+                        break;
+                    }
+                    let one: i64 = pool
+                        .next()
+                        .evalsha(&sha, Vec::<String>::new(), Vec::<String>::new())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if one != 1 {
+                        return Err(format!("EVALSHA returned {one}"));
+                    }
+                    let done = Instant::now();
+                    if done >= window_start && done < window_end {
+                        completed += 1;
+                        latencies.push((done - sent).as_nanos() as u64);
+                    }
+                }
+                Ok::<_, String>((completed, latencies))
+            });
+        }
+        let (mut completed, mut latencies) = (0, Vec::new());
+        while let Some(done) = tasks.join_next().await {
+            let (n, mut l) = done.map_err(|e| e.to_string())??;
+            completed += n;
+            latencies.append(&mut l);
+        }
+        let _ = pool.quit().await;
+        crate::server::pin(crate::server::LOAD_CORE);
+        Ok(Measurement::new(completed, load.measure, latencies))
+    })
+}
+
+/// Redis bytes per session, from `MEMORY USAGE` (exact: `SAMPLES 0`).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionBytes {
+    pub(crate) label: String,
+    /// Session hash plus its share of the user's index.
+    pub(crate) bytes: f64,
+}
+
+/// Creates sessions through `Reissue::login` (so with real claims and client
+/// metadata) and measures them: one session for each of N users (each pays
+/// a whole index), and N sessions of one user (sharing one index).
+pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<SessionBytes>, String> {
+    const N: usize = 32;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let store = RedisStore::builder(redis_url)
+            .key_prefix(prefix)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let store = Arc::new(store);
+        let client = store.pool().next().clone();
+        let reissue = fixtures::reissue(Scheme::Hs256, store.clone(), false, Cache::On);
+        let ip = Some([203, 0, 113, 7].into());
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        let clients = [
+            ("no client metadata", ClientMeta::default()),
+            ("curl UA", ClientMeta::new(ip, None, Some("curl/8.5.0"))),
+            (
+                "browser UA + country",
+                ClientMeta::new(ip, reissue_core::Country::new("DE"), Some(firefox)),
+            ),
+        ];
+        let mut out = Vec::new();
+        for (i, (label, meta)) in clients.iter().enumerate() {
+            let mut total = 0;
+            for u in 0..N {
+                let user = format!("user-{i}-{u:06}");
+                total += login_and_measure(&reissue, &store, &client, &user, meta).await?;
+                total += memory_usage(&client, &store.index_key(&user)).await?;
+            }
+            out.push(SessionBytes {
+                label: format!("{label}, 1 session per user"),
+                bytes: total as f64 / N as f64,
+            });
+            let user = format!("many-{i}");
+            let mut total = 0;
+            for _ in 0..N {
+                total += login_and_measure(&reissue, &store, &client, &user, meta).await?;
+            }
+            total += memory_usage(&client, &store.index_key(&user)).await?;
+            out.push(SessionBytes {
+                label: format!("{label}, {N} sessions of 1 user"),
+                bytes: total as f64 / N as f64,
+            });
+        }
+        Ok(out)
+    })
+}
+
+/// Logs `user` in and returns the bytes of the new session's hash.
+async fn login_and_measure(
+    reissue: &reissue_core::Reissue<fixtures::AnyUser>,
+    store: &RedisStore,
+    client: &fred::prelude::Client,
+    user: &str,
+    meta: &ClientMeta,
+) -> Result<u64, String> {
+    let login = Login {
+        user: user.to_owned(),
+    };
+    let pair = reissue
+        .login(login, meta)
+        .await
+        .map_err(|e| e.to_string())?;
+    let claims = reissue
+        .tokens()
+        .verify_refresh(&pair.refresh_token)
+        .map_err(|e| e.to_string())?;
+    memory_usage(
+        client,
+        &format!("{}{}", store.session_key_base(user), claims.sid.as_str()),
+    )
+    .await
+}
+
+async fn memory_usage(client: &fred::prelude::Client, key: &str) -> Result<u64, String> {
+    let bytes: Option<u64> = client
+        .memory_usage(key, Some(0))
+        .await
+        .map_err(|e| e.to_string())?;
+    bytes.ok_or_else(|| format!("no key {key}"))
+}
+
+/// Deletes every key under `prefix` (SCAN, then DEL in batches).
+pub(crate) fn clean(redis_url: &str, prefix: &str) -> Result<usize, String> {
+    use futures_util::TryStreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let pool = pool(redis_url).await?;
+        let client = pool.next().clone();
+        let mut deleted = 0;
+        let mut scan = client.scan(format!("{prefix}*"), Some(1000), None);
+        while let Some(mut page) = scan.try_next().await.map_err(|e| e.to_string())? {
+            if let Some(keys) = page.take_results().filter(|k| !k.is_empty()) {
+                let n: usize = client.del(keys).await.map_err(|e| e.to_string())?;
+                deleted += n;
+            }
+            page.next();
+        }
+        let _ = pool.quit().await;
+        Ok(deleted)
+    })
+}
+
+/// How long to wait for Redis to answer at start.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether Redis answers at `url`.
+pub(crate) fn reachable(url: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let pool = tokio::time::timeout(PING_TIMEOUT, pool(url))
+            .await
+            .map_err(|_| format!("no answer from Redis at {url}"))??;
+        let _: String = pool.next().ping(None).await.map_err(|e| e.to_string())?;
+        let _ = pool.quit().await;
+        Ok(())
+    })
+}
+
+/// Redis's own execution time per `EVALSHA`, from `INFO commandstats`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScriptCost {
+    /// One rotation (`RefreshStore::rotate`'s script), µs.
+    pub(crate) rotate_us: f64,
+    /// `return 1`, µs.
+    pub(crate) trivial_us: f64,
+}
+
+async fn evalsha_stats(client: &fred::prelude::Client) -> Result<(u64, u64), String> {
+    let info: String = client
+        .info(Some(fred::types::InfoKind::CommandStats))
+        .await
+        .map_err(|e| e.to_string())?;
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+        .unwrap_or("calls=0,usec=0");
+    let field = |name: &str| {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(name))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("calls="), field("usec=")))
+}
+
+/// Time Redis spends executing one rotation script vs `return 1`, each run
+/// `n` times one after the other (Redis's own clock: no network, no client).
+/// Other clients' EVALSHA calls in the meantime would count too.
+pub(crate) fn script_cost(redis_url: &str, prefix: &str, n: usize) -> Result<ScriptCost, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let store = RedisStore::builder(redis_url)
+            .key_prefix(prefix)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = store.pool().next().clone();
+        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), false, Cache::On);
+        let login = Login {
+            user: "script-cost".to_owned(),
+        };
+        let mut rt = reissue
+            .login(login, &ClientMeta::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .refresh_token;
+        let per_call =
+            |(c0, u0): (u64, u64), (c1, u1): (u64, u64)| (u1 - u0) as f64 / (c1 - c0).max(1) as f64;
+        let before = evalsha_stats(&client).await?;
+        for _ in 0..n {
+            rt = reissue
+                .reissue(&rt, &ClientMeta::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .refresh_token;
+        }
+        let rotate_us = per_call(before, evalsha_stats(&client).await?);
+        let sha: String = client
+            .script_load("return 1")
+            .await
+            .map_err(|e| e.to_string())?;
+        let before = evalsha_stats(&client).await?;
+        for _ in 0..n {
+            let _: i64 = client
+                .evalsha(&sha, Vec::<String>::new(), Vec::<String>::new())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let trivial_us = per_call(before, evalsha_stats(&client).await?);
+        Ok(ScriptCost {
+            rotate_us,
+            trivial_us,
+        })
+    })
+}
