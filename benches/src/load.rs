@@ -137,7 +137,6 @@ pub(crate) fn run(
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    crate::server::pin(crate::server::LOAD_CORE);
     let exchanges: Vec<_> = (0..load.connections).map(make).collect();
     rt.block_on(async move {
         let start = Instant::now();

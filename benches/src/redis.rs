@@ -110,8 +110,6 @@ async fn pool(url: &str) -> Result<Pool, String> {
 /// over a pool as large as the store's, on one thread: one Redis round trip
 /// per operation and nothing else.
 pub(crate) fn raw_evalsha(redis_url: &str, load: Load) -> Result<Measurement, String> {
-    // It plays the server's part, on the server's core, from this thread.
-    crate::server::pin(crate::server::SERVER_CORE);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,7 +157,6 @@ pub(crate) fn raw_evalsha(redis_url: &str, load: Load) -> Result<Measurement, St
             latencies.append(&mut l);
         }
         let _ = pool.quit().await;
-        crate::server::pin(crate::server::LOAD_CORE);
         Ok(Measurement::new(completed, load.measure, latencies))
     })
 }

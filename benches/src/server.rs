@@ -7,23 +7,6 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-/// The core the server's worker thread runs on; the load generator gets
-/// [`LOAD_CORE`]. Pinned so that each really has one core to itself (on a
-/// two-core machine the scheduler otherwise moves them around, and the rows
-/// vary by ±15%); Redis, where used, shares them.
-pub(crate) const SERVER_CORE: usize = 0;
-/// The load generator's core.
-pub(crate) const LOAD_CORE: usize = 1;
-
-/// Pins the calling thread to `core`, when the machine has two cores.
-/// (Not `core_affinity::get_core_ids`: it lists the caller's current mask,
-/// which a thread spawned by a pinned thread inherits.)
-pub(crate) fn pin(core: usize) {
-    if std::thread::available_parallelism().map_or(1, usize::from) > LOAD_CORE {
-        core_affinity::set_for_current(core_affinity::CoreId { id: core });
-    }
-}
-
 /// A running server; stopped and joined on drop.
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
@@ -67,7 +50,6 @@ where
     let thread = std::thread::Builder::new()
         .name(format!("server-{name}"))
         .spawn(move || {
-            pin(SERVER_CORE);
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
