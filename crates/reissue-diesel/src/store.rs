@@ -308,8 +308,11 @@ impl UserStore {
         .await
     }
 
-    /// Replaces the user's roles; access tokens issued from then on carry
-    /// them. Duplicates are dropped.
+    /// Replaces the user's roles. Duplicates are dropped.
+    ///
+    /// New logins carry the new roles. A live session keeps the claims it
+    /// logged in with (its reissues mint from them), so to take a role away
+    /// at once, end the user's sessions too with `Reissue::force_logout`.
     ///
     /// # Errors
     /// [`UserError::InvalidRole`] (empty, over 64 bytes, or containing a
