@@ -86,9 +86,9 @@ impl AuditEvent {
         self.session_id = Some(sid.clone());
         self
     }
-    pub(crate) fn client(mut self, ip: IpAddr, country: Option<Country>) -> Self {
-        self.ip = Some(ip);
-        self.country = country;
+    pub(crate) fn client(mut self, client: &crate::store::ClientMeta) -> Self {
+        self.ip = client.ip;
+        self.country = client.country;
         self
     }
     pub(crate) fn reason(mut self, reason: impl Into<String>) -> Self {

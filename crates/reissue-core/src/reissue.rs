@@ -15,8 +15,8 @@ use crate::store::{
 use crate::token::now_millis;
 use crate::verifier::VerifierInner;
 use crate::{
-    AuditSink, Authenticator, Claims, Config, Error, KeySet, Result, SessionId, TokenCodec,
-    TokenRejection, Verifier,
+    AuditSink, Authenticator, Config, Error, KeySet, Result, SessionId, TokenCodec, TokenRejection,
+    Verifier,
 };
 
 /// A token response (RFC 6749 §5.1).
@@ -182,6 +182,11 @@ impl<A: Authenticator> Reissue<A> {
         &self.inner.config
     }
 
+    /// Renders an error with the configured realm.
+    pub fn reply(&self, error: &Error) -> crate::Reply {
+        error.reply(&self.inner.config.realm)
+    }
+
     /// The token codec (keys, issuing, verifying).
     pub fn tokens(&self) -> &TokenCodec {
         &self.inner.verifier.inner.codec
@@ -244,17 +249,18 @@ impl<A: Authenticator> Reissue<A> {
         sid: Option<&SessionId>,
         client: &ClientMeta,
     ) -> Error {
-        let rule = decision.rule().unwrap_or("policy").to_owned();
-        let mut event = AuditEvent::new(AuditKind::PolicyDenied)
-            .user(user_id)
-            .reason(&rule);
-        if let Some(ip) = client.ip {
-            event = event.client(ip, client.country);
-        }
-        if let Some(sid) = sid {
-            event = event.session(sid);
-        }
-        self.emit(event);
+        let rule = decision.rule().unwrap_or("policy");
+        let event = |kind| {
+            let event = AuditEvent::new(kind)
+                .user(user_id)
+                .reason(rule)
+                .client(client);
+            match sid {
+                Some(sid) => event.session(sid),
+                None => event,
+            }
+        };
+        self.emit(event(AuditKind::PolicyDenied));
         let revoked = match (decision, sid) {
             (Decision::RevokeUser { .. }, _) => {
                 self.inner.store.revoke_all(user_id).await.map(|n| n > 0)
@@ -269,16 +275,7 @@ impl<A: Authenticator> Reissue<A> {
         };
         match revoked {
             Ok(true) => {
-                let mut event = AuditEvent::new(AuditKind::ForcedLogout)
-                    .user(user_id)
-                    .reason(rule);
-                if let Some(ip) = client.ip {
-                    event = event.client(ip, client.country);
-                }
-                if let Some(sid) = sid {
-                    event = event.session(sid);
-                }
-                self.emit(event);
+                self.emit(event(AuditKind::ForcedLogout));
                 Error::AccessDenied
             }
             Ok(false) => Error::AccessDenied,
@@ -341,10 +338,9 @@ impl<A: Authenticator> Reissue<A> {
                 store
                     .record_login_failure(&account, c.login_lockout)
                     .await?;
-                let mut event = AuditEvent::new(AuditKind::LoginFailed).user(&account);
-                if let Some(ip) = client.ip {
-                    event = event.client(ip, client.country);
-                }
+                let event = AuditEvent::new(AuditKind::LoginFailed)
+                    .user(&account)
+                    .client(client);
                 self.emit(event);
                 return Err(Error::InvalidCredentials);
             }
@@ -392,12 +388,10 @@ impl<A: Authenticator> Reissue<A> {
             login_country: client.country,
         };
         let pair = self.mint(&user.user_id, &sid, &user.claims, &first, now_ms)?;
-        let mut event = AuditEvent::new(AuditKind::Login)
+        let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
-            .session(&sid);
-        if let Some(ip) = client.ip {
-            event = event.client(ip, client.country);
-        }
+            .session(&sid)
+            .client(client);
         self.emit(event);
         Ok(pair)
     }
@@ -421,12 +415,10 @@ impl<A: Authenticator> Reissue<A> {
             Rotation::Rotated(s) => (s, true),
             Rotation::Replayed(s) => (s, false),
             Rotation::Reused => {
-                let mut event = AuditEvent::new(AuditKind::ReuseDetected)
+                let event = AuditEvent::new(AuditKind::ReuseDetected)
                     .user(&rt.sub)
-                    .session(&rt.sid);
-                if let Some(ip) = client.ip {
-                    event = event.client(ip, client.country);
-                }
+                    .session(&rt.sid)
+                    .client(client);
                 self.emit(event.reason(format!("generation {} presented", rt.generation)));
                 return Err(Error::InvalidToken(TokenRejection::ReuseDetected));
             }
@@ -448,12 +440,10 @@ impl<A: Authenticator> Reissue<A> {
             .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?;
         let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor, now_ms)?;
         if rotated {
-            let mut event = AuditEvent::new(AuditKind::Reissue)
+            let event = AuditEvent::new(AuditKind::Reissue)
                 .user(&rt.sub)
-                .session(&rt.sid);
-            if let Some(ip) = client.ip {
-                event = event.client(ip, client.country);
-            }
+                .session(&rt.sid)
+                .client(client);
             self.emit(event);
         }
         Ok(pair)
@@ -515,15 +505,5 @@ impl<A: Authenticator> Reissue<A> {
     /// Whether a session is live.
     pub async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         self.inner.store.is_live(user_id, sid).await
-    }
-}
-
-impl<A: Authenticator> Reissue<A>
-where
-    A::Claims: Claims,
-{
-    /// Renders an error with the configured realm.
-    pub fn reply(&self, error: &Error) -> crate::Reply {
-        error.reply(&self.inner.config.realm)
     }
 }

@@ -7,7 +7,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::de::DeserializeOwned;
 
 use crate::claims::{AccessClaims, RefreshClaims};
-use crate::keys::{KeySet, VerifyingKey};
+use crate::keys::KeySet;
 use crate::{Claims, Error, Result, SessionId, TokenRejection};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
@@ -145,6 +145,16 @@ impl TokenCodec {
     }
 
     fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T> {
+        self.verify_with(token, typ, true)
+    }
+
+    /// Every check of [`TokenCodec::verify`]; `exp` only when `check_exp`.
+    fn verify_with<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: &str,
+        check_exp: bool,
+    ) -> Result<T> {
         let reject = |why| Err(Error::InvalidToken(why));
         if token.len() > MAX_TOKEN_LEN {
             return reject(TokenRejection::TooLong);
@@ -162,7 +172,17 @@ impl TokenCodec {
                 }
             }
         };
-        let data = jsonwebtoken::decode::<T>(token, KeySet::decoding_key(key), &key.validation)
+        let relaxed;
+        let validation = if check_exp {
+            &key.validation
+        } else {
+            relaxed = Validation {
+                validate_exp: false,
+                ..key.validation.clone()
+            };
+            &relaxed
+        };
+        let data = jsonwebtoken::decode::<T>(token, KeySet::decoding_key(key), validation)
             .map_err(|e| rejection_for(token, typ, e))?;
         if !kid_checked && data.header.kid.as_deref() != Some(key.key.kid()) {
             return reject(TokenRejection::UnknownKey);
@@ -176,32 +196,7 @@ impl TokenCodec {
     /// Reads a refresh token whose signature is valid even if it has expired,
     /// for logout (ending an expired session is still a logout).
     pub(crate) fn verify_refresh_for_logout(&self, token: &str) -> Result<RefreshClaims> {
-        match self.verify_refresh(token) {
-            Err(Error::InvalidToken(TokenRejection::Expired)) => {
-                let key: &VerifyingKey = match self.keys.single() {
-                    Some(k) => k,
-                    None => {
-                        let h = jsonwebtoken::decode_header(token).map_err(rejection)?;
-                        h.kid
-                            .as_deref()
-                            .and_then(|kid| self.keys.find(kid))
-                            .ok_or(Error::InvalidToken(TokenRejection::UnknownKey))?
-                    }
-                };
-                let mut v = key.validation.clone();
-                v.validate_exp = false;
-                let data =
-                    jsonwebtoken::decode::<RefreshClaims>(token, KeySet::decoding_key(key), &v)
-                        .map_err(rejection)?;
-                if !type_matches(data.header.typ.as_deref(), REFRESH_TOKEN_TYPE)
-                    || data.header.kid.as_deref() != Some(key.key.kid())
-                {
-                    return Err(Error::InvalidToken(TokenRejection::WrongTokenType));
-                }
-                Ok(data.claims)
-            }
-            other => other,
-        }
+        self.verify_with(token, REFRESH_TOKEN_TYPE, false)
     }
 }
 
