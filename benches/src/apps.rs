@@ -2,6 +2,7 @@
 //! a constant, the others the `sub` of the verified token, which is the
 //! same bytes (`42`), so every row does the same work except the check.
 
+use reissue_core::RevocationMode;
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
@@ -77,7 +78,7 @@ pub(crate) fn axum_reissue(scheme: Scheme, cache: Cache) -> Result<Target, Strin
 pub(crate) fn axum_reissue_redis(
     redis_url: &str,
     prefix: &str,
-    strict: bool,
+    mode: RevocationMode,
 ) -> Result<Target, String> {
     let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
     let (server, token) = spawn_axum("axum-reissue-redis", move || async move {
@@ -86,7 +87,7 @@ pub(crate) fn axum_reissue_redis(
             .connect()
             .await
             .map_err(|e| format!("Redis: {e}"))?;
-        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), strict, Cache::On);
+        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), mode, Cache::On);
         let token = fixtures::access_token(&reissue, USER_ID).await;
         Ok((token, reissue_router(reissue.verifier().clone())))
     })?;

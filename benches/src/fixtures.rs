@@ -1,6 +1,7 @@
 //! What every row shares: keys, the issuer and audience, a trivial
 //! authenticator, and the token each scheme is measured with.
 
+use reissue_core::RevocationMode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ impl Authenticator for AnyUser {
     type Credentials = Login;
     type Claims = UserClaims;
 
-    fn account_key(&self, login: &Login) -> String {
-        login.user.clone()
+    fn account_key(&self, login: &Login) -> reissue_core::Result<String> {
+        Ok(login.user.clone())
     }
 
     async fn authenticate(&self, login: Login) -> reissue_core::Result<Authenticated<UserClaims>> {
@@ -98,10 +99,10 @@ pub(crate) enum Cache {
 }
 
 /// The configuration of every reissue row: defaults, bench issuer/audience.
-pub(crate) fn config(strict: bool, cache: Cache) -> Config {
+pub(crate) fn config(mode: RevocationMode, cache: Cache) -> Config {
     let config = Config::new(ISSUER, AUDIENCE)
         .leeway(Duration::from_secs(LEEWAY))
-        .strict_revocation(strict);
+        .revocation(mode);
     match cache {
         Cache::On => config,
         Cache::Off => config.verified_token_cache(0),
@@ -112,11 +113,11 @@ pub(crate) fn config(strict: bool, cache: Cache) -> Config {
 pub(crate) fn reissue(
     scheme: Scheme,
     store: Arc<dyn RefreshStore>,
-    strict: bool,
+    mode: RevocationMode,
     cache: Cache,
 ) -> Reissue<AnyUser> {
     let keys = KeySet::new(scheme.key()).expect("a signing key");
-    Reissue::builder(config(strict, cache), keys, store, AnyUser)
+    Reissue::builder(config(mode, cache), keys, store, AnyUser)
         .build()
         .expect("a valid configuration")
 }
@@ -136,7 +137,12 @@ pub(crate) async fn access_token(reissue: &Reissue<AnyUser>, user: &str) -> Stri
 /// A stateless reissue instance (memory store, never consulted by the layer)
 /// and an access token of [`USER_ID`] signed with `scheme`.
 pub(crate) fn stateless(scheme: Scheme, cache: Cache) -> (Reissue<AnyUser>, String) {
-    let reissue = reissue(scheme, Arc::new(MemoryStore::new()), false, cache);
+    let reissue = reissue(
+        scheme,
+        Arc::new(MemoryStore::new()),
+        RevocationMode::Stateless,
+        cache,
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

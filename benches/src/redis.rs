@@ -2,6 +2,7 @@
 //! one-round-trip design (a raw EVALSHA of a trivial script at the same
 //! concurrency), and Redis bytes per session.
 
+use reissue_core::RevocationMode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,12 @@ pub(crate) fn reissue_endpoint(redis_url: &str, prefix: &str) -> Result<Target, 
             .connect()
             .await;
         let store = store.map_err(|e| format!("Redis: {e}"))?;
-        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), false, Cache::On);
+        let reissue = fixtures::reissue(
+            Scheme::Hs256,
+            Arc::new(store),
+            RevocationMode::Stateless,
+            Cache::On,
+        );
         Ok(((), reissue_tower::router(reissue)))
     })?;
     Ok(Target {
@@ -186,7 +192,12 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
             .map_err(|e| e.to_string())?;
         let store = Arc::new(store);
         let client = store.pool().next().clone();
-        let reissue = fixtures::reissue(Scheme::Hs256, store.clone(), false, Cache::On);
+        let reissue = fixtures::reissue(
+            Scheme::Hs256,
+            store.clone(),
+            RevocationMode::Stateless,
+            Cache::On,
+        );
         let ip = Some([203, 0, 113, 7].into());
         let firefox =
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -344,7 +355,12 @@ pub(crate) fn script_cost(redis_url: &str, prefix: &str, n: usize) -> Result<Scr
             .await
             .map_err(|e| e.to_string())?;
         let client = store.pool().next().clone();
-        let reissue = fixtures::reissue(Scheme::Hs256, Arc::new(store), false, Cache::On);
+        let reissue = fixtures::reissue(
+            Scheme::Hs256,
+            Arc::new(store),
+            RevocationMode::Stateless,
+            Cache::On,
+        );
         let login = Login {
             user: "script-cost".to_owned(),
         };

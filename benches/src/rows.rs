@@ -4,6 +4,7 @@ use crate::fixtures::{self, Cache, Scheme};
 use crate::load::{self, Fixed, Load, Measurement};
 use crate::report::{self, LoadRow, Outcome, Ratio};
 use crate::{Plan, apps, redis};
+use reissue_core::RevocationMode;
 
 type Runner = Box<dyn Fn(Load) -> Result<Measurement, String>>;
 
@@ -183,7 +184,7 @@ pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>
             "req/s",
             {
                 let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
-                get_me(move || apps::axum_reissue_redis(&url, &prefix, false))
+                get_me(move || apps::axum_reissue_redis(&url, &prefix, RevocationMode::Stateless))
             },
         ),
         (
@@ -192,7 +193,7 @@ pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>
             "req/s",
             {
                 let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
-                get_me(move || apps::axum_reissue_redis(&url, &prefix, true))
+                get_me(move || apps::axum_reissue_redis(&url, &prefix, RevocationMode::Strict))
             },
         ),
         (

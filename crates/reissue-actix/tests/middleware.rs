@@ -10,7 +10,7 @@ use reissue_actix::{AuthUser, ReissueMiddleware};
 use reissue_core::store::MemoryStore;
 use reissue_core::{
     Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, Result,
-    UserClaims,
+    RevocationMode, UserClaims,
 };
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -29,8 +29,8 @@ impl Authenticator for TestUsers {
     type Credentials = Login;
     type Claims = UserClaims;
 
-    fn account_key(&self, credentials: &Login) -> String {
-        credentials.email.to_lowercase()
+    fn account_key(&self, credentials: &Login) -> reissue_core::Result<String> {
+        Ok(credentials.email.to_lowercase())
     }
 
     async fn authenticate(&self, c: Login) -> Result<Authenticated<UserClaims>> {
@@ -48,7 +48,11 @@ impl Authenticator for TestUsers {
 
 fn reissue(strict: bool) -> Reissue<TestUsers> {
     let keys = KeySet::new(Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap()).unwrap();
-    let config = Config::new("test-issuer", "test-audience").strict_revocation(strict);
+    let config = Config::new("test-issuer", "test-audience").revocation(if strict {
+        RevocationMode::Strict
+    } else {
+        RevocationMode::Stateless
+    });
     Reissue::builder(config, keys, Arc::new(MemoryStore::new()), TestUsers)
         .build()
         .unwrap()

@@ -11,10 +11,16 @@ use crate::{Country, SessionId};
 pub enum AuditKind {
     /// A session was created.
     Login,
-    /// Credentials were refused.
+    /// Credentials were refused (the event names the account by digest).
     LoginFailed,
+    /// A login attempt was refused, uncounted and unchecked, because its
+    /// account (from its network, or from all) reached the limit.
+    LoginThrottled,
     /// A refresh token was rotated.
     Reissue,
+    /// A spent refresh token came back within the grace window and got the
+    /// same successor: a second tab or a retry, or a thief racing the client.
+    ReissueReplayed,
     /// A spent refresh token came back after the grace window; the session was revoked.
     ReuseDetected,
     /// One session was ended by its user.
@@ -33,7 +39,9 @@ impl AuditKind {
         match self {
             Self::Login => "login",
             Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
             Self::Reissue => "reissue",
+            Self::ReissueReplayed => "reissue_replayed",
             Self::ReuseDetected => "reuse_detected",
             Self::Logout => "logout",
             Self::LogoutAll => "logout_all",
@@ -55,7 +63,8 @@ impl fmt::Display for AuditKind {
 pub struct AuditEvent {
     /// What happened.
     pub kind: AuditKind,
-    /// The user, when known (for a failed login: the account key tried).
+    /// The user, when known (for a failed or throttled login: a digest of the
+    /// account tried, never the typed text).
     pub user_id: Option<String>,
     /// The session, when one is concerned.
     pub session_id: Option<SessionId>,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::RevocationMode;
 use crate::policy::TrustedProxies;
 use crate::{Error, Result};
 
@@ -19,10 +20,13 @@ pub struct Config {
     pub(crate) session_max_age: Duration,
     pub(crate) reuse_grace: Duration,
     pub(crate) leeway: Duration,
-    pub(crate) strict_revocation: bool,
+    pub(crate) revocation: RevocationMode,
+    pub(crate) fail_closed_while_unsure: bool,
     pub(crate) max_sessions_per_user: usize,
     pub(crate) login_max_failures: u32,
+    pub(crate) login_account_ceiling: Option<u32>,
     pub(crate) login_lockout: Duration,
+    pub(crate) allow_unknown_client_address: bool,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) verified_token_cache: usize,
 }
@@ -39,10 +43,13 @@ impl Config {
             session_max_age: Duration::from_secs(30 * 24 * 3600),
             reuse_grace: Duration::from_secs(10),
             leeway: Duration::from_secs(5),
-            strict_revocation: false,
+            revocation: RevocationMode::default(),
+            fail_closed_while_unsure: false,
             max_sessions_per_user: 32,
             login_max_failures: 5,
+            login_account_ceiling: None,
             login_lockout: Duration::from_secs(300),
+            allow_unknown_client_address: false,
             trusted_proxies: TrustedProxies::default(),
             verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
         }
@@ -86,11 +93,19 @@ impl Config {
         self
     }
 
-    /// Strict revocation: protected routes also check that the session is
-    /// live in the store (one store round trip per request), and fail closed
-    /// with 503 while it is unreachable (default off).
-    pub fn strict_revocation(mut self, strict: bool) -> Self {
-        self.strict_revocation = strict;
+    /// How protected routes learn that a session has ended (default
+    /// [`RevocationMode::Instant`]; see CONTRACT.md, "Revocation of access tokens").
+    pub fn revocation(mut self, mode: RevocationMode) -> Self {
+        self.revocation = mode;
+        self
+    }
+
+    /// Instant mode only: while an instance cannot be sure it has heard of
+    /// every revocation (its feed was interrupted) *and* the store is
+    /// unreachable, answer 503 rather than accepting the access tokens of
+    /// sessions not known to have ended (default `false`: accept them).
+    pub fn fail_closed_while_unsure(mut self, fail_closed: bool) -> Self {
+        self.fail_closed_while_unsure = fail_closed;
         self
     }
 
@@ -100,11 +115,35 @@ impl Config {
         self
     }
 
-    /// Failed logins per account before 429, and for how long (default 5, 300 s).
+    /// Failed login attempts per account and client network (IPv4 /24,
+    /// IPv6 /56) before 429, and the window they are counted in (default 5,
+    /// 300 s). Attempts are counted before the password is checked.
     pub fn login_lockout(mut self, max_failures: u32, lockout: Duration) -> Self {
         self.login_max_failures = max_failures;
         self.login_lockout = lockout;
         self
+    }
+
+    /// Failed login attempts per account from all networks together before
+    /// 429 (default 10 × the per-network limit): caps guessing spread over
+    /// many networks.
+    pub fn login_account_ceiling(mut self, max_failures: u32) -> Self {
+        self.login_account_ceiling = Some(max_failures);
+        self
+    }
+
+    /// With an address or country policy, a login or reissue whose client
+    /// address cannot be known (no socket peer, e.g. a Unix socket without a
+    /// trusted proxy) is refused with 403; `true` lets it through unchecked
+    /// (default `false`).
+    pub fn allow_unknown_client_address(mut self, allow: bool) -> Self {
+        self.allow_unknown_client_address = allow;
+        self
+    }
+
+    pub(crate) fn account_ceiling(&self) -> u32 {
+        self.login_account_ceiling
+            .unwrap_or_else(|| self.login_max_failures.saturating_mul(10))
     }
 
     /// Proxies whose `X-Forwarded-For` is believed (default none).

@@ -40,8 +40,11 @@ pub trait Authenticator: Send + Sync + 'static {
     type Claims: Claims;
 
     /// The account the credentials name, normalised (e.g. a lower-cased email):
-    /// failed logins are counted per account key.
-    fn account_key(&self, credentials: &Self::Credentials) -> String;
+    /// login attempts are counted per account key (reissue stores only a
+    /// digest of it). Credentials that cannot name an account (a malformed
+    /// email) are [`Error::InvalidRequest`](crate::Error::InvalidRequest):
+    /// refused with 400 before anything is counted.
+    fn account_key(&self, credentials: &Self::Credentials) -> Result<String>;
 
     /// Checks the credentials.
     fn authenticate(

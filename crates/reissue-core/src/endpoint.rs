@@ -125,7 +125,7 @@ impl<A: Authenticator> crate::Reissue<A> {
     pub async fn serve_logout_all(&self, req: &impl HttpRequest) -> Reply {
         self.respond(
             async {
-                let id = self.verifier().authenticate(req).await?;
+                let id = self.verifier().authenticate_live(req).await?;
                 self.logout_all(&id.user_id).await?;
                 Ok(Reply::no_content())
             }
@@ -137,7 +137,7 @@ impl<A: Authenticator> crate::Reissue<A> {
     pub async fn serve_sessions(&self, req: &impl HttpRequest) -> Reply {
         self.respond(
             async {
-                let id = self.verifier().authenticate(req).await?;
+                let id = self.verifier().authenticate_live(req).await?;
                 let sessions = self.sessions(&id.user_id).await?;
                 let view: Vec<SessionView<'_>> = sessions
                     .iter()
@@ -162,7 +162,7 @@ impl<A: Authenticator> crate::Reissue<A> {
     pub async fn serve_revoke_session(&self, req: &impl HttpRequest, sid: &str) -> Reply {
         self.respond(
             async {
-                let id = self.verifier().authenticate(req).await?;
+                let id = self.verifier().authenticate_live(req).await?;
                 let sid = SessionId::parse(sid).ok_or(Error::NotFound)?;
                 if self.revoke_session(&id.user_id, &sid).await? {
                     Ok(Reply::no_content())

@@ -18,6 +18,7 @@ pub mod policy;
 mod reissue;
 mod reply;
 mod request;
+mod revocation;
 pub mod store;
 mod token;
 mod token_cache;
@@ -34,6 +35,7 @@ pub use keys::{Key, KeySet};
 pub use reissue::{Reissue, ReissueBuilder, TokenPair};
 pub use reply::Reply;
 pub use request::{HttpRequest, bearer_token};
+pub use revocation::{RevocationMode, Revocations};
 pub use token::{ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, TokenCodec};
 pub use verifier::{Access, Identity, Verifier};
 

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -10,14 +10,19 @@ use crate::audit::{self, AuditEvent, AuditKind};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
 use crate::request::HttpRequest;
 use crate::store::{
-    ClientMeta, NewSession, RefreshStore, RotateRequest, Rotation, SessionInfo, Successor,
+    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, Retention,
+    RotateRequest, Rotation, SessionInfo, Successor,
 };
 use crate::token::now_millis;
 use crate::verifier::VerifierInner;
 use crate::{
-    AuditSink, Authenticator, Config, Error, KeySet, Result, SessionId, TokenCodec, TokenRejection,
-    Verifier,
+    AuditSink, Authenticator, Config, Error, KeySet, Result, RevocationMode, Revocations,
+    SessionId, TokenCodec, TokenRejection, Verifier,
 };
+
+/// The instance's clock, Unix milliseconds: what access tokens are stamped
+/// with. Session and rotation times are the store's.
+pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +48,8 @@ struct Inner<A: Authenticator> {
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
     audit: Option<Arc<dyn AuditSink>>,
+    clock: Clock,
+    warned_no_peer: AtomicBool,
 }
 
 /// Login sessions: issues, rotates and revokes tokens over a
@@ -83,6 +90,7 @@ pub struct ReissueBuilder<A: Authenticator> {
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
     audit: Option<Arc<dyn AuditSink>>,
+    clock: Option<Clock>,
 }
 
 impl<A: Authenticator> std::fmt::Debug for ReissueBuilder<A> {
@@ -112,16 +120,43 @@ impl<A: Authenticator> ReissueBuilder<A> {
         self
     }
 
-    /// Checks the configuration and builds.
+    /// The clock access tokens are stamped with, Unix milliseconds (default
+    /// the system clock). For tests that give instances skewed clocks: the
+    /// session rules never depend on it, since the store keeps its own time.
+    pub fn clock(mut self, now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(now_ms));
+        self
+    }
+
+    /// Checks the configuration and builds. In instant revocation mode this
+    /// starts following the store's revocation feed, so it must run inside a
+    /// Tokio runtime when the store is Redis.
     pub fn build(self) -> Result<Reissue<A>> {
         self.config.validate()?;
         let c = &self.config;
+        // Access tokens of a session die at most access_ttl (+ leeway on both
+        // clocks) after its end: that long the revocation is worth remembering.
+        let keep = c.access_ttl + c.leeway * 2;
+        self.store.retain(Retention {
+            revoked: keep,
+            sessions: c.session_max_age,
+        });
+        let revocations = match c.revocation {
+            RevocationMode::Instant => {
+                let revocations = Arc::new(Revocations::new(keep));
+                self.store.follow_revocations(revocations.clone())?;
+                Some(revocations)
+            }
+            RevocationMode::Stateless | RevocationMode::Strict => None,
+        };
         let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs());
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
                 store: Some(self.store.clone()),
-                strict: c.strict_revocation,
+                mode: c.revocation,
+                revocations,
+                fail_closed_while_unsure: c.fail_closed_while_unsure,
                 realm: c.realm.clone(),
             }),
             c.verified_token_cache,
@@ -135,6 +170,8 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 policy: self.policy,
                 countries: self.countries,
                 audit: self.audit,
+                clock: self.clock.unwrap_or_else(|| Arc::new(now_millis)),
+                warned_no_peer: AtomicBool::new(false),
             }),
         })
     }
@@ -142,10 +179,6 @@ impl<A: Authenticator> ReissueBuilder<A> {
 
 fn secs(ms: u64) -> u64 {
     ms / 1000
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().min(u64::MAX as u128) as u64
 }
 
 impl<A: Authenticator> Reissue<A> {
@@ -164,6 +197,7 @@ impl<A: Authenticator> Reissue<A> {
             policy: None,
             countries: None,
             audit: None,
+            clock: None,
         }
     }
 
@@ -203,6 +237,16 @@ impl<A: Authenticator> Reissue<A> {
             let xff: Vec<&[u8]> = req.header_values("x-forwarded-for").collect();
             client_ip(peer, &xff, &self.inner.config.trusted_proxies)
         });
+        if ip.is_none()
+            && self.inner.policy.is_some()
+            && !self.inner.warned_no_peer.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a request reached reissue without a peer address (axum without ConnectInfo, or a \
+                 Unix socket): with an address policy configured, logins and reissues are refused \
+                 unless Config::allow_unknown_client_address(true)"
+            );
+        }
         let ua = req
             .header("user-agent")
             .and_then(|v| std::str::from_utf8(v).ok());
@@ -217,6 +261,22 @@ impl<A: Authenticator> Reissue<A> {
         ClientMeta::new(ip, country, user_agent)
     }
 
+    /// With a policy configured, a client whose address is unknown is refused
+    /// (before anything is counted or rotated) unless the application opted out.
+    fn check_address_known(&self, stage: Stage, client: &ClientMeta) -> Result<()> {
+        if client.ip.is_some()
+            || self.inner.policy.is_none()
+            || self.inner.config.allow_unknown_client_address
+        {
+            return Ok(());
+        }
+        self.emit(
+            AuditEvent::new(AuditKind::PolicyDenied)
+                .reason(format!("unknown_client_address at {stage:?}").to_lowercase()),
+        );
+        Err(Error::AccessDenied)
+    }
+
     fn check_policy(
         &self,
         stage: Stage,
@@ -226,6 +286,8 @@ impl<A: Authenticator> Reissue<A> {
         login_country: Option<crate::Country>,
     ) -> Decision {
         let (Some(policy), Some(ip)) = (&self.inner.policy, client.ip) else {
+            // No policy, or an unknown address the application let through
+            // (check_address_known refused it otherwise).
             return Decision::Allow;
         };
         policy.check(&PolicyContext {
@@ -289,16 +351,17 @@ impl<A: Authenticator> Reissue<A> {
         sid: &SessionId,
         claims: &A::Claims,
         s: &Successor,
-        now_ms: u64,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
-        let now = secs(now_ms);
+        let now = secs((self.inner.clock)());
         let access_exp = (now + c.access_ttl.as_secs())
             .min(secs(s.absolute_expiry_ms))
             .max(now + 1);
         let access_token =
             self.tokens()
                 .issue_access(user_id, sid, claims, now, access_exp - now)?;
+        // The refresh token's times are the store's: a replay on any instance
+        // re-mints the same token.
         let refresh_exp = secs(s.expires_at_ms);
         let refresh_token = self.tokens().issue_refresh(
             user_id,
@@ -316,8 +379,9 @@ impl<A: Authenticator> Reissue<A> {
         })
     }
 
-    /// Logs in: checks the lockout, the credentials and the policy, then
-    /// creates a session and issues its first token pair.
+    /// Logs in: counts the attempt against the throttling limits, checks the
+    /// credentials and the policy, then creates a session and issues its
+    /// first token pair.
     pub async fn login(
         &self,
         credentials: A::Credentials,
@@ -325,53 +389,69 @@ impl<A: Authenticator> Reissue<A> {
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         let store = &self.inner.store;
-        let account = self.inner.authenticator.account_key(&credentials);
-        let failures = store.login_failures(&account).await?;
-        if let Some(f) = failures.filter(|f| f.count >= c.login_max_failures) {
-            return Err(Error::TooManyAttempts {
-                retry_after: f.retry_after,
-            });
+        self.check_address_known(Stage::Login, client)?;
+        // Input that names no account is refused before anything is counted.
+        let account = account_digest(&self.inner.authenticator.account_key(&credentials)?);
+        let network = network_of(client.ip);
+        let attempt = LoginAttempt {
+            account: &account,
+            network: &network,
+            max_per_network: c.login_max_failures,
+            max_per_account: c.account_ceiling(),
+            window: c.login_lockout,
+        };
+        if let Admission::Throttled { retry_after } = store.begin_login(&attempt).await? {
+            self.emit(
+                AuditEvent::new(AuditKind::LoginThrottled)
+                    .user(&account)
+                    .client(client),
+            );
+            return Err(Error::TooManyAttempts { retry_after });
         }
         let user = match self.inner.authenticator.authenticate(credentials).await {
             Ok(user) => user,
             Err(Error::InvalidCredentials) => {
-                store
-                    .record_login_failure(&account, c.login_lockout)
-                    .await?;
-                let event = AuditEvent::new(AuditKind::LoginFailed)
-                    .user(&account)
-                    .client(client);
-                self.emit(event);
+                // The attempt stays counted.
+                self.emit(
+                    AuditEvent::new(AuditKind::LoginFailed)
+                        .user(&account)
+                        .client(client),
+                );
                 return Err(Error::InvalidCredentials);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let Err(undo) = store.end_login(&attempt, AttemptEnd::Undecided).await {
+                    tracing::warn!(error = %undo, "could not take back an undecided login attempt");
+                }
+                return Err(e);
+            }
         };
-        if failures.is_some() {
-            store.clear_login_failures(&account).await?;
-        }
         let decision = self.check_policy(Stage::Login, &user.user_id, None, client, None);
         if decision != Decision::Allow {
+            store.end_login(&attempt, AttemptEnd::Succeeded).await?;
             return Err(self
                 .refuse(&decision, Stage::Login, &user.user_id, None, client)
                 .await);
         }
-        let now_ms = now_millis();
         let sid = SessionId::random();
-        let absolute_expiry_ms = now_ms + millis(c.session_max_age);
         let claims = serde_json::to_string(&user.claims)
             .map_err(|e| Error::Internal(format!("claims do not serialize: {e}")))?;
-        let session = NewSession {
-            user_id: user.user_id.clone(),
-            sid: sid.clone(),
-            now_ms,
-            absolute_expiry_ms,
-            idle_ttl: c.refresh_ttl,
-            max_sessions: c.max_sessions_per_user,
-            client: client.clone(),
-            claims,
-        };
-        let evicted = store.create(&session).await?;
-        for old in evicted {
+        let mut session = NewSession::new(
+            user.user_id.clone(),
+            sid.clone(),
+            c.session_max_age,
+            c.refresh_ttl,
+        );
+        session.max_sessions = c.max_sessions_per_user;
+        session.client = client.clone();
+        session.claims = claims;
+        // Two independent keys (the account's counters, the user's sessions):
+        // sent together, they cost one round trip of latency.
+        let (_, created) = tokio::try_join!(
+            store.end_login(&attempt, AttemptEnd::Succeeded),
+            store.create(&session)
+        )?;
+        for old in created.evicted {
             self.emit(
                 AuditEvent::new(AuditKind::ForcedLogout)
                     .user(&user.user_id)
@@ -379,15 +459,7 @@ impl<A: Authenticator> Reissue<A> {
                     .reason("max_sessions"),
             );
         }
-        let first = Successor {
-            generation: 1,
-            rotated_at_ms: now_ms,
-            expires_at_ms: crate::store::idle_expiry(now_ms, c.refresh_ttl, absolute_expiry_ms),
-            absolute_expiry_ms,
-            claims: String::new(),
-            login_country: client.country,
-        };
-        let pair = self.mint(&user.user_id, &sid, &user.claims, &first, now_ms)?;
+        let pair = self.mint(&user.user_id, &sid, &user.claims, &created.first)?;
         let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
             .session(&sid)
@@ -401,19 +473,18 @@ impl<A: Authenticator> Reissue<A> {
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
         let c = &self.inner.config;
         let rt = self.tokens().verify_refresh(refresh_token)?;
-        let now_ms = now_millis();
-        let request = RotateRequest {
-            user_id: &rt.sub,
-            sid: &rt.sid,
-            generation: rt.generation,
-            now_ms,
-            grace: c.reuse_grace,
-            idle_ttl: c.refresh_ttl,
+        self.check_address_known(Stage::Reissue, client)?;
+        let request = RotateRequest::new(
+            &rt.sub,
+            &rt.sid,
+            rt.generation,
+            c.reuse_grace,
+            c.refresh_ttl,
             client,
-        };
-        let (successor, rotated) = match self.inner.store.rotate(&request).await? {
-            Rotation::Rotated(s) => (s, true),
-            Rotation::Replayed(s) => (s, false),
+        );
+        let (successor, kind) = match self.inner.store.rotate(&request).await? {
+            Rotation::Rotated(s) => (s, AuditKind::Reissue),
+            Rotation::Replayed(s) => (s, AuditKind::ReissueReplayed),
             Rotation::Reused => {
                 let event = AuditEvent::new(AuditKind::ReuseDetected)
                     .user(&rt.sub)
@@ -438,14 +509,18 @@ impl<A: Authenticator> Reissue<A> {
         }
         let claims: A::Claims = serde_json::from_str(&successor.claims)
             .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?;
-        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor, now_ms)?;
-        if rotated {
-            let event = AuditEvent::new(AuditKind::Reissue)
-                .user(&rt.sub)
-                .session(&rt.sid)
-                .client(client);
-            self.emit(event);
-        }
+        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor)?;
+        let event = AuditEvent::new(kind)
+            .user(&rt.sub)
+            .session(&rt.sid)
+            .client(client);
+        let event = match kind {
+            AuditKind::ReissueReplayed => {
+                event.reason(format!("generation {} presented again", rt.generation))
+            }
+            _ => event,
+        };
+        self.emit(event);
         Ok(pair)
     }
 
@@ -505,5 +580,68 @@ impl<A: Authenticator> Reissue<A> {
     /// Whether a session is live.
     pub async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         self.inner.store.is_live(user_id, sid).await
+    }
+}
+
+/// The account as counters and audit events name it: a digest (128 bits of
+/// SHA-256, base64url), never the text a user typed (people type passwords
+/// into the email box), and 22 bytes however long the input.
+pub(crate) fn account_digest(account: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(account.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// The client network a login is counted against: IPv4 /24, IPv6 /56
+/// (CONTRACT.md, "Login throttling"); `-` for an unknown address.
+pub(crate) fn network_of(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Some(IpAddr::V6(v6)) => {
+            let mut octets = v6.octets();
+            octets[7..].fill(0);
+            format!("{}/56", std::net::Ipv6Addr::from(octets))
+        }
+        None => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_group_neighbours() {
+        let net = |s: &str| network_of(Some(s.parse().unwrap()));
+        assert_eq!(net("203.0.113.7"), net("203.0.113.250"));
+        assert_ne!(net("203.0.113.7"), net("203.0.114.7"));
+        assert_eq!(
+            net("::ffff:203.0.113.7"),
+            net("203.0.113.9"),
+            "v4-mapped is v4"
+        );
+        assert_eq!(net("2001:db8:0:ab00::1"), net("2001:db8:0:abff:ffff::2"));
+        assert_ne!(net("2001:db8:0:ab00::1"), net("2001:db8:0:ac00::1"));
+        assert_eq!(network_of(None), "-");
+    }
+
+    #[test]
+    fn account_digests_are_short_and_opaque() {
+        let long = "x".repeat(16 * 1024);
+        let d = account_digest(&long);
+        assert_eq!(d.len(), 22);
+        assert!(!d.contains('x'));
+        assert_ne!(
+            account_digest("a@example.com"),
+            account_digest("b@example.com")
+        );
+        assert_eq!(
+            account_digest("a@example.com"),
+            account_digest("a@example.com")
+        );
     }
 }

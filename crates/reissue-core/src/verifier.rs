@@ -7,7 +7,10 @@ use crate::request::{HttpRequest, bearer_token};
 use crate::store::RefreshStore;
 use crate::token::now_secs;
 use crate::token_cache::TokenCache;
-use crate::{Claims, Error, Reply, Result, SessionId, TokenCodec, TokenRejection};
+use crate::{
+    Claims, Error, Reply, Result, RevocationMode, Revocations, SessionId, TokenCodec,
+    TokenRejection,
+};
 
 /// The verified identity behind an access token: what handlers receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +78,21 @@ pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 8192;
 pub(crate) struct VerifierInner {
     pub(crate) codec: TokenCodec,
     pub(crate) store: Option<Arc<dyn RefreshStore>>,
-    pub(crate) strict: bool,
+    pub(crate) mode: RevocationMode,
+    /// Instant mode: the ended sessions this instance has heard of.
+    pub(crate) revocations: Option<Arc<Revocations>>,
+    pub(crate) fail_closed_while_unsure: bool,
     pub(crate) realm: String,
+}
+
+/// What a protected request's session is known to be, without waiting.
+enum Liveness {
+    Live,
+    Ended,
+    /// Unknown, and the store is down: instant mode's fail-closed answer.
+    Unavailable,
+    /// Only the store can tell.
+    AskStore,
 }
 
 /// Verifies access tokens: what the tower layer and the actix middleware call
@@ -101,7 +117,7 @@ impl<C> std::fmt::Debug for Verifier<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("codec", &self.inner.codec)
-            .field("strict", &self.inner.strict)
+            .field("mode", &self.inner.mode)
             .field("realm", &self.inner.realm)
             .finish_non_exhaustive()
     }
@@ -123,7 +139,9 @@ impl<C: Claims> Verifier<C> {
             Arc::new(VerifierInner {
                 codec,
                 store: None,
-                strict: false,
+                mode: RevocationMode::Stateless,
+                revocations: None,
+                fail_closed_while_unsure: false,
                 realm: realm.into(),
             }),
             DEFAULT_CACHE_CAPACITY,
@@ -161,23 +179,87 @@ impl<C: Claims> Verifier<C> {
         })
     }
 
-    /// Authenticates a request by its bearer token; in strict mode also checks
-    /// that the session is live (503 while the store is unreachable).
+    /// Authenticates a request by its bearer token, and checks its session
+    /// as the revocation mode says: not at all (stateless), against what the
+    /// instance has heard (instant), or in the store (strict; 503 while it is
+    /// unreachable).
     pub async fn authenticate(&self, req: &impl HttpRequest) -> Result<Identity<C>> {
         let identity = self.verify(bearer_token(req)?)?;
         self.check_live(&identity).await?;
         Ok(identity)
     }
 
-    async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
-        if let (true, Some(store)) = (self.inner.strict, &self.inner.store)
-            && !store
-                .is_live(&identity.user_id, &identity.session_id)
-                .await?
-        {
+    /// Authenticates a request and checks in the store that its session is
+    /// live, whatever the mode: for the endpoints that act on a user's
+    /// sessions, which a leftover access token of an ended session must not
+    /// reach even in stateless mode.
+    pub async fn authenticate_live(&self, req: &impl HttpRequest) -> Result<Identity<C>> {
+        let identity = self.verify(bearer_token(req)?)?;
+        if let Liveness::Ended = self.liveness_now(&identity) {
             return Err(Error::InvalidToken(TokenRejection::SessionRevoked));
         }
-        Ok(())
+        self.ask_store(&identity).await?;
+        Ok(identity)
+    }
+
+    fn liveness_now(&self, identity: &Identity<C>) -> Liveness {
+        match (self.inner.mode, &self.inner.revocations) {
+            (RevocationMode::Strict, _) => Liveness::AskStore,
+            (RevocationMode::Instant, Some(r)) => {
+                if r.contains(&identity.session_id) {
+                    Liveness::Ended
+                } else if r.is_synced() {
+                    Liveness::Live
+                } else if r.store_recently_failed() {
+                    if self.inner.fail_closed_while_unsure {
+                        Liveness::Unavailable
+                    } else {
+                        Liveness::Live
+                    }
+                } else {
+                    Liveness::AskStore
+                }
+            }
+            _ => Liveness::Live,
+        }
+    }
+
+    async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
+        match self.liveness_now(identity) {
+            Liveness::Live => Ok(()),
+            Liveness::Ended => Err(Error::InvalidToken(TokenRejection::SessionRevoked)),
+            Liveness::Unavailable => Err(Error::unavailable(
+                "the revocation feed is interrupted and the store is unreachable",
+            )),
+            Liveness::AskStore => match (self.ask_store(identity).await, &self.inner.revocations) {
+                // Instant mode, out of sync, store down: the outage rule.
+                (Err(Error::Unavailable(e)), Some(r)) => {
+                    r.store_failed();
+                    if self.inner.fail_closed_while_unsure {
+                        Err(Error::Unavailable(e))
+                    } else {
+                        Ok(())
+                    }
+                }
+                (result, _) => result,
+            },
+        }
+    }
+
+    async fn ask_store(&self, identity: &Identity<C>) -> Result<()> {
+        let Some(store) = &self.inner.store else {
+            return Ok(());
+        };
+        if store
+            .is_live(&identity.user_id, &identity.session_id)
+            .await?
+        {
+            return Ok(());
+        }
+        if let Some(r) = &self.inner.revocations {
+            r.insert(identity.session_id.clone());
+        }
+        Err(Error::InvalidToken(TokenRejection::SessionRevoked))
     }
 
     /// Like [`Verifier::authenticate`], but a request without credentials is
@@ -212,20 +294,27 @@ impl<C: Claims> Verifier<C> {
     }
 
     /// [`Verifier::admit`] without waiting: `Some(decision)` when no store
-    /// round trip is needed (stateless mode, or a request refused or anonymous
-    /// before any), `None` when the caller must await [`Verifier::admit`].
+    /// round trip is needed (stateless mode, instant mode in sync, or a
+    /// request refused or anonymous before any), `None` when the caller must
+    /// await [`Verifier::admit`].
     pub fn admit_now(
         &self,
         req: &impl HttpRequest,
         access: &Access,
     ) -> Option<Result<Option<Identity<C>>>> {
         match self.identify(req, access) {
-            Ok(Some(_)) if self.inner.strict => None,
-            Ok(Some(identity)) => Some(
-                identity
-                    .require_roles(&access.roles)
-                    .map(|()| Some(identity)),
-            ),
+            Ok(Some(identity)) => match self.liveness_now(&identity) {
+                Liveness::Live => Some(
+                    identity
+                        .require_roles(&access.roles)
+                        .map(|()| Some(identity)),
+                ),
+                Liveness::Ended => Some(Err(Error::InvalidToken(TokenRejection::SessionRevoked))),
+                Liveness::Unavailable => Some(Err(Error::unavailable(
+                    "the revocation feed is interrupted and the store is unreachable",
+                ))),
+                Liveness::AskStore => None,
+            },
             decision => Some(decision),
         }
     }
@@ -244,8 +333,13 @@ impl<C: Claims> Verifier<C> {
         error.reply(&self.inner.realm)
     }
 
-    /// Whether strict revocation is on.
-    pub fn is_strict(&self) -> bool {
-        self.inner.strict
+    /// The revocation mode.
+    pub fn revocation_mode(&self) -> RevocationMode {
+        self.inner.mode
+    }
+
+    /// Instant mode: what this instance knows of ended sessions.
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.inner.revocations.as_ref()
     }
 }

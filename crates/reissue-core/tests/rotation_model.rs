@@ -1,294 +1,360 @@
-//! The rotation state machine against a model: random interleavings of
-//! reissues with the current, a spent or a never-issued refresh token, logouts
-//! and the passing of time (grace window, idle and absolute lifetimes), with
-//! every outcome compared to what CONTRACT.md says ("Rotation, reuse and
-//! races"). Time is driven through `RotateRequest::now_ms`.
+//! Concurrent histories against a model. Each case logs a user in, then runs
+//! rounds of one to four operations at once (reissue with the current, a
+//! spent or the first refresh token; logout; logout everywhere), spread over
+//! two `Reissue` instances sharing one store, with now and then a store fault
+//! in the middle (every client connection killed). Every round's answers must
+//! be explainable by some order of its operations under the contract's rules
+//! ("Rotation, reuse and races"), with a failed operation counted as either
+//! done or not done; the session's liveness in the store must agree. So: no
+//! fork, no revoked session the model keeps, no ended session that rotates.
+//!
+//! Grace windows are 0 (strict) or a minute (never elapsing within a case),
+//! so that the rules do not depend on the timing of a run; the lifetimes are
+//! covered by the store suite.
 
 mod support;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use fred::prelude::ClientLike;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use reissue_core::SessionId;
-use reissue_core::store::{
-    ClientMeta, MemoryStore, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
-};
-use support::{RedisServer, now_ms};
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use reissue_core::store::{ClientMeta, MemoryStore, RedisStore, RefreshStore};
+use reissue_core::{Config, Error, Reissue, RevocationMode, TokenRejection};
+use support::{AnyUser, RedisServer, hs256_keys};
 
-const IDLE: u64 = 30_000;
-const LIFETIME: u64 = 100_000;
-
-/// Which refresh token is presented, relative to the session's current one.
 #[derive(Debug, Clone, Copy)]
-enum Presented {
-    Current,
-    /// `n` generations back (skipped while the session has no such generation).
-    Spent(u64),
-    /// A generation never issued.
-    Future,
+enum Op {
+    /// Reissue with the newest refresh token this test has seen.
+    ReissueCurrent,
+    /// Reissue with the one before it (a spent token; a replay within grace).
+    ReissueSpent,
+    /// Reissue with the very first refresh token.
+    ReissueFirst,
+    Logout,
+    LogoutAll,
 }
 
 #[derive(Debug, Clone)]
-enum Op {
-    Reissue(Presented, u64),
-    Logout(u64),
-    Wait(u64),
+struct Round {
+    ops: Vec<(Op, bool)>,
+    fault: bool,
 }
 
-/// Milliseconds between operations, biased to the edges that matter.
-fn delay(grace: u64) -> impl Strategy<Value = u64> {
-    prop_oneof![
-        3 => Just(0u64),
-        2 => 1..1_000u64,
-        2 => Just(grace.saturating_sub(1)),
-        3 => Just(grace),
-        2 => Just(grace + 1),
-        1 => 1_000..IDLE,
-        1 => Just(IDLE),
-        1 => IDLE..LIFETIME,
-    ]
-}
-
-fn op(grace: u64) -> impl Strategy<Value = Op> {
-    let presented = prop_oneof![
-        4 => Just(Presented::Current),
-        3 => (1..=3u64).prop_map(Presented::Spent),
-        1 => Just(Presented::Future),
+fn round(faults: bool) -> impl Strategy<Value = Round> {
+    let op = prop_oneof![
+        6 => Just(Op::ReissueCurrent),
+        3 => Just(Op::ReissueSpent),
+        1 => Just(Op::ReissueFirst),
+        1 => Just(Op::Logout),
+        1 => Just(Op::LogoutAll),
     ];
-    prop_oneof![
-        8 => (presented, delay(grace)).prop_map(|(p, dt)| Op::Reissue(p, dt)),
-        1 => delay(grace).prop_map(Op::Logout),
-        2 => delay(grace).prop_map(Op::Wait),
-    ]
+    let fault = if faults {
+        prop_oneof![9 => Just(false), 1 => Just(true)].boxed()
+    } else {
+        Just(false).boxed()
+    };
+    (proptest::collection::vec((op, any::<bool>()), 1..=4), fault)
+        .prop_map(|(ops, fault)| Round { ops, fault })
 }
 
-fn case() -> impl Strategy<Value = (u64, Vec<Op>)> {
-    prop_oneof![Just(0u64), Just(5_000u64)]
-        .prop_flat_map(|grace| (Just(grace), proptest::collection::vec(op(grace), 1..24)))
+fn case(faults: bool) -> impl Strategy<Value = (bool, Vec<Round>)> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(round(faults), 1..10),
+    )
 }
 
-/// What a rotation should answer: the successor's numbers, or the verdict.
+/// What one operation answered, as far as the model can see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Rotated {
-        generation: u64,
-        rotated_at: u64,
-        expires_at: u64,
-        absolute: u64,
-    },
-    Replayed {
-        generation: u64,
-        rotated_at: u64,
-        expires_at: u64,
-        absolute: u64,
-    },
+enum Seen {
+    /// A new pair whose refresh token has this generation.
+    Pair(u64),
     Reused,
-    NotFound,
+    Ended,
+    /// Logout, logout-all: 204.
+    Done,
+    /// The store failed: the operation may or may not have happened.
+    Failed,
 }
 
-fn outcome(r: &Rotation) -> Outcome {
-    match r {
-        Rotation::Rotated(s) => Outcome::Rotated {
-            generation: s.generation,
-            rotated_at: s.rotated_at_ms,
-            expires_at: s.expires_at_ms,
-            absolute: s.absolute_expiry_ms,
-        },
-        Rotation::Replayed(s) => Outcome::Replayed {
-            generation: s.generation,
-            rotated_at: s.rotated_at_ms,
-            expires_at: s.expires_at_ms,
-            absolute: s.absolute_expiry_ms,
-        },
-        Rotation::Reused => Outcome::Reused,
-        Rotation::NotFound => Outcome::NotFound,
-        other => panic!("a rotation outcome the model does not know: {other:?}"),
-    }
-}
-
-/// One session as the contract describes it.
-#[derive(Debug)]
+/// The contract's session: live or not, and its current generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Model {
     live: bool,
     generation: u64,
-    rotated_at: u64,
-    expires_at: u64,
-    absolute: u64,
 }
 
 impl Model {
-    fn expired(&self, now: u64) -> bool {
-        now >= self.expires_at
-    }
-
-    fn rotate(&mut self, presented: u64, now: u64, grace: u64) -> Outcome {
+    /// Applies a reissue with `presented`; the answer it gives.
+    fn reissue(&mut self, presented: u64, grace: bool) -> Seen {
         if !self.live {
-            return Outcome::NotFound;
-        }
-        if self.expired(now) {
-            self.live = false;
-            return Outcome::NotFound;
-        }
-        if presented == self.generation {
+            Seen::Ended
+        } else if presented == self.generation {
             self.generation += 1;
-            self.rotated_at = now;
-            self.expires_at = (now + IDLE).min(self.absolute);
-            Outcome::Rotated {
-                generation: self.generation,
-                rotated_at: now,
-                expires_at: self.expires_at,
-                absolute: self.absolute,
-            }
-        } else if presented + 1 == self.generation && grace > 0 && now - self.rotated_at <= grace {
-            Outcome::Replayed {
-                generation: self.generation,
-                rotated_at: self.rotated_at,
-                expires_at: self.expires_at,
-                absolute: self.absolute,
-            }
+            Seen::Pair(self.generation)
+        } else if presented + 1 == self.generation && grace {
+            Seen::Pair(self.generation)
         } else {
             self.live = false;
-            Outcome::Reused
+            Seen::Reused
         }
     }
+}
+
+/// Every model state that some order of `ops` (each failed one done or
+/// not) explains, starting from any of `states`.
+///
+/// With a fault in the round, a reuse may also answer "ended": the store
+/// client resends a rotation whose reply was lost, and the resend finds the
+/// session the first attempt revoked.
+fn explain(
+    states: &HashSet<Model>,
+    ops: &[(Option<u64>, Seen)],
+    grace: bool,
+    fault: bool,
+) -> HashSet<Model> {
+    fn go(
+        state: Model,
+        left: &mut Vec<(Option<u64>, Seen)>,
+        (grace, fault): (bool, bool),
+        out: &mut HashSet<Model>,
+    ) {
+        if left.is_empty() {
+            out.insert(state);
+            return;
+        }
+        for i in 0..left.len() {
+            let (presented, seen) = left.remove(i);
+            let mut next = state;
+            let answer = match presented {
+                Some(p) => next.reissue(p, grace),
+                None => {
+                    next.live = false;
+                    Seen::Done
+                }
+            };
+            let lost_reply = fault && answer == Seen::Reused && seen == Seen::Ended;
+            if seen == Seen::Failed {
+                go(state, left, (grace, fault), out);
+                go(next, left, (grace, fault), out);
+            } else if seen == answer || lost_reply {
+                go(next, left, (grace, fault), out);
+            }
+            left.insert(i, (presented, seen));
+        }
+    }
+    let mut out = HashSet::new();
+    for &state in states {
+        go(state, &mut ops.to_vec(), (grace, fault), &mut out);
+    }
+    out
 }
 
 static CASE: AtomicU64 = AtomicU64::new(0);
 
-async fn run_case(store: &dyn RefreshStore, grace: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let n = CASE.fetch_add(1, Ordering::Relaxed);
-    let (user, bystander) = (format!("user-{n}"), format!("bystander-{n}"));
-    let t0 = now_ms();
-    let (sid, other) = (SessionId::random(), SessionId::random());
-    let idle = Duration::from_millis(IDLE);
-    store
-        .create(&NewSession::new(
-            &user,
-            sid.clone(),
-            t0,
-            t0 + LIFETIME,
-            idle,
-        ))
-        .await
-        .unwrap();
-    store
-        .create(&NewSession::new(
-            &bystander,
-            other.clone(),
-            t0,
-            t0 + LIFETIME,
-            idle,
-        ))
-        .await
-        .unwrap();
-    let mut model = Model {
+async fn run_case(
+    instances: &[Reissue<AnyUser>; 2],
+    fault: &(dyn Fn() -> tokio::task::JoinHandle<()> + Sync),
+    strict_grace: bool,
+    rounds: &[Round],
+) -> Result<(), TestCaseError> {
+    let grace = !strict_grace;
+    let user = format!("user-{}", CASE.fetch_add(1, Ordering::Relaxed));
+    let client = ClientMeta::default();
+    let first = instances[0].login(user.clone(), &client).await.unwrap();
+    let sid = instances[0]
+        .tokens()
+        .verify_refresh(&first.refresh_token)
+        .unwrap()
+        .sid;
+    // Refresh tokens seen, by generation.
+    let mut tokens = vec![String::new(), first.refresh_token];
+    let mut states: HashSet<Model> = [Model {
         live: true,
         generation: 1,
-        rotated_at: t0,
-        expires_at: t0 + IDLE,
-        absolute: t0 + LIFETIME,
-    };
-    let client = ClientMeta::default();
-    let mut now = t0;
-    for (i, op) in ops.iter().enumerate() {
-        match *op {
-            Op::Reissue(presented, dt) => {
-                now += dt;
-                let generation = match presented {
-                    Presented::Current => model.generation,
-                    Presented::Spent(back) if back < model.generation => model.generation - back,
-                    Presented::Spent(_) => continue,
-                    Presented::Future => model.generation + 1,
+    }]
+    .into();
+    for (r, round) in rounds.iter().enumerate() {
+        let newest = tokens.len() as u64 - 1;
+        let mut tasks = Vec::new();
+        for &(op, on_b) in &round.ops {
+            let reissue = instances[usize::from(on_b)].clone();
+            let presented = match op {
+                Op::ReissueCurrent => Some(newest),
+                Op::ReissueSpent => Some(newest.saturating_sub(1).max(1)),
+                Op::ReissueFirst => Some(1),
+                Op::Logout | Op::LogoutAll => None,
+            };
+            let token = presented.map(|g| tokens[g as usize].clone());
+            let (user, sid) = (user.clone(), sid.clone());
+            tasks.push(tokio::spawn(async move {
+                let client = ClientMeta::default();
+                let mut minted = None;
+                let seen = match (op, token) {
+                    (Op::Logout, _) => reissue.logout(&user, &sid).await.map(|()| Seen::Done),
+                    (Op::LogoutAll, _) => reissue.logout_all(&user).await.map(|_| Seen::Done),
+                    (_, Some(token)) => reissue.reissue(&token, &client).await.map(|pair| {
+                        let rt = reissue
+                            .tokens()
+                            .verify_refresh(&pair.refresh_token)
+                            .unwrap();
+                        minted = Some(pair.refresh_token);
+                        Seen::Pair(rt.generation)
+                    }),
+                    (_, None) => unreachable!(),
                 };
-                let request = RotateRequest::new(
-                    &user,
-                    &sid,
-                    generation,
-                    now,
-                    Duration::from_millis(grace),
-                    idle,
-                    &client,
+                let seen = match seen {
+                    Ok(seen) => seen,
+                    Err(Error::InvalidToken(TokenRejection::ReuseDetected)) => Seen::Reused,
+                    Err(Error::InvalidToken(TokenRejection::SessionRevoked)) => Seen::Ended,
+                    Err(Error::Unavailable(_)) => Seen::Failed,
+                    Err(e) => panic!("{op:?}: {e:?}"),
+                };
+                (presented, seen, minted)
+            }));
+        }
+        // The fault lands within its round: awaited before the answers are read.
+        if round.fault {
+            fault().await.unwrap();
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            let (presented, seen, minted) = task.await.unwrap();
+            if let (Seen::Pair(g), Some(rt)) = (seen, minted) {
+                prop_assert!(
+                    g as usize <= tokens.len(),
+                    "round {}: generation {} skipped one",
+                    r,
+                    g
                 );
-                let got = outcome(&store.rotate(&request).await.unwrap());
-                let expected = model.rotate(generation, now, grace);
-                prop_assert_eq!(got, expected, "op {} {:?} at +{} ms", i, op, now - t0);
-            }
-            Op::Logout(dt) => {
-                now += dt;
-                let revoked = store.revoke(&user, &sid).await.unwrap();
-                // A session past its idle lifetime in model time may still be in
-                // the store (whose TTLs run on the wall clock): either answer.
-                if !model.expired(now) || !model.live {
-                    prop_assert_eq!(revoked, model.live, "op {} {:?}", i, op);
+                if g as usize == tokens.len() {
+                    tokens.push(rt);
                 }
-                model.live = false;
             }
-            Op::Wait(dt) => now += dt,
+            answers.push((presented, seen));
         }
-        if !model.expired(now) || !model.live {
-            prop_assert_eq!(
-                store.is_live(&user, &sid).await.unwrap(),
-                model.live,
-                "after op {} {:?}",
-                i,
-                op
-            );
+        let next = explain(&states, &answers, grace, round.fault);
+        prop_assert!(
+            !next.is_empty(),
+            "round {}: {:?} answered {:?}: no order of them explains it from {:?}",
+            r,
+            round,
+            answers,
+            states
+        );
+        let live = instances[1].is_live(&user, &sid).await.unwrap();
+        states = next.into_iter().filter(|m| m.live == live).collect();
+        prop_assert!(
+            !states.is_empty(),
+            "round {}: the store says live = {}, the model cannot",
+            r,
+            live
+        );
+        let listed = instances[0].sessions(&user).await.unwrap();
+        prop_assert!(
+            listed.len() <= 1,
+            "round {}: the session forked: {:?}",
+            r,
+            listed
+        );
+        prop_assert_eq!(listed.len() == 1, live);
+        if !live {
+            break;
+        }
+        // A generation the model reached through a failed rotation was never
+        // handed to the test: the case cannot go on from there.
+        if states.iter().any(|m| m.generation as usize >= tokens.len()) {
+            break;
         }
     }
-    if model.live && !model.expired(now) {
-        let list = store.list(&user).await.unwrap();
-        prop_assert_eq!(list.len(), 1);
-        prop_assert_eq!(&list[0].sid, &sid);
-        prop_assert_eq!(list[0].last_used_at, model.rotated_at / 1000);
-    }
-    prop_assert!(
-        store.is_live(&bystander, &other).await.unwrap(),
-        "another user's session is untouched"
-    );
     Ok(())
 }
 
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
+    TestRunner::new(ProptestConfig {
         cases,
         failure_persistence: None,
-        ..Config::default()
+        ..ProptestConfig::default()
+    })
+}
+
+fn instances(store: [Arc<dyn RefreshStore>; 2], strict_grace: bool) -> [Reissue<AnyUser>; 2] {
+    store.map(|store| {
+        let grace = if strict_grace {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(60)
+        };
+        let config = Config::new("model", "model")
+            .reuse_grace(grace)
+            .revocation(RevocationMode::Stateless);
+        Reissue::builder(config, hs256_keys(), store, AnyUser)
+            .build()
+            .unwrap()
     })
 }
 
 #[test]
-fn memory_store_follows_the_model() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn memory_store_histories_follow_the_model() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let store = MemoryStore::new();
-    runner(1024)
-        .run(&case(), |(grace, ops)| {
-            rt.block_on(run_case(&store, grace, &ops))
+    let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
+    let by_grace = [false, true].map(|strict| instances([store.clone(), store.clone()], strict));
+    runner(400)
+        .run(&case(false), |(strict, rounds)| {
+            let pair = &by_grace[usize::from(strict)];
+            rt.block_on(run_case(pair, &|| tokio::spawn(async {}), strict, &rounds))
         })
         .unwrap();
 }
 
 #[test]
-fn redis_store_follows_the_model() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn redis_store_histories_follow_the_model_through_faults() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let server = RedisServer::start();
-    let store = rt
-        .block_on(
+    let server = RedisServer::shared();
+    let connect = || {
+        rt.block_on(
             RedisStore::builder(server.url())
                 .key_prefix("model:")
                 .connect(),
         )
-        .unwrap();
-    runner(256)
-        .run(&case(), |(grace, ops)| {
-            rt.block_on(run_case(&store, grace, &ops))
+        .unwrap()
+    };
+    let stores: [Arc<dyn RefreshStore>; 2] = [Arc::new(connect()), Arc::new(connect())];
+    let admin = connect();
+    let by_grace = [false, true].map(|strict| instances(stores.clone(), strict));
+    // A fault in the middle of a round: every other client's connections are
+    // cut, with commands in flight.
+    let kill = || {
+        let pool = admin.pool().clone();
+        rt.spawn(async move {
+            tokio::time::sleep(Duration::from_micros(300)).await;
+            // Cut every connection but this one, wherever the round's commands are.
+            let _: fred::prelude::Value = pool
+                .next()
+                .custom(
+                    fred::cmd!("CLIENT"),
+                    vec!["KILL", "TYPE", "normal", "SKIPME", "yes"],
+                )
+                .await
+                .unwrap();
+        })
+    };
+    runner(160)
+        .run(&case(true), |(strict, rounds)| {
+            let pair = &by_grace[usize::from(strict)];
+            rt.block_on(run_case(pair, &kill, strict, &rounds))
         })
         .unwrap();
 }

@@ -3,8 +3,8 @@
 //! `redis-server`. `store_suite!` emits one test per scenario per store, so a
 //! failure names both (`memory::reuse_after_grace_revokes`).
 //!
-//! Scenarios drive time through `now_ms` where the store takes it, and sleep
-//! (briefly) only where expiry is the store's own clock (TTLs).
+//! Time is the store's own clock, so scenarios wait (briefly) where time must
+//! pass: grace windows, idle and absolute lifetimes, attempt windows.
 
 mod support;
 
@@ -14,19 +14,22 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{LuaInterface, MemoryInterface, Value};
 use reissue_core::store::{
-    ClientMeta, MemoryStore, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
-    Successor,
+    Admission, AttemptEnd, ClientMeta, LoginAttempt, MemoryStore, NewSession, RedisStore,
+    RefreshStore, RotateRequest, Rotation, Successor,
 };
-use reissue_core::{Config, Country, Error, Reissue, SessionId, TokenRejection};
+use reissue_core::{Config, Country, Error, Reissue, Revocations, SessionId, TokenRejection};
 use support::{AnyUser, RedisServer, hs256_keys, now_ms};
 
 type Store = Arc<dyn RefreshStore>;
 
 const IDLE: Duration = Duration::from_secs(60);
-const LIFETIME_MS: u64 = 3_600_000;
-const GRACE_MS: u64 = 10_000;
+const LIFETIME: Duration = Duration::from_secs(3600);
+/// Grace windows are real time now (the store's clock): short enough to wait out.
+const GRACE: Duration = Duration::from_millis(400);
 const CLAIMS: &str = r#"{"email":"alice@example.com","roles":["user"]}"#;
 
+/// Emits one test per scenario per store. The Redis tests share one
+/// `redis-server` per test binary, each under a key prefix of its own.
 macro_rules! store_suite {
     ($($scenario:ident),* $(,)?) => {
         mod memory {
@@ -42,10 +45,10 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    let server = super::RedisServer::start();
-                    let store: super::Store = super::redis_store(&server.url(), "t:").await;
+                    let server = super::RedisServer::shared();
+                    let prefix = format!("{}:", stringify!($scenario));
+                    let store: super::Store = super::redis_store(&server.url(), &prefix).await;
                     super::$scenario(store).await;
-                    drop(server);
                 }
             )*
         }
@@ -63,11 +66,15 @@ store_suite!(
     not_found_after_revoke_all,
     idle_ttl_expires_and_rotation_renews_it,
     absolute_lifetime_is_never_extended,
-    rotation_after_the_idle_lifetime_is_not_found,
     max_sessions_evicts_the_oldest,
+    new_session_is_never_evicted,
     users_are_isolated,
     hostile_user_ids_stay_isolated,
-    login_failures_count_reset_and_clear,
+    login_attempts_are_counted_before_the_check,
+    parallel_login_attempts_never_exceed_the_limit,
+    login_limits_per_network_and_account,
+    login_window_resets,
+    revocations_reach_followers,
     concurrent_reissues_get_one_successor,
     reissue_after_grace_is_theft,
 );
@@ -90,18 +97,22 @@ fn client() -> ClientMeta {
     )
 }
 
-/// A session of `user` created at `now`, idle lifetime `IDLE`, absolute one hour.
-fn new_session(user: &str, now: u64) -> (NewSession, SessionId) {
+/// A session of `user`, idle lifetime `IDLE`, absolute `LIFETIME`.
+fn new_session(user: &str) -> (NewSession, SessionId) {
     let sid = SessionId::random();
-    let mut s = NewSession::new(user, sid.clone(), now, now + LIFETIME_MS, IDLE);
+    let mut s = NewSession::new(user, sid.clone(), LIFETIME, IDLE);
     s.client = client();
     s.claims = CLAIMS.to_owned();
     (s, sid)
 }
 
-async fn create(store: &Store, user: &str, now: u64) -> SessionId {
-    let (s, sid) = new_session(user, now);
-    assert_eq!(store.create(&s).await.unwrap(), vec![], "nothing evicted");
+async fn create(store: &Store, user: &str) -> SessionId {
+    let (s, sid) = new_session(user);
+    assert_eq!(
+        store.create(&s).await.unwrap().evicted,
+        vec![],
+        "nothing evicted"
+    );
     sid
 }
 
@@ -110,25 +121,16 @@ async fn rotate_with(
     user: &str,
     sid: &SessionId,
     generation: u64,
-    now: u64,
-    grace_ms: u64,
+    grace: Duration,
     idle: Duration,
 ) -> Rotation {
     let client = ClientMeta::new(Some("198.51.100.1".parse().unwrap()), None, Some("curl/8"));
-    let request = RotateRequest::new(
-        user,
-        sid,
-        generation,
-        now,
-        Duration::from_millis(grace_ms),
-        idle,
-        &client,
-    );
+    let request = RotateRequest::new(user, sid, generation, grace, idle, &client);
     store.rotate(&request).await.unwrap()
 }
 
-async fn rotate(store: &Store, user: &str, sid: &SessionId, generation: u64, now: u64) -> Rotation {
-    rotate_with(store, user, sid, generation, now, GRACE_MS, IDLE).await
+async fn rotate(store: &Store, user: &str, sid: &SessionId, generation: u64) -> Rotation {
+    rotate_with(store, user, sid, generation, GRACE, IDLE).await
 }
 
 fn rotated(r: Rotation) -> Successor {
@@ -138,20 +140,45 @@ fn rotated(r: Rotation) -> Successor {
     }
 }
 
+async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Store times are the store's clock; on this machine it is ours, within
+/// the few milliseconds a call takes.
+fn assert_near(store_ms: u64, before: u64, what: &str) {
+    let after = now_ms();
+    assert!(
+        (before.saturating_sub(5)..=after + 5).contains(&store_ms),
+        "{what}: {store_ms} not within [{before}, {after}]"
+    );
+}
+
 async fn create_list_is_live(store: Store) {
     let t = now_ms();
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
-    let a = create(&store, "alice", t).await;
-    let b = create(&store, "alice", t + 1000).await;
+    let (s, a) = new_session("alice");
+    let created = store.create(&s).await.unwrap();
+    assert_eq!(created.first.generation, 1);
+    assert_near(created.first.rotated_at_ms, t, "created at");
+    assert_eq!(
+        created.first.absolute_expiry_ms,
+        created.first.rotated_at_ms + LIFETIME.as_millis() as u64
+    );
+    assert_eq!(
+        created.first.expires_at_ms,
+        created.first.rotated_at_ms + IDLE.as_millis() as u64
+    );
+    sleep_ms(5).await;
+    let b = create(&store, "alice").await;
     let list = store.list("alice").await.unwrap();
     assert_eq!(
         list.iter().map(|s| &s.sid).collect::<Vec<_>>(),
         vec![&a, &b],
         "oldest first"
     );
-    assert_eq!(list[0].created_at, t / 1000);
-    assert_eq!(list[0].last_used_at, t / 1000);
-    assert_eq!(list[1].created_at, (t + 1000) / 1000);
+    assert_eq!(list[0].created_at, created.first.rotated_at_ms / 1000);
+    assert_eq!(list[0].last_used_at, list[0].created_at);
     assert_eq!(list[0].client, client());
     assert!(store.is_live("alice", &a).await.unwrap());
     assert!(store.is_live("alice", &b).await.unwrap());
@@ -160,22 +187,23 @@ async fn create_list_is_live(store: Store) {
 }
 
 async fn rotate_happy_path(store: Store) {
+    let (s, sid) = new_session("alice");
+    let first = store.create(&s).await.unwrap().first;
     let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    let s2 = rotated(rotate(&store, "alice", &sid, 1, t + 1000).await);
+    let s2 = rotated(rotate(&store, "alice", &sid, 1).await);
     assert_eq!(s2.generation, 2);
-    assert_eq!(s2.rotated_at_ms, t + 1000);
+    assert_near(s2.rotated_at_ms, t, "rotated at");
     assert_eq!(
         s2.expires_at_ms,
-        t + 1000 + IDLE.as_millis() as u64,
+        s2.rotated_at_ms + IDLE.as_millis() as u64,
         "the idle lifetime is renewed"
     );
-    assert_eq!(s2.absolute_expiry_ms, t + LIFETIME_MS);
+    assert_eq!(s2.absolute_expiry_ms, first.absolute_expiry_ms);
     assert_eq!(s2.claims, CLAIMS);
     assert_eq!(s2.login_country, Country::new("DE"));
-    let s3 = rotated(rotate(&store, "alice", &sid, 2, t + 2000).await);
+    let s3 = rotated(rotate(&store, "alice", &sid, 2).await);
     assert_eq!(s3.generation, 3);
-    assert_eq!(s3.rotated_at_ms, t + 2000);
+    assert!(s3.rotated_at_ms >= s2.rotated_at_ms);
     assert_eq!(
         s3.login_country,
         Country::new("DE"),
@@ -183,8 +211,8 @@ async fn rotate_happy_path(store: Store) {
     );
     let list = store.list("alice").await.unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].created_at, t / 1000);
-    assert_eq!(list[0].last_used_at, (t + 2000) / 1000);
+    assert_eq!(list[0].created_at, first.rotated_at_ms / 1000);
+    assert_eq!(list[0].last_used_at, s3.rotated_at_ms / 1000);
     assert_eq!(
         list[0].client.ip,
         Some("198.51.100.1".parse::<IpAddr>().unwrap()),
@@ -195,37 +223,38 @@ async fn rotate_happy_path(store: Store) {
 }
 
 async fn replay_within_grace_changes_nothing(store: Store) {
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    let first = rotated(rotate(&store, "alice", &sid, 1, t).await);
-    for dt in [0, 1, 5_000, GRACE_MS] {
+    let sid = create(&store, "alice").await;
+    let first = rotated(rotate(&store, "alice", &sid, 1).await);
+    for wait in [0, 1, 100] {
+        sleep_ms(wait).await;
         assert_eq!(
-            rotate(&store, "alice", &sid, 1, t + dt).await,
+            rotate(&store, "alice", &sid, 1).await,
             Rotation::Replayed(first.clone()),
-            "the spent token {dt} ms later gets the same successor"
+            "the spent token {wait} ms later gets the same successor"
         );
     }
     let list = store.list("alice").await.unwrap();
     assert_eq!(list.len(), 1, "the session did not fork");
-    assert_eq!(list[0].last_used_at, t / 1000, "a replay is not a use");
-    let next = rotated(rotate(&store, "alice", &sid, 2, t + GRACE_MS).await);
+    assert_eq!(
+        list[0].last_used_at,
+        first.rotated_at_ms / 1000,
+        "a replay is not a use"
+    );
+    let next = rotated(rotate(&store, "alice", &sid, 2).await);
     assert_eq!(next.generation, 3, "replays did not advance the generation");
 }
 
 async fn reuse_after_grace_revokes(store: Store) {
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    rotated(rotate(&store, "alice", &sid, 1, t).await);
-    assert_eq!(
-        rotate(&store, "alice", &sid, 1, t + GRACE_MS + 1).await,
-        Rotation::Reused
-    );
+    let sid = create(&store, "alice").await;
+    rotated(rotate(&store, "alice", &sid, 1).await);
+    sleep_ms(GRACE.as_millis() as u64 + 100).await;
+    assert_eq!(rotate(&store, "alice", &sid, 1).await, Rotation::Reused);
     assert!(
         !store.is_live("alice", &sid).await.unwrap(),
         "reuse revokes the session"
     );
     assert_eq!(
-        rotate(&store, "alice", &sid, 2, t + GRACE_MS + 2).await,
+        rotate(&store, "alice", &sid, 2).await,
         Rotation::NotFound,
         "the current generation fails too"
     );
@@ -233,23 +262,19 @@ async fn reuse_after_grace_revokes(store: Store) {
 }
 
 async fn older_generation_is_reuse(store: Store) {
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    rotated(rotate(&store, "alice", &sid, 1, t).await);
-    rotated(rotate(&store, "alice", &sid, 2, t + 1).await);
+    let sid = create(&store, "alice").await;
+    rotated(rotate(&store, "alice", &sid, 1).await);
+    rotated(rotate(&store, "alice", &sid, 2).await);
     assert_eq!(
-        rotate(&store, "alice", &sid, 1, t + 2).await,
+        rotate(&store, "alice", &sid, 1).await,
         Rotation::Reused,
         "generation current-2 is theft even within the grace window"
     );
-    assert_eq!(
-        rotate(&store, "alice", &sid, 3, t + 3).await,
-        Rotation::NotFound
-    );
+    assert_eq!(rotate(&store, "alice", &sid, 3).await, Rotation::NotFound);
 
-    let sid = create(&store, "alice", t).await;
+    let sid = create(&store, "alice").await;
     assert_eq!(
-        rotate(&store, "alice", &sid, 2, t + 1).await,
+        rotate(&store, "alice", &sid, 2).await,
         Rotation::Reused,
         "a generation never issued is no better"
     );
@@ -257,53 +282,44 @@ async fn older_generation_is_reuse(store: Store) {
 }
 
 async fn zero_grace_is_strict(store: Store) {
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    rotated(rotate_with(&store, "alice", &sid, 1, t, 0, IDLE).await);
+    let sid = create(&store, "alice").await;
+    rotated(rotate_with(&store, "alice", &sid, 1, Duration::ZERO, IDLE).await);
     assert_eq!(
-        rotate_with(&store, "alice", &sid, 1, t, 0, IDLE).await,
+        rotate_with(&store, "alice", &sid, 1, Duration::ZERO, IDLE).await,
         Rotation::Reused,
-        "grace 0: even a second use in the same millisecond is theft"
+        "grace 0: even a second use right away is theft"
     );
     assert_eq!(
-        rotate_with(&store, "alice", &sid, 2, t, 0, IDLE).await,
+        rotate_with(&store, "alice", &sid, 2, Duration::ZERO, IDLE).await,
         Rotation::NotFound
     );
 }
 
 async fn not_found_after_revoke(store: Store) {
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
-    let other = create(&store, "alice", t).await;
+    let sid = create(&store, "alice").await;
+    let other = create(&store, "alice").await;
     assert!(store.revoke("alice", &sid).await.unwrap());
     assert!(
         !store.revoke("alice", &sid).await.unwrap(),
         "revoking twice: false"
     );
     assert!(!store.is_live("alice", &sid).await.unwrap());
-    assert_eq!(
-        rotate(&store, "alice", &sid, 1, t + 1).await,
-        Rotation::NotFound
-    );
+    assert_eq!(rotate(&store, "alice", &sid, 1).await, Rotation::NotFound);
     assert_eq!(store.list("alice").await.unwrap().len(), 1);
-    rotated(rotate(&store, "alice", &other, 1, t + 1).await);
+    rotated(rotate(&store, "alice", &other, 1).await);
 }
 
 async fn not_found_after_revoke_all(store: Store) {
-    let t = now_ms();
     let sids = [
-        create(&store, "alice", t).await,
-        create(&store, "alice", t + 1).await,
-        create(&store, "alice", t + 2).await,
+        create(&store, "alice").await,
+        create(&store, "alice").await,
+        create(&store, "alice").await,
     ];
-    let bob = create(&store, "bob", t).await;
+    let bob = create(&store, "bob").await;
     assert_eq!(store.revoke_all("alice").await.unwrap(), 3);
     for sid in &sids {
         assert!(!store.is_live("alice", sid).await.unwrap());
-        assert_eq!(
-            rotate(&store, "alice", sid, 1, t + 3).await,
-            Rotation::NotFound
-        );
+        assert_eq!(rotate(&store, "alice", sid, 1).await, Rotation::NotFound);
     }
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
     assert_eq!(store.revoke_all("alice").await.unwrap(), 0);
@@ -311,24 +327,25 @@ async fn not_found_after_revoke_all(store: Store) {
         store.is_live("bob", &bob).await.unwrap(),
         "another user's session is untouched"
     );
-    // The user can log in again after a logout everywhere.
-    let again = create(&store, "alice", t + 4).await;
-    rotated(rotate(&store, "alice", &again, 1, t + 5).await);
+    // The user can log in again right after a logout everywhere.
+    let again = create(&store, "alice").await;
+    assert!(store.is_live("alice", &again).await.unwrap());
+    assert_eq!(store.list("alice").await.unwrap().len(), 1);
+    rotated(rotate(&store, "alice", &again, 1).await);
 }
 
 async fn idle_ttl_expires_and_rotation_renews_it(store: Store) {
     let idle = Duration::from_millis(500);
-    let t = now_ms();
-    let (mut s, sid) = new_session("alice", t);
+    let (mut s, sid) = new_session("alice");
     s.idle_ttl = idle;
     store.create(&s).await.unwrap();
-    let (mut s, unused) = new_session("alice", t);
+    let (mut s, unused) = new_session("alice");
     s.idle_ttl = idle;
     store.create(&s).await.unwrap();
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    rotated(rotate_with(&store, "alice", &sid, 1, now_ms(), GRACE_MS, idle).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sleep_ms(300).await;
+    rotated(rotate_with(&store, "alice", &sid, 1, GRACE, idle).await);
+    sleep_ms(300).await;
     assert!(
         store.is_live("alice", &sid).await.unwrap(),
         "renewed by the rotation"
@@ -338,87 +355,61 @@ async fn idle_ttl_expires_and_rotation_renews_it(store: Store) {
         "unused for longer than its idle lifetime"
     );
     assert_eq!(
-        rotate_with(&store, "alice", &unused, 1, now_ms(), GRACE_MS, idle).await,
+        rotate_with(&store, "alice", &unused, 1, GRACE, idle).await,
         Rotation::NotFound
     );
     assert_eq!(store.list("alice").await.unwrap().len(), 1);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    sleep_ms(400).await;
     assert!(!store.is_live("alice", &sid).await.unwrap());
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
     assert_eq!(
-        rotate_with(&store, "alice", &sid, 2, now_ms(), GRACE_MS, idle).await,
+        rotate_with(&store, "alice", &sid, 2, GRACE, idle).await,
         Rotation::NotFound
     );
 }
 
 async fn absolute_lifetime_is_never_extended(store: Store) {
-    let t = now_ms();
-    let abs = t + 600;
-    // Driven by now_ms: a rotation renews the idle lifetime only up to the end.
     let sid = SessionId::random();
-    store
-        .create(&NewSession::new("alice", sid.clone(), t, abs, IDLE))
+    let created = store
+        .create(&NewSession::new(
+            "alice",
+            sid.clone(),
+            Duration::from_millis(600),
+            IDLE,
+        ))
         .await
         .unwrap();
-    let s = rotated(rotate(&store, "alice", &sid, 1, t + 100).await);
+    let abs = created.first.absolute_expiry_ms;
     assert_eq!(
-        s.expires_at_ms, abs,
+        created.first.expires_at_ms, abs,
         "the idle expiry is capped by the absolute one"
     );
+    let s = rotated(rotate(&store, "alice", &sid, 1).await);
+    assert_eq!(s.expires_at_ms, abs, "a rotation renews only up to the end");
     assert_eq!(s.absolute_expiry_ms, abs);
-    let s = rotated(rotate(&store, "alice", &sid, 2, abs - 1).await);
+    sleep_ms(300).await;
+    let s = rotated(rotate(&store, "alice", &sid, 2).await);
     assert_eq!(s.expires_at_ms, abs);
-    assert_eq!(
-        rotate(&store, "alice", &sid, 3, abs).await,
-        Rotation::NotFound
-    );
+    sleep_ms(abs.saturating_sub(now_ms()) + 100).await;
     assert!(!store.is_live("alice", &sid).await.unwrap());
-
-    // Driven by the store's clock: rotations do not keep the session alive.
-    let sid = SessionId::random();
-    store
-        .create(&NewSession::new("bob", sid.clone(), t, abs, IDLE))
-        .await
-        .unwrap();
-    rotated(rotate(&store, "bob", &sid, 1, now_ms()).await);
-    tokio::time::sleep(Duration::from_millis(abs.saturating_sub(now_ms()) + 100)).await;
-    assert!(!store.is_live("bob", &sid).await.unwrap());
-    assert_eq!(store.list("bob").await.unwrap(), vec![]);
-    assert_eq!(
-        rotate(&store, "bob", &sid, 2, now_ms()).await,
-        Rotation::NotFound
-    );
-}
-
-/// The idle lifetime is judged by the request's clock, like the absolute one,
-/// so that both stores agree whatever the clock of the Redis server.
-async fn rotation_after_the_idle_lifetime_is_not_found(store: Store) {
-    let t = now_ms();
-    let idle = IDLE.as_millis() as u64;
-    let sid = create(&store, "alice", t).await;
-    let s = rotated(rotate(&store, "alice", &sid, 1, t + idle - 1).await);
-    assert_eq!(s.expires_at_ms, t + 2 * idle - 1);
-    assert_eq!(
-        rotate(&store, "alice", &sid, 2, t + 2 * idle - 1).await,
-        Rotation::NotFound
-    );
-    assert!(!store.is_live("alice", &sid).await.unwrap());
+    assert_eq!(store.list("alice").await.unwrap(), vec![]);
+    assert_eq!(rotate(&store, "alice", &sid, 3).await, Rotation::NotFound);
 }
 
 async fn max_sessions_evicts_the_oldest(store: Store) {
-    let t = now_ms();
     let mut sids: Vec<SessionId> = Vec::new();
     for i in 0..3 {
-        let (mut s, sid) = new_session("alice", t + i * 1000);
+        let (mut s, sid) = new_session("alice");
         s.max_sessions = 2;
-        let evicted = store.create(&s).await.unwrap();
+        let evicted = store.create(&s).await.unwrap().evicted;
         if i < 2 {
             assert_eq!(evicted, vec![]);
         } else {
             assert_eq!(evicted, vec![sids[0].clone()], "the oldest is evicted");
         }
         sids.push(sid);
+        sleep_ms(3).await;
     }
     let listed: Vec<SessionId> = store
         .list("alice")
@@ -430,13 +421,17 @@ async fn max_sessions_evicts_the_oldest(store: Store) {
     assert_eq!(listed, sids[1..]);
     assert!(!store.is_live("alice", &sids[0]).await.unwrap());
     assert_eq!(
-        rotate(&store, "alice", &sids[0], 1, t + 3000).await,
+        rotate(&store, "alice", &sids[0], 1).await,
         Rotation::NotFound
     );
 
-    let (mut s, newest) = new_session("alice", t + 4000);
+    let (mut s, newest) = new_session("alice");
     s.max_sessions = 1;
-    assert_eq!(store.create(&s).await.unwrap(), sids[1..], "oldest first");
+    assert_eq!(
+        store.create(&s).await.unwrap().evicted,
+        sids[1..],
+        "oldest first"
+    );
     let listed: Vec<SessionId> = store
         .list("alice")
         .await
@@ -447,28 +442,53 @@ async fn max_sessions_evicts_the_oldest(store: Store) {
     assert_eq!(listed, vec![newest]);
 
     // "No limit" must not wrap around into "evict everything".
-    let (mut s, unlimited) = new_session("carol", t);
+    let (mut s, unlimited) = new_session("carol");
     s.max_sessions = usize::MAX;
-    assert_eq!(store.create(&s).await.unwrap(), vec![]);
+    assert_eq!(store.create(&s).await.unwrap().evicted, vec![]);
     assert!(store.is_live("carol", &unlimited).await.unwrap());
 }
 
+/// With one session per user, logins in the same millisecond (or at once
+/// from many tasks) always keep the newest of each: never does a login
+/// evict the session it just created.
+async fn new_session_is_never_evicted(store: Store) {
+    for round in 0..20 {
+        let user = format!("dana{round}");
+        let (mut s1, a) = new_session(&user);
+        let (mut s2, b) = new_session(&user);
+        s1.max_sessions = 1;
+        s2.max_sessions = 1;
+        let (r1, r2) = tokio::join!(store.create(&s1), store.create(&s2));
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        // Whichever ran second evicted the other, never itself.
+        assert!(!r1.evicted.contains(&a), "round {round}: a evicted itself");
+        assert!(!r2.evicted.contains(&b), "round {round}: b evicted itself");
+        let live: Vec<SessionId> = store
+            .list(&user)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.sid)
+            .collect();
+        assert_eq!(live.len(), 1, "round {round}: {live:?}");
+        let evicted: Vec<&SessionId> = r1.evicted.iter().chain(&r2.evicted).collect();
+        assert_eq!(evicted.len(), 1, "round {round}: exactly one eviction");
+        assert_ne!(evicted[0], &live[0]);
+    }
+}
+
 async fn users_are_isolated(store: Store) {
-    let t = now_ms();
-    let alice = create(&store, "alice", t).await;
+    let alice = create(&store, "alice").await;
     assert!(
         !store.revoke("bob", &alice).await.unwrap(),
         "bob cannot revoke alice's session"
     );
     assert!(!store.is_live("bob", &alice).await.unwrap());
-    assert_eq!(
-        rotate(&store, "bob", &alice, 1, t + 1).await,
-        Rotation::NotFound
-    );
+    assert_eq!(rotate(&store, "bob", &alice, 1).await, Rotation::NotFound);
     assert_eq!(store.revoke_all("bob").await.unwrap(), 0);
     assert_eq!(store.list("bob").await.unwrap(), vec![]);
     assert!(store.is_live("alice", &alice).await.unwrap());
-    rotated(rotate(&store, "alice", &alice, 1, t + 2).await);
+    rotated(rotate(&store, "alice", &alice, 1).await);
 }
 
 async fn hostile_user_ids_stay_isolated(store: Store) {
@@ -492,14 +512,14 @@ async fn hostile_user_ids_stay_isolated(store: Store) {
         "",
         "user{with}tag",
         "a:i",
+        "a:rb",
         "f:{a}",
         "*",
         "a\r\nDEL *",
     ];
-    let t = now_ms();
     let mut sids = Vec::new();
     for id in ids {
-        sids.push(create(&store, id, t).await);
+        sids.push(create(&store, id).await);
     }
     for (i, id) in ids.iter().enumerate() {
         let listed: Vec<SessionId> = store
@@ -528,84 +548,222 @@ async fn hostile_user_ids_stay_isolated(store: Store) {
             "{id:?} survives revoke_all(\"a\")"
         );
     }
-    rotated(rotate(&store, "a}", &sids[1], 1, t + 1).await);
-    assert_eq!(
-        rotate(&store, "{a}", &sids[1], 2, t + 2).await,
-        Rotation::NotFound
-    );
+    rotated(rotate(&store, "a}", &sids[1], 1).await);
+    assert_eq!(rotate(&store, "{a}", &sids[1], 2).await, Rotation::NotFound);
     assert!(store.is_live("a}", &sids[1]).await.unwrap());
 
-    // Failure counters of hostile accounts are isolated too.
-    store
-        .record_login_failure("a}", Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(store.login_failures("a").await.unwrap(), None);
-    assert_eq!(store.login_failures("~YQ").await.unwrap(), None);
+    // Attempt counters of hostile accounts and networks are isolated too.
+    let attempt = |account, network| attempt(account, network, 1, 10);
     assert_eq!(
-        store.login_failures("a}").await.unwrap().map(|f| f.count),
-        Some(1)
+        store.begin_login(&attempt("a}", "n")).await.unwrap(),
+        Admission::Allowed
+    );
+    assert!(throttled(
+        store.begin_login(&attempt("a}", "n")).await.unwrap()
+    ));
+    for (account, network) in [("a", "n"), ("~YQ", "n"), ("a}", "m"), ("a", "}:n")] {
+        assert_eq!(
+            store.begin_login(&attempt(account, network)).await.unwrap(),
+            Admission::Allowed,
+            "{account:?} from {network:?}"
+        );
+    }
+}
+
+fn attempt<'a>(
+    account: &'a str,
+    network: &'a str,
+    per_network: u32,
+    per_account: u32,
+) -> LoginAttempt<'a> {
+    let mut a = LoginAttempt::new(account, network, Duration::from_secs(60));
+    a.max_per_network = per_network;
+    a.max_per_account = per_account;
+    a
+}
+
+fn throttled(a: Admission) -> bool {
+    matches!(a, Admission::Throttled { retry_after } if (1..=60).contains(&retry_after))
+}
+
+/// Attempts are counted, not failures: the limit-th attempt is admitted and
+/// the next refused, even before any of them reported back; a success clears
+/// the pair, an undecided attempt is taken back.
+async fn login_attempts_are_counted_before_the_check(store: Store) {
+    let a = attempt("acct", "203.0.113.0/24", 3, 30);
+    for _ in 0..3 {
+        assert_eq!(store.begin_login(&a).await.unwrap(), Admission::Allowed);
+    }
+    assert!(
+        throttled(store.begin_login(&a).await.unwrap()),
+        "the 4th attempt"
+    );
+    store.end_login(&a, AttemptEnd::Succeeded).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            store.begin_login(&a).await.unwrap(),
+            Admission::Allowed,
+            "cleared by a success"
+        );
+    }
+    assert!(throttled(store.begin_login(&a).await.unwrap()));
+    store.end_login(&a, AttemptEnd::Undecided).await.unwrap();
+    assert_eq!(
+        store.begin_login(&a).await.unwrap(),
+        Admission::Allowed,
+        "one taken back"
+    );
+    assert!(throttled(store.begin_login(&a).await.unwrap()));
+    // A refused attempt is not counted: it does not lengthen the lockout.
+    for _ in 0..20 {
+        assert!(throttled(store.begin_login(&a).await.unwrap()));
+    }
+    store.end_login(&a, AttemptEnd::Succeeded).await.unwrap();
+    assert_eq!(store.begin_login(&a).await.unwrap(), Admission::Allowed);
+}
+
+async fn parallel_login_attempts_never_exceed_the_limit(store: Store) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .begin_login(&attempt("victim", "198.51.100.0/24", 5, 50))
+                .await
+                .unwrap()
+        });
+    }
+    let mut allowed = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.unwrap() == Admission::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed, 5,
+        "exactly the limit of 60 parallel attempts get through"
     );
 }
 
-async fn login_failures_count_reset_and_clear(store: Store) {
-    let window = Duration::from_secs(60);
-    assert_eq!(store.login_failures("a@x.io").await.unwrap(), None);
-    for n in 1..=3 {
-        let f = store.record_login_failure("a@x.io", window).await.unwrap();
-        assert_eq!(f.count, n);
-        assert!((59..=60).contains(&f.retry_after), "{f:?}");
-    }
-    let f = store
-        .login_failures("a@x.io")
-        .await
-        .unwrap()
-        .expect("counted");
-    assert_eq!(f.count, 3);
-    assert!((59..=60).contains(&f.retry_after), "{f:?}");
+async fn login_limits_per_network_and_account(store: Store) {
+    // An attacker's network is locked out; the user's own network is not.
+    let attacker = attempt("ada", "198.51.100.0/24", 2, 5);
+    let user = attempt("ada", "203.0.113.0/24", 2, 5);
     assert_eq!(
-        store.login_failures("b@x.io").await.unwrap(),
-        None,
+        store.begin_login(&attacker).await.unwrap(),
+        Admission::Allowed
+    );
+    assert_eq!(
+        store.begin_login(&attacker).await.unwrap(),
+        Admission::Allowed
+    );
+    assert!(throttled(store.begin_login(&attacker).await.unwrap()));
+    assert_eq!(
+        store.begin_login(&user).await.unwrap(),
+        Admission::Allowed,
+        "another network"
+    );
+    store.end_login(&user, AttemptEnd::Succeeded).await.unwrap();
+    // Spread over networks, guesses hit the account-wide ceiling (5): two
+    // counted from the attacker's network, three more from others.
+    for n in 0..3 {
+        let network = format!("192.0.{n}.0/24");
+        assert_eq!(
+            store
+                .begin_login(&attempt("ada", &network, 2, 5))
+                .await
+                .unwrap(),
+            Admission::Allowed
+        );
+    }
+    assert!(
+        throttled(
+            store
+                .begin_login(&attempt("ada", "192.0.9.0/24", 2, 5))
+                .await
+                .unwrap()
+        ),
+        "the account-wide ceiling"
+    );
+    assert_eq!(
+        store
+            .begin_login(&attempt("bob", "192.0.9.0/24", 2, 5))
+            .await
+            .unwrap(),
+        Admission::Allowed,
         "per account"
     );
-    store.clear_login_failures("a@x.io").await.unwrap();
-    assert_eq!(store.login_failures("a@x.io").await.unwrap(), None);
-    assert_eq!(
-        store
-            .record_login_failure("a@x.io", window)
-            .await
-            .unwrap()
-            .count,
-        1
-    );
+}
 
-    // The window starts at the first failure and is not extended by later ones.
-    let short = Duration::from_millis(400);
-    let f = store.record_login_failure("c@x.io", short).await.unwrap();
-    assert_eq!((f.count, f.retry_after), (1, 1));
-    tokio::time::sleep(Duration::from_millis(250)).await;
+async fn login_window_resets(store: Store) {
+    let mut a = attempt("carl", "n", 2, 20);
+    a.window = Duration::from_millis(400);
+    assert_eq!(store.begin_login(&a).await.unwrap(), Admission::Allowed);
+    sleep_ms(250).await;
+    assert_eq!(store.begin_login(&a).await.unwrap(), Admission::Allowed);
     assert_eq!(
-        store
-            .record_login_failure("c@x.io", short)
-            .await
-            .unwrap()
-            .count,
-        2
+        store.begin_login(&a).await.unwrap(),
+        Admission::Throttled { retry_after: 1 },
+        "the window is not extended by later attempts"
     );
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    sleep_ms(250).await;
     assert_eq!(
-        store.login_failures("c@x.io").await.unwrap(),
-        None,
+        store.begin_login(&a).await.unwrap(),
+        Admission::Allowed,
         "the window has passed"
     );
+}
+
+/// Every way a store ends a session reaches a follower (instant revocation).
+async fn revocations_reach_followers(store: Store) {
+    let follower = Arc::new(Revocations::new(Duration::from_secs(60)));
+    store.follow_revocations(follower.clone()).unwrap();
+    wait_until(|| follower.is_synced(), "the follower gets in sync").await;
+    let revoked = create(&store, "erin").await;
+    let all: Vec<SessionId> = vec![create(&store, "erin").await, create(&store, "erin").await];
+    let reused = create(&store, "erin").await;
+    let live = create(&store, "erin").await;
+    store.revoke("erin", &revoked).await.unwrap();
+    rotated(rotate_with(&store, "erin", &reused, 1, Duration::ZERO, IDLE).await);
     assert_eq!(
-        store
-            .record_login_failure("c@x.io", short)
-            .await
-            .unwrap()
-            .count,
-        1
+        rotate_with(&store, "erin", &reused, 1, Duration::ZERO, IDLE).await,
+        Rotation::Reused
     );
+    let (mut s, newest) = new_session("erin");
+    s.max_sessions = 3; // evicts the oldest live one: `all[0]`
+    let evicted = store.create(&s).await.unwrap().evicted;
+    assert_eq!(evicted, vec![all[0].clone()]);
+    wait_until(
+        || {
+            [&revoked, &reused, &all[0]]
+                .iter()
+                .all(|s| follower.contains(s))
+        },
+        "revoke, reuse and eviction reach the follower",
+    )
+    .await;
+    assert!(
+        !follower.contains(&live) && !follower.contains(&all[1]) && !follower.contains(&newest)
+    );
+    store.revoke_all("erin").await.unwrap();
+    wait_until(
+        || {
+            [&all[1], &live, &newest]
+                .iter()
+                .all(|s| follower.contains(s))
+        },
+        "logout everywhere reaches the follower",
+    )
+    .await;
+    assert!(follower.is_synced());
+}
+
+async fn wait_until(cond: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within 5 s");
+        sleep_ms(2).await;
+    }
 }
 
 fn reissue_over(store: Store, grace: Duration) -> Reissue<AnyUser> {
@@ -657,7 +815,7 @@ async fn concurrent_reissues(
     let next = check.tokens().verify_refresh(&refresh_tokens[0]).unwrap();
     assert_eq!(next.generation, 2, "the generation advanced by exactly one");
     // The store agrees: generation 2 is current (a second advance would make it spent).
-    let s = rotated(rotate(&store, "alice", &claims.sid, 2, now_ms()).await);
+    let s = rotated(rotate(&store, "alice", &claims.sid, 2).await);
     assert_eq!(s.generation, 3);
 }
 
@@ -775,11 +933,10 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
             next.access_token,
         ]);
     }
-    let t = now_ms();
-    let sid = create(&(store.clone() as Store), "dave", t).await;
-    rotated(rotate(&(store.clone() as Store), "dave", &sid, 1, t).await);
+    let sid = create(&(store.clone() as Store), "dave").await;
+    rotated(rotate(&(store.clone() as Store), "dave", &sid, 1).await);
     store
-        .record_login_failure("eve@x.io", Duration::from_secs(300))
+        .begin_login(&LoginAttempt::new("eve", "n", Duration::from_secs(300)))
         .await
         .unwrap();
     reissue
@@ -794,10 +951,13 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
         kinds.contains(&"hash") && kinds.contains(&"zset") && kinds.contains(&"string"),
         "{kinds:?}"
     );
+    let marks = keys.iter().filter(|k| k.key.ends_with(":rb")).count();
+    let log = keys.iter().filter(|k| k.key == "ttl:rv").count();
     assert_eq!(
-        keys.len(),
-        4 * 2 + 1,
-        "a session and an index per user, one failure counter"
+        (keys.len(), marks, log),
+        (4 * 2 + 2 + 1 + 1, 1, 1),
+        "a session and an index per user, two attempt counters, mallory's logout-all \
+         mark and the revocation log"
     );
     for k in &keys {
         assert!(k.pttl > 0, "{} has no TTL ({})", k.key, k.pttl);
@@ -830,14 +990,14 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
 async fn redis_outage_fails_fast_with_unavailable_then_recovers() {
     let mut server = RedisServer::start();
     let store: Store = redis_store(&server.url(), "t:").await;
-    let t = now_ms();
-    let sid = create(&store, "alice", t).await;
+    let sid = create(&store, "alice").await;
     server.kill();
 
     let deadline = Duration::from_secs(5);
     let client = ClientMeta::default();
-    let request = RotateRequest::new("alice", &sid, 1, now_ms(), Duration::ZERO, IDLE, &client);
-    let (session, _) = new_session("alice", now_ms());
+    let request = RotateRequest::new("alice", &sid, 1, Duration::ZERO, IDLE, &client);
+    let (session, _) = new_session("alice");
+    let attempt = LoginAttempt::new("alice", "n", Duration::from_secs(60));
     macro_rules! fails_fast {
         ($what:literal, $op:expr) => {{
             let started = Instant::now();
@@ -861,8 +1021,14 @@ async fn redis_outage_fails_fast_with_unavailable_then_recovers() {
         async { fails_fast!("is_live", store.is_live("alice", &sid)) },
         async { fails_fast!("list", store.list("alice")) },
         async { fails_fast!("revoke", store.revoke("alice", &sid)) },
-        async { fails_fast!("login_failures", store.login_failures("alice")) },
-        async { fails_fast!("clear_login_failures", store.clear_login_failures("alice")) },
+        async { fails_fast!("begin_login", store.begin_login(&attempt)) },
+        async {
+            fails_fast!(
+                "end_login",
+                store.end_login(&attempt, AttemptEnd::Succeeded)
+            )
+        },
+        async { fails_fast!("revoke_all", store.revoke_all("alice")) },
     );
     let err = Error::Unavailable("x".into());
     assert_eq!((err.status(), err.code()), (503, "temporarily_unavailable"));
@@ -870,7 +1036,7 @@ async fn redis_outage_fails_fast_with_unavailable_then_recovers() {
     server.restart();
     let started = Instant::now();
     loop {
-        let (session, sid) = new_session("alice", now_ms());
+        let (session, sid) = new_session("alice");
         match store.create(&session).await {
             Ok(_) => {
                 assert!(store.is_live("alice", &sid).await.unwrap());
@@ -906,7 +1072,7 @@ async fn redis_connect_to_nothing_fails_fast() {
 /// Bytes a session costs in Redis, its index included, for a user with one
 /// session (the index is not shared): MEMORY USAGE of both keys.
 async fn session_bytes(store: &RedisStore, user_agent: &str) -> (u64, u64) {
-    let (mut session, sid) = new_session("user-123456", now_ms());
+    let (mut session, sid) = new_session("user-123456");
     session.client = ClientMeta::new(
         Some("203.0.113.7".parse().unwrap()),
         Country::new("DE"),

@@ -6,7 +6,7 @@ use reissue_core::{Authenticated, Authenticator, Error, UserClaims};
 use serde::Deserialize;
 
 use crate::UserStore;
-use crate::validate::normalize_email;
+use crate::validate::email;
 
 /// The login body: `{"email": "...", "password": "..."}`. Unknown fields are
 /// ignored. `Debug` never shows the password.
@@ -45,8 +45,11 @@ impl Authenticator for UserStore {
     type Credentials = EmailPassword;
     type Claims = UserClaims;
 
-    fn account_key(&self, credentials: &EmailPassword) -> String {
-        normalize_email(&credentials.email)
+    /// The normalised email; a malformed one is 400 `invalid_request`
+    /// before any attempt is counted.
+    fn account_key(&self, credentials: &EmailPassword) -> reissue_core::Result<String> {
+        email(&credentials.email)
+            .map_err(|_| Error::InvalidRequest("the email address is malformed".into()))
     }
 
     async fn authenticate(

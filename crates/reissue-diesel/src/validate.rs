@@ -13,12 +13,6 @@ pub(crate) const MAX_PASSWORD_CHARS: usize = 1024;
 /// Roles, in bytes.
 const MAX_ROLE_BYTES: usize = 64;
 
-/// Trims and lower-cases `raw`; the result is what is stored and compared.
-/// No validation: the account key of a login uses this too.
-pub(crate) fn normalize_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
-}
-
 /// The normalised email, or [`UserError::InvalidEmail`].
 pub(crate) fn email(raw: &str) -> Result<String, UserError> {
     let trimmed = raw.trim();

@@ -330,7 +330,16 @@ async fn authenticate_succeeds(db: TestDb) {
         .await
         .unwrap();
     let creds = login("  EVE@x.io", "correct horse");
-    assert_eq!(store.account_key(&creds), "eve@x.io");
+    assert_eq!(store.account_key(&creds).unwrap(), "eve@x.io");
+    let malformed = store.account_key(&login("not an email", "x")).unwrap_err();
+    assert_eq!(
+        (malformed.status(), malformed.code()),
+        (400, "invalid_request")
+    );
+    let huge = store
+        .account_key(&login(&format!("{}@x.io", "a".repeat(16 * 1024)), "x"))
+        .unwrap_err();
+    assert_eq!(huge.status(), 400, "an oversized email names no account");
     let who = store.authenticate(creds).await.unwrap();
     assert_eq!(who.user_id, user.id.to_string());
     assert_eq!(who.claims.email, "eve@x.io");

@@ -31,8 +31,8 @@
 //!     type Credentials = Login;
 //!     type Claims = UserClaims;
 //!
-//!     fn account_key(&self, login: &Login) -> String {
-//!         login.email.to_lowercase()
+//!     fn account_key(&self, login: &Login) -> reissue_core::Result<String> {
+//!         Ok(login.email.to_lowercase())
 //!     }
 //!
 //!     async fn authenticate(&self, login: Login) -> reissue_core::Result<Authenticated<UserClaims>> {

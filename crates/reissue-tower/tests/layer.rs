@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
 use reissue_core::store::{
-    LoginFailures, MemoryStore, NewSession, RefreshStore, RotateRequest, Rotation, SessionInfo,
+    Admission, AttemptEnd, Created, LoginAttempt, MemoryStore, NewSession, RefreshStore, Retention,
+    RotateRequest, Rotation, SessionInfo,
 };
 use reissue_core::{
-    Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, SessionId,
-    UserClaims,
+    Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, RevocationMode,
+    Revocations, SessionId, UserClaims,
 };
 use reissue_tower::{AuthUser, DrainBodyLayer, ReissueLayer};
 use reqwest::StatusCode;
@@ -33,8 +34,8 @@ impl Authenticator for Users {
     type Credentials = Login;
     type Claims = UserClaims;
 
-    fn account_key(&self, login: &Login) -> String {
-        login.email.clone()
+    fn account_key(&self, login: &Login) -> reissue_core::Result<String> {
+        Ok(login.email.clone())
     }
 
     async fn authenticate(&self, login: Login) -> reissue_core::Result<Authenticated<UserClaims>> {
@@ -59,7 +60,7 @@ struct FlakyStore {
 
 #[async_trait]
 impl RefreshStore for FlakyStore {
-    async fn create(&self, session: &NewSession) -> reissue_core::Result<Vec<SessionId>> {
+    async fn create(&self, session: &NewSession) -> reissue_core::Result<Created> {
         self.inner.create(session).await
     }
     async fn rotate(&self, request: &RotateRequest<'_>) -> reissue_core::Result<Rotation> {
@@ -80,18 +81,17 @@ impl RefreshStore for FlakyStore {
         }
         self.inner.is_live(user_id, sid).await
     }
-    async fn login_failures(&self, account: &str) -> reissue_core::Result<Option<LoginFailures>> {
-        self.inner.login_failures(account).await
+    async fn begin_login(&self, a: &LoginAttempt<'_>) -> reissue_core::Result<Admission> {
+        self.inner.begin_login(a).await
     }
-    async fn record_login_failure(
-        &self,
-        account: &str,
-        window: Duration,
-    ) -> reissue_core::Result<LoginFailures> {
-        self.inner.record_login_failure(account, window).await
+    async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> reissue_core::Result<()> {
+        self.inner.end_login(a, end).await
     }
-    async fn clear_login_failures(&self, account: &str) -> reissue_core::Result<()> {
-        self.inner.clear_login_failures(account).await
+    fn retain(&self, retention: Retention) {
+        self.inner.retain(retention)
+    }
+    fn follow_revocations(&self, r: Arc<Revocations>) -> reissue_core::Result<()> {
+        self.inner.follow_revocations(r)
     }
 }
 
@@ -112,7 +112,11 @@ async fn maybe_user(user: Option<AuthUser<UserClaims>>) -> String {
 async fn start(strict: bool) -> Server {
     let store = Arc::new(FlakyStore::default());
     let key = Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
-    let config = Config::new("test", "test").strict_revocation(strict);
+    let config = Config::new("test", "test").revocation(if strict {
+        RevocationMode::Strict
+    } else {
+        RevocationMode::Stateless
+    });
     let reissue = Reissue::builder(config, KeySet::new(key).unwrap(), store.clone(), Users)
         .build()
         .unwrap();

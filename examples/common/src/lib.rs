@@ -14,7 +14,8 @@ use std::time::Duration;
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
-    Algorithm, Config, HttpRequest, Identity, Key, KeySet, Reissue, Reply, UserClaims, json_body,
+    Algorithm, Config, HttpRequest, Identity, Key, KeySet, Reissue, Reply, RevocationMode,
+    UserClaims, json_body,
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
@@ -107,16 +108,28 @@ impl Settings {
                 )
             })?,
         };
-        let strict = match get("REISSUE_STRICT_REVOCATION").as_deref() {
-            None | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
+        let mut revocation = match get("REISSUE_REVOCATION") {
+            None => RevocationMode::Instant,
+            Some(v) => RevocationMode::parse(&v).map_or_else(
+                || {
+                    fail(
+                        "REISSUE_REVOCATION",
+                        format!("expected stateless, instant or strict, got `{v}`"),
+                    )
+                },
+                Ok,
+            )?,
+        };
+        match get("REISSUE_STRICT_REVOCATION").as_deref() {
+            None | Some("0") | Some("false") => {}
+            Some("1") | Some("true") => revocation = RevocationMode::Strict,
             Some(v) => {
                 return fail(
                     "REISSUE_STRICT_REVOCATION",
                     format!("expected 0 or 1, got `{v}`"),
                 );
             }
-        };
+        }
         let config = Config::new(
             get("REISSUE_ISSUER").unwrap_or_else(|| "reissue-example".into()),
             get("REISSUE_AUDIENCE").unwrap_or_else(|| "reissue-example".into()),
@@ -125,7 +138,7 @@ impl Settings {
         .refresh_ttl(secs("REISSUE_REFRESH_TTL", 1_209_600)?)
         .session_max_age(secs("REISSUE_SESSION_MAX_AGE", 2_592_000)?)
         .reuse_grace(secs("REISSUE_REUSE_GRACE", 10)?)
-        .strict_revocation(strict)
+        .revocation(revocation)
         .login_lockout(max_failures, secs("REISSUE_LOGIN_LOCKOUT", 300)?)
         .trusted_proxies(trusted);
         let allowed_countries = match get("REISSUE_ALLOWED_COUNTRIES") {

@@ -2,16 +2,16 @@
 //! for development, tests and single-process deployments.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 
 use super::{
-    ClientMeta, LoginFailures, NewSession, RefreshStore, RotateRequest, Rotation, SessionInfo,
-    Successor, idle_expiry,
+    Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, NewSession, RefreshStore, Retention,
+    RotateRequest, Rotation, SessionInfo, Successor, idle_expiry,
 };
+use crate::revocation::Revocations;
 use crate::token::now_millis;
 use crate::{Country, Result, SessionId};
 
@@ -45,7 +45,11 @@ impl Entry {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<String, HashMap<SessionId, Entry>>,
-    failures: HashMap<String, (u32, u64)>,
+    /// Login-attempt counters: (count, reset time), by account and by
+    /// account + network.
+    attempts: HashMap<String, (u32, u64)>,
+    /// The instances following revocations (instant mode).
+    followers: Vec<Weak<Revocations>>,
 }
 
 impl State {
@@ -65,8 +69,40 @@ impl State {
             s.retain(|_, e| e.expires_ms > now);
             !s.is_empty()
         });
-        self.failures.retain(|_, (_, until)| *until > now);
+        self.attempts.retain(|_, (_, until)| *until > now);
+        self.followers.retain(|f| f.strong_count() > 0);
     }
+
+    /// Tells every follower that these sessions ended: in one process, the
+    /// revocation is known everywhere before the revoking call returns.
+    fn ended<'a>(&self, sids: impl IntoIterator<Item = &'a SessionId>) {
+        let followers: Vec<Arc<Revocations>> =
+            self.followers.iter().filter_map(Weak::upgrade).collect();
+        if followers.is_empty() {
+            return;
+        }
+        for sid in sids {
+            for f in &followers {
+                f.insert(sid.clone());
+            }
+        }
+    }
+
+    fn counter(&mut self, key: String, now: u64) -> &mut (u32, u64) {
+        let slot = self.attempts.entry(key).or_insert((0, 0));
+        if slot.1 <= now {
+            *slot = (0, 0);
+        }
+        slot
+    }
+}
+
+fn pair_key(a: &LoginAttempt<'_>) -> String {
+    format!("{}\0{}", a.account, a.network)
+}
+
+fn secs_until(until: u64, now: u64) -> u64 {
+    until.saturating_sub(now).div_ceil(1000).max(1)
 }
 
 /// An in-process [`RefreshStore`]. Sessions vanish with the process, and are
@@ -102,46 +138,48 @@ impl MemoryStore {
 
 #[async_trait]
 impl RefreshStore for MemoryStore {
-    async fn create(&self, s: &NewSession) -> Result<Vec<SessionId>> {
+    async fn create(&self, s: &NewSession) -> Result<Created> {
         Ok(self.with(|state, now| {
+            let absolute_expiry_ms = now.saturating_add(s.max_age.as_millis() as u64);
+            let entry = Entry {
+                generation: 1,
+                rotated_at_ms: now,
+                absolute_expiry_ms,
+                created_ms: now,
+                last_used_ms: now,
+                expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
+                login_country: s.client.country,
+                client: s.client.clone(),
+                claims: s.claims.clone(),
+            };
+            let first = entry.successor();
             let sessions = state.users.entry(s.user_id.clone()).or_default();
             sessions.retain(|_, e| e.expires_ms > now);
-            sessions.insert(
-                s.sid.clone(),
-                Entry {
-                    generation: 1,
-                    rotated_at_ms: s.now_ms,
-                    absolute_expiry_ms: s.absolute_expiry_ms,
-                    created_ms: s.now_ms,
-                    last_used_ms: s.now_ms,
-                    expires_ms: idle_expiry(s.now_ms, s.idle_ttl, s.absolute_expiry_ms),
-                    login_country: s.client.country,
-                    client: s.client.clone(),
-                    claims: s.claims.clone(),
-                },
-            );
+            sessions.insert(s.sid.clone(), entry);
+            let max = s.max_sessions.max(1);
             let mut evicted = Vec::new();
-            if sessions.len() > s.max_sessions.max(1) {
+            if sessions.len() > max {
+                // Oldest first; the new session is never a candidate, even when
+                // another was created in the same millisecond.
                 let mut by_age: Vec<(u64, SessionId)> = sessions
                     .iter()
+                    .filter(|(sid, _)| **sid != s.sid)
                     .map(|(sid, e)| (e.created_ms, sid.clone()))
                     .collect();
                 by_age.sort();
-                for (_, sid) in by_age
-                    .into_iter()
-                    .take(sessions.len() - s.max_sessions.max(1))
-                {
+                let excess = sessions.len() - max;
+                for (_, sid) in by_age.into_iter().take(excess) {
                     sessions.remove(&sid);
                     evicted.push(sid);
                 }
             }
-            evicted
+            state.ended(&evicted);
+            Created { first, evicted }
         }))
     }
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
-        Ok(self.with(|state, _| {
-            let now = r.now_ms;
+        Ok(self.with(|state, now| {
             let Some(sessions) = state.sessions(r.user_id, now) else {
                 return Rotation::NotFound;
             };
@@ -166,6 +204,7 @@ impl RefreshStore for MemoryStore {
                 Rotation::Replayed(e.successor())
             } else {
                 sessions.remove(r.sid);
+                state.ended([r.sid]);
                 Rotation::Reused
             }
         }))
@@ -173,37 +212,42 @@ impl RefreshStore for MemoryStore {
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         Ok(self.with(|state, now| {
-            state
+            let removed = state
                 .sessions(user_id, now)
-                .is_some_and(|s| s.remove(sid).is_some())
+                .is_some_and(|s| s.remove(sid).is_some());
+            if removed {
+                state.ended([sid]);
+            }
+            removed
         }))
     }
 
     async fn revoke_all(&self, user_id: &str) -> Result<usize> {
         Ok(self.with(|state, now| {
             let n = state.sessions(user_id, now).map_or(0, |s| s.len());
-            state.users.remove(user_id);
+            if let Some(sessions) = state.users.remove(user_id) {
+                state.ended(sessions.keys());
+            }
             n
         }))
     }
 
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
         Ok(self.with(|state, now| {
-            let mut list: Vec<SessionInfo> = state
+            let mut list: Vec<(&SessionId, &Entry)> = state
                 .sessions(user_id, now)
-                .map(|s| {
-                    s.iter()
-                        .map(|(sid, e)| SessionInfo {
-                            sid: sid.clone(),
-                            created_at: e.created_ms / 1000,
-                            last_used_at: e.last_used_ms / 1000,
-                            client: e.client.clone(),
-                        })
-                        .collect()
-                })
+                .map(|s| s.iter().collect())
                 .unwrap_or_default();
-            list.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
-            list
+            // As the Redis index orders them: by login time, then id.
+            list.sort_by(|a, b| (a.1.created_ms, a.0).cmp(&(b.1.created_ms, b.0)));
+            list.into_iter()
+                .map(|(sid, e)| SessionInfo {
+                    sid: sid.clone(),
+                    created_at: e.created_ms / 1000,
+                    last_used_at: e.last_used_ms / 1000,
+                    client: e.client.clone(),
+                })
+                .collect()
         }))
     }
 
@@ -215,32 +259,51 @@ impl RefreshStore for MemoryStore {
         }))
     }
 
-    async fn login_failures(&self, account: &str) -> Result<Option<LoginFailures>> {
-        Ok(self.with(|state, now| match state.failures.get(account) {
-            Some(&(count, until)) if until > now => Some(LoginFailures {
-                count,
-                retry_after: (until - now).div_ceil(1000),
-            }),
-            _ => None,
-        }))
-    }
-
-    async fn record_login_failure(&self, account: &str, window: Duration) -> Result<LoginFailures> {
+    async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
         Ok(self.with(|state, now| {
-            let slot = state.failures.entry(account.to_owned()).or_insert((0, 0));
-            if slot.1 <= now {
-                *slot = (0, now + window.as_millis() as u64);
+            let window = a.window.as_millis().max(1) as u64;
+            let pair = *state.counter(pair_key(a), now);
+            let account = *state.counter(a.account.to_owned(), now);
+            for (count, until, max) in [
+                (pair.0, pair.1, a.max_per_network),
+                (account.0, account.1, a.max_per_account),
+            ] {
+                if count >= max {
+                    return Admission::Throttled {
+                        retry_after: secs_until(until, now),
+                    };
+                }
             }
-            slot.0 += 1;
-            LoginFailures {
-                count: slot.0,
-                retry_after: (slot.1 - now).div_ceil(1000),
+            for key in [pair_key(a), a.account.to_owned()] {
+                let slot = state.counter(key, now);
+                if slot.0 == 0 {
+                    slot.1 = now + window;
+                }
+                slot.0 += 1;
             }
+            Admission::Allowed
         }))
     }
 
-    async fn clear_login_failures(&self, account: &str) -> Result<()> {
-        self.with(|state, _| state.failures.remove(account));
+    async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
+        self.with(|state, now| {
+            let pair = state.counter(pair_key(a), now);
+            match end {
+                AttemptEnd::Succeeded => *pair = (0, 0),
+                AttemptEnd::Undecided => pair.0 = pair.0.saturating_sub(1),
+            }
+            let account = state.counter(a.account.to_owned(), now);
+            account.0 = account.0.saturating_sub(1);
+        });
+        Ok(())
+    }
+
+    fn retain(&self, _: Retention) {}
+
+    fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()> {
+        self.with(|state, _| state.followers.push(Arc::downgrade(&revocations)));
+        // Everything that ends from now on reaches it under the store's lock.
+        revocations.set_synced(true);
         Ok(())
     }
 }

@@ -3,10 +3,12 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::revocation::Revocations;
 use crate::{Country, Result, SessionId};
 
 mod memory;
@@ -15,9 +17,9 @@ mod redis;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{RedisStore, RedisStoreBuilder};
+pub use redis::{Eviction, RedisStore, RedisStoreBuilder};
 
-/// A session to create at login.
+/// A session to create at login. Its times come from the store's clock.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NewSession {
@@ -25,13 +27,12 @@ pub struct NewSession {
     pub user_id: String,
     /// The new session's id.
     pub sid: SessionId,
-    /// Now, in Unix milliseconds.
-    pub now_ms: u64,
-    /// When the session ends whatever happens, Unix milliseconds.
-    pub absolute_expiry_ms: u64,
+    /// The absolute lifetime: the session ends this long after login whatever happens.
+    pub max_age: Duration,
     /// The idle lifetime: the session ends this long after login or the last reissue.
     pub idle_ttl: Duration,
-    /// At most this many sessions per user; the oldest are evicted.
+    /// At most this many sessions per user; the oldest others are evicted
+    /// (never the new one).
     pub max_sessions: usize,
     /// The client.
     pub client: ClientMeta,
@@ -40,27 +41,35 @@ pub struct NewSession {
 }
 
 impl NewSession {
-    /// A session of `user_id` created at `now_ms`, ending after `idle_ttl`
-    /// unused and at `absolute_expiry_ms` at the latest. At most 32 sessions
-    /// per user, no client and empty claims unless the fields are set.
+    /// A session of `user_id` ending after `idle_ttl` unused and `max_age`
+    /// after login at the latest. At most 32 sessions per user, no client and
+    /// empty claims unless the fields are set.
     pub fn new(
         user_id: impl Into<String>,
         sid: SessionId,
-        now_ms: u64,
-        absolute_expiry_ms: u64,
+        max_age: Duration,
         idle_ttl: Duration,
     ) -> Self {
         Self {
             user_id: user_id.into(),
             sid,
-            now_ms,
-            absolute_expiry_ms,
+            max_age,
             idle_ttl,
             max_sessions: 32,
             client: ClientMeta::default(),
             claims: String::new(),
         }
     }
+}
+
+/// What [`RefreshStore::create`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Created {
+    /// The session's first state (generation 1), in the store's time.
+    pub first: Successor,
+    /// Sessions of the user evicted to respect `max_sessions`.
+    pub evicted: Vec<SessionId>,
 }
 
 /// What is recorded about the client of a login or reissue.
@@ -93,7 +102,7 @@ impl ClientMeta {
     }
 }
 
-/// A refresh to check and rotate.
+/// A refresh to check and rotate. The store judges time by its own clock.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RotateRequest<'a> {
@@ -103,8 +112,6 @@ pub struct RotateRequest<'a> {
     pub sid: &'a SessionId,
     /// The generation the presented refresh token carries.
     pub generation: u64,
-    /// Now, Unix milliseconds.
-    pub now_ms: u64,
     /// How long a spent token still gets the same successor.
     pub grace: Duration,
     /// The idle lifetime to renew.
@@ -114,12 +121,11 @@ pub struct RotateRequest<'a> {
 }
 
 impl<'a> RotateRequest<'a> {
-    /// A rotation of `sid`'s refresh token of `generation`, at `now_ms`.
+    /// A rotation of `sid`'s refresh token of `generation`.
     pub fn new(
         user_id: &'a str,
         sid: &'a SessionId,
         generation: u64,
-        now_ms: u64,
         grace: Duration,
         idle_ttl: Duration,
         client: &'a ClientMeta,
@@ -128,7 +134,6 @@ impl<'a> RotateRequest<'a> {
             user_id,
             sid,
             generation,
-            now_ms,
             grace,
             idle_ttl,
             client,
@@ -183,51 +188,133 @@ pub struct SessionInfo {
     pub client: ClientMeta,
 }
 
-/// Failed-login bookkeeping for one account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One login attempt to count before the password is checked (CONTRACT.md,
+/// "Login throttling"). The keys are digests, never the text a user typed.
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
-pub struct LoginFailures {
-    /// Failures counted in the current window.
-    pub count: u32,
-    /// Seconds until the count resets.
-    pub retry_after: u64,
+pub struct LoginAttempt<'a> {
+    /// A digest of the account the credentials name.
+    pub account: &'a str,
+    /// The client network (IPv4 /24, IPv6 /56), as text.
+    pub network: &'a str,
+    /// At most this many failed attempts per account and network in the window.
+    pub max_per_network: u32,
+    /// At most this many per account, from all networks together.
+    pub max_per_account: u32,
+    /// The window: a counter resets this long after its first attempt.
+    pub window: Duration,
 }
 
-/// Where sessions and failed-login counters live. Every operation is atomic
+impl<'a> LoginAttempt<'a> {
+    /// An attempt on `account` from `network`, counted in `window`, with the
+    /// default limits (5 per network, 50 per account).
+    pub fn new(account: &'a str, network: &'a str, window: Duration) -> Self {
+        Self {
+            account,
+            network,
+            max_per_network: 5,
+            max_per_account: 50,
+            window,
+        }
+    }
+}
+
+/// Whether a login attempt may go on to the password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Counted; check the password.
+    Allowed,
+    /// Over a limit: answer 429, counting nothing more.
+    Throttled {
+        /// Seconds until the counter that refused resets.
+        retry_after: u64,
+    },
+}
+
+/// How an admitted login attempt ended, when it was not a wrong password
+/// (which stays counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttemptEnd {
+    /// The right password: the pair's counter is cleared and the attempt
+    /// leaves the account's.
+    Succeeded,
+    /// Neither right nor wrong (the user database failed): the attempt is
+    /// taken back from both counters.
+    Undecided,
+}
+
+/// How long a store keeps what instant revocation needs, and the longest a
+/// session may live. [`Reissue`](crate::Reissue) tells its store at build
+/// time ([`RefreshStore::retain`]); a store shared by several instances keeps
+/// the longest it was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// How long an ended session is remembered in the revocation log: the
+    /// access-token lifetime plus the leeway (its access tokens are dead by then).
+    pub revoked: Duration,
+    /// The absolute session lifetime: a user-wide revocation mark lives this long.
+    pub sessions: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            revoked: Duration::from_secs(600),
+            sessions: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// Where sessions and login-attempt counters live. Every operation is atomic
 /// with respect to every other, across any number of application instances
-/// sharing the store.
+/// sharing the store, and judges time by the store's own clock (never the
+/// calling instance's), so instances whose clocks differ apply the same rules.
 ///
 /// Implementations must never hold a refresh token: a session is checked by
 /// its generation number (the token is a signed JWT carrying it).
 #[async_trait]
 pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
-    /// Creates a session, then evicts the user's oldest sessions beyond
-    /// `max_sessions`; returns the evicted ids.
-    async fn create(&self, session: &NewSession) -> Result<Vec<SessionId>>;
+    /// Creates a session, then evicts the user's oldest other sessions beyond
+    /// `max_sessions` (never the new one).
+    async fn create(&self, session: &NewSession) -> Result<Created>;
 
     /// Checks the presented generation and rotates, in one atomic step.
+    /// A retry of the same call by the store client is recognised and answered
+    /// as the first, never as reuse.
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation>;
 
     /// Ends one session; `false` if it did not exist.
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool>;
 
-    /// Ends every session of a user; returns how many there were.
+    /// Ends every session of a user, also those the store can no longer list
+    /// (a user-wide mark that rotation checks); returns how many it listed.
     async fn revoke_all(&self, user_id: &str) -> Result<usize>;
 
     /// The user's live sessions, oldest first.
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>>;
 
-    /// Whether the session is live (strict revocation mode asks this per request).
+    /// Whether the session is live (strict revocation asks this per request).
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool>;
 
-    /// The current failures of an account, if any are counted.
-    async fn login_failures(&self, account: &str) -> Result<Option<LoginFailures>>;
+    /// Counts a login attempt before the password is checked, or refuses it
+    /// when a limit is reached; one atomic step, so parallel attempts cannot
+    /// get past the limit.
+    async fn begin_login(&self, attempt: &LoginAttempt<'_>) -> Result<Admission>;
 
-    /// Counts one failure; the count resets `window` after the first one.
-    async fn record_login_failure(&self, account: &str, window: Duration) -> Result<LoginFailures>;
+    /// Settles an admitted attempt that did not fail on a wrong password.
+    async fn end_login(&self, attempt: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()>;
 
-    /// Forgets an account's failures (after a successful login).
-    async fn clear_login_failures(&self, account: &str) -> Result<()>;
+    /// Sets how long revocations and user-wide marks are kept (the longest
+    /// asked for wins).
+    fn retain(&self, retention: Retention);
+
+    /// Delivers every session this store ends, by any instance, into
+    /// `revocations` from now on (instant revocation), and marks it in sync
+    /// only while the delivery is known to be complete.
+    fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()>;
 }
 
 /// The idle expiry of a session touched at `now_ms`: the idle lifetime,

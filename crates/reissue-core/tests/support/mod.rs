@@ -19,16 +19,36 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server and waits until it answers `PING`.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The one server a test binary shares between its tests (each under a key
+    /// prefix of its own): started once, and stopped when the test process
+    /// exits, since its stdin is a pipe that the watchdog shell reads until it closes.
+    pub fn shared() -> &'static RedisServer {
+        static SHARED: std::sync::OnceLock<RedisServer> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut server = Self::start_with(&["--watchdog-pipe"]);
+            server.extra.clear();
+            server
+        })
+    }
+
+    /// Starts a server with extra `redis-server` arguments (e.g.
+    /// `["--maxmemory-policy", "allkeys-lru"]`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut server = Self {
             child: None,
             port: 0,
             dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
         // A port found free can be taken by a parallel test before redis binds
         // it; redis then exits at once, and we try another port.
@@ -43,16 +63,48 @@ impl RedisServer {
 
     /// Spawns redis-server on `self.port`; `false` if it exited or never answered.
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH");
+        let watchdog = self.extra.iter().any(|a| a == "--watchdog-pipe");
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--dir".into(),
+            self.dir.path().display().to_string(),
+        ];
+        args.extend(
+            self.extra
+                .iter()
+                .filter(|a| *a != "--watchdog-pipe")
+                .cloned(),
+        );
+        let child = if watchdog {
+            // redis runs as long as this shell reads its stdin: the pipe closes
+            // when the test process exits, however it exits.
+            Command::new("sh")
+                .arg("-c")
+                .arg(r#"redis-server "$@" & pid=$!; cat >/dev/null; kill -9 $pid"#)
+                .arg("sh")
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        } else {
+            Command::new("redis-server")
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        }
+        .expect("redis-server must be on PATH");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -79,6 +131,26 @@ impl RedisServer {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server with SIGSTOP: it holds its connections open and
+    /// answers nothing, as a hung Redis does.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Continues a paused server (SIGCONT): it then runs what it had received.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let ok = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {signal} {pid}");
     }
 
     /// Kills the server (SIGKILL: an outage, not a shutdown) and reaps it.
@@ -149,8 +221,8 @@ impl Authenticator for AnyUser {
     type Credentials = String;
     type Claims = UserClaims;
 
-    fn account_key(&self, credentials: &String) -> String {
-        credentials.clone()
+    fn account_key(&self, credentials: &String) -> Result<String> {
+        Ok(credentials.clone())
     }
 
     async fn authenticate(&self, user: String) -> Result<Authenticated<UserClaims>> {
