@@ -789,14 +789,15 @@ async fn session_absolute_lifetime(t: Target) {
 }
 
 async fn session_idle_lifetime(t: Target) {
-    let s = t.start(&[("REISSUE_REFRESH_TTL", "1")]);
+    // The grace window may not exceed the idle lifetime.
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "1"), ("REISSUE_REUSE_GRACE", "1")]);
     let u = s.user().await;
     sleep(2.2).await;
     s.reissue(&u.tokens.refresh).await.assert_invalid_token();
 }
 
 async fn session_idle_renewed_by_reissue(t: Target) {
-    let s = t.start(&[("REISSUE_REFRESH_TTL", "2")]);
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "2"), ("REISSUE_REUSE_GRACE", "1")]);
     let u = s.user().await;
     let mut rt = u.tokens.refresh.clone();
     for _ in 0..3 {
