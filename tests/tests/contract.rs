@@ -97,6 +97,10 @@ conformance! {
         country_untrusted_proxy,
         bad_input_never_500,
         oversized_body_answered,
+        me_crit_header,
+        me_iat_in_future,
+        me_authorization_over_8_kib,
+        jwks_not_found_says_why,
     ],
     redis_only: [
         redis_down_reissue_503,
@@ -789,14 +793,15 @@ async fn session_absolute_lifetime(t: Target) {
 }
 
 async fn session_idle_lifetime(t: Target) {
-    let s = t.start(&[("REISSUE_REFRESH_TTL", "1")]);
+    // The grace window may not exceed the idle lifetime.
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "1"), ("REISSUE_REUSE_GRACE", "1")]);
     let u = s.user().await;
     sleep(2.2).await;
     s.reissue(&u.tokens.refresh).await.assert_invalid_token();
 }
 
 async fn session_idle_renewed_by_reissue(t: Target) {
-    let s = t.start(&[("REISSUE_REFRESH_TTL", "2")]);
+    let s = t.start(&[("REISSUE_REFRESH_TTL", "2"), ("REISSUE_REUSE_GRACE", "1")]);
     let u = s.user().await;
     let mut rt = u.tokens.refresh.clone();
     for _ in 0..3 {
@@ -1407,5 +1412,89 @@ async fn oversized_body_answered(t: Target) {
         "{} of {sent} requests got no 4xx:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------- tokens: crit, iat, sizes
+
+/// RFC 7515 §4.1.11: `crit` names extensions that must be understood, and
+/// none is; the same token without it is accepted.
+async fn me_crit_header(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let claims = claims_of(&u.tokens);
+    s.me(&forge(&access_header(), &claims, TEST_SECRET))
+        .await
+        .assert_status(200);
+    for crit in [json!(["exp"]), json!(["b64"]), json!([]), Value::Null] {
+        let header = with(access_header(), "crit", crit.clone());
+        let r = s.me(&forge(&header, &claims, TEST_SECRET)).await;
+        r.assert_invalid_token();
+        let why = r.json()["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(why.contains("crit"), "crit {crit}: {}", r.text);
+    }
+}
+
+/// An access token whose `iat` lies beyond the leeway (5 s) in the future is
+/// refused; one within it is accepted.
+async fn me_iat_in_future(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let n = now();
+    for ahead in [60, 3600] {
+        let claims = with(
+            with(claims_of(&u.tokens), "iat", json!(n + ahead)),
+            "exp",
+            json!(n + ahead + 300),
+        );
+        s.me(&forge(&access_header(), &claims, TEST_SECRET))
+            .await
+            .assert_invalid_token();
+    }
+    let near = with(claims_of(&u.tokens), "iat", json!(n + 1));
+    s.me(&forge(&access_header(), &near, TEST_SECRET))
+        .await
+        .assert_status(200);
+}
+
+/// The 8 KiB limit is on the whole `Authorization` value, scheme included:
+/// 8193..=8199 bytes once reached token verification (401).
+async fn me_authorization_over_8_kib(t: Target) {
+    let s = t.start(&[]);
+    let value = |len: usize| format!("Bearer {}", "a".repeat(len - "Bearer ".len()));
+    // At the limit the value is read, and the junk token fails verification.
+    s.me_with_authorization(value(8192).as_bytes())
+        .await
+        .assert_invalid_token();
+    for len in (8193..=8199).chain([9000, 16 * 1024, 30_000, 64 * 1024]) {
+        s.me_with_authorization(value(len).as_bytes())
+            .await
+            .assert_bad_authorization();
+    }
+    // On the endpoints that read a bearer token too.
+    for path in ["/auth/reissue", "/auth/logout", "/auth/logout-all"] {
+        let r = s
+            .send(s.post(path).header(AUTHORIZATION, value(8195)))
+            .await;
+        r.assert_bad_authorization();
+    }
+}
+
+/// With HMAC keys only there is nothing to publish, and the 404 says so.
+async fn jwks_not_found_says_why(t: Target) {
+    let s = t.start(&[]);
+    let r = s.send(s.get("/auth/jwks.json")).await;
+    r.assert_not_found().assert_json_type();
+    let why = r.json()["error_description"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        why.contains("no public keys") && !why.contains("session"),
+        "{}",
+        r.text
     );
 }

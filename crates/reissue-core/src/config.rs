@@ -6,6 +6,9 @@ use crate::RevocationMode;
 use crate::policy::TrustedProxies;
 use crate::{Error, Result};
 
+/// The longest duration any setting takes: 100 years.
+const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Session and token settings. Defaults follow CONTRACT.md: access tokens live
 /// 5 minutes, refresh tokens 14 days idle, sessions 30 days at most, a 10 s
 /// grace window for spent refresh tokens.
@@ -81,7 +84,8 @@ impl Config {
     }
 
     /// How long a spent refresh token still receives the same successor
-    /// (default 10 s; zero is strict: any second use is theft).
+    /// (default 10 s; zero is strict: any second use is theft). At most the
+    /// refresh idle lifetime.
     pub fn reuse_grace(mut self, grace: Duration) -> Self {
         self.reuse_grace = grace;
         self
@@ -169,10 +173,32 @@ impl Config {
         if self.access_ttl.as_secs() == 0 || self.refresh_ttl.as_secs() == 0 {
             return bad("token lifetimes must be at least one second");
         }
-        if self.session_max_age < self.refresh_ttl.min(self.session_max_age)
-            || self.session_max_age.as_secs() == 0
-        {
+        if self.session_max_age.as_secs() == 0 {
             return bad("the absolute session lifetime must be at least one second");
+        }
+        // Far beyond any real lifetime, and far inside what the arithmetic can
+        // take: milliseconds plus now stay well below i64::MAX and below 2^53,
+        // where Lua numbers in the Redis scripts stop being exact integers.
+        for (name, d) in [
+            ("access_ttl", self.access_ttl),
+            ("refresh_ttl", self.refresh_ttl),
+            ("session_max_age", self.session_max_age),
+            ("reuse_grace", self.reuse_grace),
+            ("login_lockout", self.login_lockout),
+        ] {
+            if d > MAX_LIFETIME {
+                return Err(Error::Config(format!(
+                    "{name} must be at most {} years",
+                    MAX_LIFETIME.as_secs() / (365 * 24 * 3600)
+                )));
+            }
+        }
+        if self.reuse_grace > self.refresh_ttl {
+            return Err(Error::Config(format!(
+                "the reuse grace window ({} s) must not exceed the refresh idle lifetime ({} s)",
+                self.reuse_grace.as_secs_f64(),
+                self.refresh_ttl.as_secs_f64()
+            )));
         }
         if self.leeway > Duration::from_secs(30) {
             return bad("the leeway must be at most 30 seconds");

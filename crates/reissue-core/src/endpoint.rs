@@ -184,7 +184,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                     .push(("cache-control", "public, max-age=300".to_owned()));
                 reply
             }
-            None => self.reply(&Error::NotFound),
+            None => self.reply(&Error::NoPublicKeys),
         }
     }
 }

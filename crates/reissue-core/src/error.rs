@@ -34,6 +34,11 @@ pub enum TokenRejection {
     SessionRevoked,
     /// A spent refresh token was presented after the grace window: the session is revoked.
     ReuseDetected,
+    /// The header has a `crit` parameter: it names extensions that must be
+    /// understood, and none is (RFC 7515 §4.1.11).
+    CriticalHeader,
+    /// An access token whose `iat` lies in the future beyond the leeway.
+    IssuedInFuture,
 }
 
 impl TokenRejection {
@@ -55,6 +60,8 @@ impl TokenRejection {
             Self::ReuseDetected => {
                 "the refresh token was already used; the session has been revoked"
             }
+            Self::CriticalHeader => "the token header has a crit parameter, which is not supported",
+            Self::IssuedInFuture => "the token was issued in the future",
         }
     }
 }
@@ -105,6 +112,10 @@ pub enum Error {
     /// The named resource (a session) does not exist for this caller.
     #[error("not found")]
     NotFound,
+    /// `/auth/jwks.json` when only HMAC keys are configured: there is no
+    /// public key to publish (a shared secret never is).
+    #[error("no public keys are configured")]
+    NoPublicKeys,
     /// The token store (or the user database) is unreachable or timing out.
     #[error("the store is unavailable")]
     Unavailable(#[source] BoxError),
@@ -133,7 +144,7 @@ impl Error {
             Self::MissingToken | Self::InvalidToken(_) | Self::InvalidCredentials => 401,
             Self::MalformedAuthorization(_) | Self::InvalidRequest(_) => 400,
             Self::InsufficientScope(_) | Self::AccessDenied => 403,
-            Self::NotFound => 404,
+            Self::NotFound | Self::NoPublicKeys => 404,
             Self::TooManyAttempts { .. } => 429,
             Self::Unavailable(_) => 503,
             Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => 500,
@@ -150,7 +161,7 @@ impl Error {
             Self::InvalidCredentials => "invalid_credentials",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::AccessDenied => "access_denied",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::NoPublicKeys => "not_found",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => "server_error",
         }
@@ -169,6 +180,7 @@ impl Error {
             Self::InvalidRequest(why) => why.clone(),
             Self::AccessDenied => "access from this address is not allowed".into(),
             Self::NotFound => "no such session".into(),
+            Self::NoPublicKeys => "no public keys are configured (HMAC keys only)".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
             Self::Misconfigured(what) => what.clone(),
             Self::Config(_) | Self::Internal(_) => "internal server error".into(),

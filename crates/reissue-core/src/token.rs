@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use crate::claims::{AccessClaims, RefreshClaims};
@@ -104,10 +105,14 @@ impl TokenCodec {
 
     /// Signs the refresh token of generation `generation` of a session.
     ///
-    /// Deterministic: the same arguments give the same token (every supported
-    /// algorithm signs deterministically), which is how a retry within the grace
-    /// window receives the very token the first call received, although the
-    /// store keeps no token.
+    /// The claims are a pure function of the arguments, so a retry within the
+    /// grace window receives the same successor as the first call (same `sid`
+    /// and generation) although the store keeps no token. The bytes are the
+    /// same only where the algorithm signs deterministically (HMAC,
+    /// RSASSA-PKCS1-v1_5, Ed25519, and ECDSA under `rust-crypto`, RFC 6979);
+    /// RSASSA-PSS, and ECDSA under `aws-lc-rs`, sign with fresh randomness,
+    /// so each call gives another string for the same successor. Both are
+    /// valid: the store decides by `(sid, generation)`, never by the bytes.
     pub fn issue_refresh(
         &self,
         user_id: &str,
@@ -133,13 +138,24 @@ impl TokenCodec {
             .map_err(|e| Error::Internal(format!("signing failed: {e}")))
     }
 
-    /// Verifies an access token: signature, `alg`, `kid`, `typ: at+jwt`, `iss`,
-    /// `aud`, `exp`, `nbf`.
+    /// Verifies an access token: no `crit` header, signature, `alg`, `kid`,
+    /// `typ: at+jwt`, `iss`, `aud`, `exp`, `nbf`, and `iat` not in the future
+    /// beyond the leeway.
     pub fn verify_access<C: Claims>(&self, token: &str) -> Result<AccessClaims<C>> {
-        self.verify(token, ACCESS_TOKEN_TYPE)
+        let claims: AccessClaims<C> = self.verify(token, ACCESS_TOKEN_TYPE)?;
+        // An access token's iat is the clock of the instance that minted it,
+        // so a future one means a skewed issuer or a forged lifetime.
+        if claims.iat > now_secs().saturating_add(self.leeway()) {
+            return Err(Error::InvalidToken(TokenRejection::IssuedInFuture));
+        }
+        Ok(claims)
     }
 
-    /// Verifies a refresh token the same way, with `typ: rt+jwt`.
+    /// Verifies a refresh token the same way, with `typ: rt+jwt`, but without
+    /// the `iat` check: a refresh token's `iat` is when its generation was
+    /// minted by the store's clock (rotation time is taken inside the store),
+    /// and an instance whose own clock lags the store's must still accept it.
+    /// Its `exp` and the store's generation are what bound its use.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims> {
         self.verify(token, REFRESH_TOKEN_TYPE)
     }
@@ -158,6 +174,11 @@ impl TokenCodec {
         let reject = |why| Err(Error::InvalidToken(why));
         if token.len() > MAX_TOKEN_LEN {
             return reject(TokenRejection::TooLong);
+        }
+        match has_crit(token) {
+            Some(false) => {}
+            Some(true) => return reject(TokenRejection::CriticalHeader),
+            None => return reject(TokenRejection::Malformed),
         }
         // With one key, skip the extra header parse: jsonwebtoken parses it
         // anyway, and the kid is compared after verification.
@@ -200,13 +221,41 @@ impl TokenCodec {
     }
 }
 
+/// The part of a JOSE header that jsonwebtoken's `Header` drops but that
+/// must not be ignored: `crit` (RFC 7515 §4.1.11) lists extensions the
+/// recipient must understand, and reissue understands none. Every other
+/// member is skipped unread.
+#[derive(serde::Deserialize)]
+struct CritProbe {
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for any value, `null` included: the member is there.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// Whether the token's header has a `crit` member; `None` when the header is
+/// not base64url JSON (a duplicate `crit` included, so no parser can see one
+/// that this one missed). Reads the first segment only.
+fn has_crit(token: &str) -> Option<bool> {
+    let header = token.split('.').next()?;
+    let json =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).ok()?;
+    serde_json::from_slice::<CritProbe>(&json)
+        .ok()
+        .map(|p| p.crit)
+}
+
 /// RFC 9068 §4: compare `typ` case-insensitively, with or without `application/`.
+/// Never slices inside a character: `typ` is attacker-chosen text.
 fn type_matches(found: Option<&str>, expected: &str) -> bool {
+    const MEDIA: &str = "application/";
     found.is_some_and(|t| {
-        let t = if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
-            &t[12..]
-        } else {
-            t
+        let t = match t.get(..MEDIA.len()) {
+            Some(prefix) if prefix.eq_ignore_ascii_case(MEDIA) => &t[MEDIA.len()..],
+            _ => t,
         };
         t.eq_ignore_ascii_case(expected)
     })

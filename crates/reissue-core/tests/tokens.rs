@@ -14,7 +14,7 @@ use reissue_core::{
     TokenCodec, TokenRejection, UserClaims,
 };
 use serde_json::{Value, json};
-use support::{HS256_SECRET, now_s, pem};
+use support::{HS256_SECRET, now_s, pem, signs_deterministically};
 
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "api.test";
@@ -142,24 +142,32 @@ fn every_algorithm_round_trips() {
 }
 
 #[test]
-fn refresh_tokens_are_deterministic_for_every_algorithm() {
+fn refresh_tokens_are_the_same_successor_and_identical_where_deterministic() {
     for (key, _) in all_keys() {
         let alg = key.algorithm();
         let codec = codec(key);
-        let a = codec
-            .issue_refresh("42", &sid(), 3, 1_700_000_000, 1_800_000_000)
-            .unwrap();
-        let b = codec
-            .issue_refresh("42", &sid(), 3, 1_700_000_000, 1_800_000_000)
-            .unwrap();
-        assert_eq!(
-            a, b,
-            "{alg:?}: a retry in the grace window must get the very same token"
+        let now = now_s();
+        let issue = |generation| {
+            codec
+                .issue_refresh("42", &sid(), generation, now, now + 600)
+                .unwrap()
+        };
+        let (a, b) = (issue(3), issue(3));
+        let (ca, cb) = (
+            codec.verify_refresh(&a).unwrap(),
+            codec.verify_refresh(&b).unwrap(),
         );
-        let c = codec
-            .issue_refresh("42", &sid(), 4, 1_700_000_000, 1_800_000_000)
-            .unwrap();
-        assert_ne!(a, c, "{alg:?}");
+        assert_eq!(
+            (&ca.sid, ca.generation, &ca.sub),
+            (&cb.sid, cb.generation, &cb.sub),
+            "{alg:?}: a retry in the grace window gets the same successor"
+        );
+        assert_eq!(
+            a == b,
+            signs_deterministically(alg),
+            "{alg:?}: byte-identical exactly where the algorithm is deterministic"
+        );
+        assert_ne!(a, issue(4), "{alg:?}");
     }
 }
 
@@ -799,4 +807,174 @@ fn jwks_publishes_public_keys_only() {
         doc,
         "same JWKS from either half of each pair"
     );
+}
+
+/// Signs a literal header text (what jsonwebtoken's `Header` cannot express:
+/// `crit: null`, a member twice) over `claims`.
+fn sign_literal(header: &str, claims: &Value, key: &EncodingKey, alg: Algorithm) -> String {
+    let message = format!("{}.{}", B64.encode(header), B64.encode(claims.to_string()));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[test]
+fn a_crit_header_is_refused() {
+    let now = now_s();
+    let refresh_claims = json!({"iss": ISS, "aud": AUD, "sub": "42", "sid": sid(), "gen": 1, "iat": now, "exp": now + 60});
+    for (key, encoding) in all_keys() {
+        let (kid, alg) = (key.kid().to_owned(), key.algorithm());
+        let codec = codec(key);
+        for crit in [vec!["exp".to_owned()], vec!["b64".to_owned()], vec![]] {
+            let mut h = header(alg, &kid, "at+jwt");
+            h.crit = Some(crit.clone());
+            let token = sign(&h, &access_claims(), &encoding);
+            assert_eq!(
+                rejection(access(&codec, &token)),
+                TokenRejection::CriticalHeader,
+                "{alg:?} access, crit {crit:?}"
+            );
+            let mut h = header(alg, &kid, "rt+jwt");
+            h.crit = Some(crit.clone());
+            let token = sign(&h, &refresh_claims, &encoding);
+            assert_eq!(
+                rejection(codec.verify_refresh(&token)),
+                TokenRejection::CriticalHeader,
+                "{alg:?} refresh, crit {crit:?}"
+            );
+        }
+        // The same token without `crit` is accepted: the refusal is for `crit` alone.
+        let h = format!(r#"{{"alg":"{alg:?}","typ":"at+jwt","kid":"{kid}"}}"#);
+        let plain = sign_literal(&h, &access_claims(), &encoding, alg);
+        access(&codec, &plain).unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+        // Shapes the jsonwebtoken `Header` reads as "no crit", or where two
+        // parsers could disagree: refused (or malformed), never accepted.
+        for (h, why) in [
+            (
+                format!(r#"{{"alg":"{alg:?}","typ":"at+jwt","kid":"{kid}","crit":null}}"#),
+                TokenRejection::CriticalHeader,
+            ),
+            (
+                format!(r#"{{"crit":["exp"],"alg":"{alg:?}","typ":"at+jwt","kid":"{kid}"}}"#),
+                TokenRejection::CriticalHeader,
+            ),
+            (
+                format!(
+                    r#"{{"alg":"{alg:?}","typ":"at+jwt","kid":"{kid}","crit":["x"],"crit":["x"]}}"#
+                ),
+                TokenRejection::Malformed,
+            ),
+        ] {
+            let token = sign_literal(&h, &access_claims(), &encoding, alg);
+            assert_eq!(rejection(access(&codec, &token)), why, "{alg:?} {h}");
+        }
+    }
+    // A forged token with `crit` is refused too (before any signature work).
+    let codec = codec(hs256());
+    let token = unsigned(
+        &json!({"alg": "HS256", "typ": "at+jwt", "kid": "hs-1", "crit": ["exp"]}),
+        &access_claims(),
+        "AAAA",
+    );
+    assert_eq!(
+        rejection(access(&codec, &token)),
+        TokenRejection::CriticalHeader
+    );
+}
+
+#[test]
+fn an_access_token_issued_in_the_future_is_refused() {
+    for (key, encoding) in all_keys() {
+        let (kid, alg) = (key.kid().to_owned(), key.algorithm());
+        let codec = codec(key);
+        let at = |iat: u64| {
+            let claims = with(access_claims(), "iat", json!(iat));
+            sign(&header(alg, &kid, "at+jwt"), &claims, &encoding)
+        };
+        // now_s() per token: RSA signing in a debug build takes a while.
+        for ahead in [LEEWAY + 30, 60, 3600, 10 * 365 * 24 * 3600] {
+            assert_eq!(
+                rejection(access(&codec, &at(now_s() + ahead))),
+                TokenRejection::IssuedInFuture,
+                "{alg:?}: iat {ahead} s ahead"
+            );
+        }
+        for ahead in [0, 2] {
+            access(&codec, &at(now_s() + ahead)).unwrap_or_else(|e| {
+                panic!("{alg:?}: iat {ahead} s ahead is within the leeway: {e:?}")
+            });
+        }
+        // Our own tokens are minted with iat = now, so they always pass.
+        let token = codec
+            .issue_access("42", &sid(), &user(), now_s(), 300)
+            .unwrap();
+        access(&codec, &token).unwrap();
+    }
+    let now = now_s();
+    let strict = TokenCodec::new(KeySet::new(hs256()).unwrap(), ISS, AUD, 0);
+    assert_eq!(
+        rejection(access(
+            &strict,
+            &genuine(&with(access_claims(), "iat", json!(now + 2)))
+        )),
+        TokenRejection::IssuedInFuture,
+        "no leeway, no slack"
+    );
+    assert_eq!(
+        rejection(access(&strict, &genuine(&without(access_claims(), "iat")))),
+        TokenRejection::MissingClaim
+    );
+}
+
+/// A refresh token's iat is the store's clock (rotation time is taken in the
+/// store): an instance lagging the store must accept it.
+#[test]
+fn a_refresh_token_issued_ahead_of_this_clock_is_accepted() {
+    let now = now_s();
+    for (key, _) in all_keys() {
+        let alg = key.algorithm();
+        let codec = codec(key);
+        for ahead in [60, 3600] {
+            let token = codec
+                .issue_refresh("42", &sid(), 2, now + ahead, now + ahead + 600)
+                .unwrap();
+            let claims = codec
+                .verify_refresh(&token)
+                .unwrap_or_else(|e| panic!("{alg:?} {ahead}: {e:?}"));
+            assert_eq!((claims.generation, claims.iat), (2, now + ahead));
+        }
+    }
+}
+
+#[test]
+fn a_non_ascii_typ_is_refused_without_panicking() {
+    // Byte 12 falls inside a character in the first ones: slicing `typ[..12]`
+    // to look for `application/` panicked there.
+    let typs = [
+        "aéééééé",
+        "applicationé",
+        "ééééééé+jwt",
+        "application/é",
+        "applicationé/at+jwt",
+        "🦀🦀🦀🦀",
+        "at+jwt\u{301}",
+        "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+    ];
+    for (key, encoding) in all_keys() {
+        let (kid, alg) = (key.kid().to_owned(), key.algorithm());
+        let codec = codec(key);
+        for typ in typs {
+            let token = sign(&header(alg, &kid, typ), &access_claims(), &encoding);
+            assert_eq!(
+                rejection(access(&codec, &token)),
+                TokenRejection::WrongTokenType,
+                "{alg:?} {typ:?}"
+            );
+            // Claims that do not fit take the other path through `typ`.
+            assert_eq!(
+                rejection(codec.verify_refresh(&token)),
+                TokenRejection::WrongTokenType,
+                "{alg:?} {typ:?}"
+            );
+        }
+    }
 }

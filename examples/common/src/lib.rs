@@ -86,6 +86,15 @@ impl Settings {
                 Err(_) => return fail("REISSUE_ADDR", format!("expected host:port, got `{v}`")),
             },
         };
+        // `get` treats a blank value as unset, which for the secret would
+        // silently mean a random key: a deployment whose secret went missing
+        // would log everyone out at each start instead of failing.
+        if var("REISSUE_JWT_SECRET").is_some_and(|v| v.trim().is_empty()) {
+            return fail(
+                "REISSUE_JWT_SECRET",
+                "is set but empty; set a secret of at least 32 bytes, or unset it for a random key",
+            );
+        }
         let secret = match get("REISSUE_JWT_SECRET") {
             Some(s) if s.len() < 32 => {
                 return fail(

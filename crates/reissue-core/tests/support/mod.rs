@@ -239,6 +239,19 @@ pub fn hs256_keys() -> KeySet {
     KeySet::new(Key::hmac("hs-1", Algorithm::HS256, HS256_SECRET).unwrap()).unwrap()
 }
 
+/// Whether `alg` signs the same bytes for the same input with the crypto
+/// backend this test binary was built with: RSASSA-PSS never does (a random
+/// salt), ECDSA only under `rust-crypto` (RFC 6979; aws-lc-rs draws a fresh
+/// nonce), everything else always.
+pub fn signs_deterministically(alg: Algorithm) -> bool {
+    use Algorithm::*;
+    match alg {
+        PS256 | PS384 | PS512 => false,
+        ES256 | ES384 => !cfg!(feature = "aws-lc-rs"),
+        _ => true,
+    }
+}
+
 /// The test PEM keys, embedded so that tests and benches find them from any
 /// working directory.
 pub mod pem {
@@ -248,6 +261,8 @@ pub mod pem {
     pub const EC: &[u8] = include_bytes!("../keys/ec.pem");
     pub const EC_PUB: &[u8] = include_bytes!("../keys/ec.pub.pem");
     pub const EC_ATTACKER: &[u8] = include_bytes!("../keys/ec-attacker.pem");
+    pub const EC384: &[u8] = include_bytes!("../keys/ec384.pem");
+    pub const EC384_PUB: &[u8] = include_bytes!("../keys/ec384.pub.pem");
     pub const ED: &[u8] = include_bytes!("../keys/ed25519.pem");
     pub const ED_PUB: &[u8] = include_bytes!("../keys/ed25519.pub.pem");
     pub const ED_ATTACKER: &[u8] = include_bytes!("../keys/ed25519-attacker.pem");
