@@ -341,6 +341,13 @@ impl TestServer {
         id_string(&v["id"]).unwrap_or_else(|| panic!("signup body without id: {}", r.text))
     }
 
+    /// The Redis key prefix of this server, when it uses the shared Redis:
+    /// a second server started with the same `REISSUE_REDIS_PREFIX` shares
+    /// its sessions, as instances behind one proxy do.
+    pub fn redis_prefix(&self) -> Option<&str> {
+        self.redis_prefix.as_deref()
+    }
+
     /// `POST /auth/login` with extra headers, unchecked.
     pub async fn login_with(&self, email: &str, password: &str, headers: &[(&str, &str)]) -> Resp {
         let mut req = self

@@ -101,10 +101,18 @@ conformance! {
         me_iat_in_future,
         me_authorization_over_8_kib,
         jwks_not_found_says_why,
+        logout_instant_refused_at_once,
+        revocation_mode_variables,
+        session_endpoints_refuse_ended_sessions,
+        login_throttled_per_network,
+        login_parallel_guesses_capped,
+        login_malformed_email_not_counted,
+        login_account_ceiling_across_networks,
     ],
     redis_only: [
         redis_down_reissue_503,
         redis_down_strict_protected_503,
+        instant_revocation_reaches_other_instances,
     ],
 }
 
@@ -869,7 +877,7 @@ async fn logout_all(t: Target) {
 }
 
 async fn logout_stateless_access_keeps_working(t: Target) {
-    let s = t.start(&[]);
+    let s = t.start(&[("REISSUE_REVOCATION", "stateless")]);
     let u = s.user().await;
     s.post_auth("/auth/logout", &u.tokens.access)
         .await
@@ -1497,4 +1505,260 @@ async fn jwks_not_found_says_why(t: Target) {
         "{}",
         r.text
     );
+}
+
+// ---------------------------------------------------------------- instant revocation
+
+/// The default mode: every way a session ends refuses its access tokens at
+/// once, with no store round trip per request.
+async fn logout_instant_refused_at_once(t: Target) {
+    let s = t.start(&[("REISSUE_ADMIN_EMAILS", "root@example.com")]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.me(&u.tokens.access).await.assert_invalid_token();
+    s.me(&other.access).await.assert_status(200);
+    s.post_auth("/auth/logout-all", &other.access)
+        .await
+        .assert_no_content();
+    s.me(&other.access).await.assert_invalid_token();
+
+    // DELETE /auth/sessions/{sid}, and the admin's forced logout.
+    let v = s.user().await;
+    let second = s.login(&v.email, PASSWORD).await;
+    s.send(
+        s.delete(&format!("/auth/sessions/{}", second.sid()))
+            .bearer_auth(&v.tokens.access),
+    )
+    .await
+    .assert_no_content();
+    s.me(&second.access).await.assert_invalid_token();
+    s.me(&v.tokens.access).await.assert_status(200);
+    let root = s.user_named("root@example.com").await;
+    s.post_auth(
+        &format!("/admin/users/{}/logout", v.id),
+        &root.tokens.access,
+    )
+    .await
+    .assert_no_content();
+    s.me(&v.tokens.access).await.assert_invalid_token();
+
+    // Reuse detection ends the session: its access token goes with it.
+    let w = s.user().await;
+    let next = s.reissue(&w.tokens.refresh).await.tokens();
+    s.reissue(&next.refresh).await.tokens();
+    s.reissue(&w.tokens.refresh).await.assert_invalid_token();
+    s.me(&next.access).await.assert_invalid_token();
+}
+
+async fn revocation_mode_variables(t: Target) {
+    for (env, refused) in [
+        (vec![("REISSUE_REVOCATION", "stateless")], false),
+        (vec![("REISSUE_REVOCATION", "instant")], true),
+        (vec![("REISSUE_REVOCATION", "STRICT")], true),
+        (vec![("REISSUE_STRICT_REVOCATION", "1")], true),
+        (
+            vec![
+                ("REISSUE_REVOCATION", "stateless"),
+                ("REISSUE_STRICT_REVOCATION", "1"),
+            ],
+            true,
+        ),
+    ] {
+        let s = t.start(&env);
+        let u = s.user().await;
+        s.post_auth("/auth/logout", &u.tokens.access)
+            .await
+            .assert_no_content();
+        let r = s.me(&u.tokens.access).await;
+        if refused {
+            r.assert_invalid_token();
+        } else {
+            r.assert_status(200);
+        }
+    }
+}
+
+/// A thief's leftover access token of an ended session cannot reach the
+/// session endpoints, even in stateless mode.
+async fn session_endpoints_refuse_ended_sessions(t: Target) {
+    let s = t.start(&[("REISSUE_REVOCATION", "stateless")]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    s.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    s.me(&u.tokens.access).await.assert_status(200);
+    s.get_auth("/auth/sessions", &u.tokens.access)
+        .await
+        .assert_invalid_token();
+    s.post_auth("/auth/logout-all", &u.tokens.access)
+        .await
+        .assert_invalid_token();
+    s.send(
+        s.delete(&format!("/auth/sessions/{}", other.sid()))
+            .bearer_auth(&u.tokens.access),
+    )
+    .await
+    .assert_invalid_token();
+    s.me(&other.access).await.assert_status(200);
+    assert_eq!(
+        s.sessions(&other.access).await.len(),
+        1,
+        "the live session is untouched"
+    );
+}
+
+/// Two instances behind one proxy share the Redis store: a logout on one is
+/// refused on the other without a per-request store check.
+async fn instant_revocation_reaches_other_instances(t: Target) {
+    let a = t.start(&[]);
+    let prefix = a.redis_prefix().expect("a Redis prefix").to_owned();
+    let b = t.start(&[("REISSUE_REDIS_PREFIX", prefix.as_str())]);
+    let u = a.user().await;
+    b.me(&u.tokens.access).await.assert_status(200);
+    a.post_auth("/auth/logout", &u.tokens.access)
+        .await
+        .assert_no_content();
+    let started = Instant::now();
+    loop {
+        let r = b.me(&u.tokens.access).await;
+        if r.status == 401 {
+            r.assert_invalid_token();
+            break;
+        }
+        r.assert_status(200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the other instance still accepts an ended session after 2 s"
+        );
+        sleep(0.005).await;
+    }
+    let v = b.user_named(&email()).await;
+    a.me(&v.tokens.access).await.assert_status(200);
+    b.post_auth("/auth/logout-all", &v.tokens.access)
+        .await
+        .assert_no_content();
+    let started = Instant::now();
+    while a.me(&v.tokens.access).await.status == 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "logout-all not heard"
+        );
+        sleep(0.005).await;
+    }
+    a.me(&v.tokens.access).await.assert_invalid_token();
+}
+
+// ---------------------------------------------------------------- login throttling
+
+fn from(ip: &str) -> [(&str, &str); 1] {
+    [("x-forwarded-for", ip)]
+}
+
+/// Through a trusted proxy: failures from one network lock that network out
+/// (429 even with the right password); the user's own network is unaffected.
+async fn login_throttled_per_network(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("REISSUE_LOGIN_MAX_FAILURES", "3"),
+        ("REISSUE_LOGIN_LOCKOUT", "60"),
+    ]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    for i in 0..3 {
+        // Neighbours in one /24 count together.
+        let ip = format!("198.51.100.{}", 10 + i);
+        s.login_with(&e, "wrong password!", &from(&ip))
+            .await
+            .assert_invalid_credentials();
+    }
+    s.login_with(&e, "wrong password!", &from("198.51.100.200"))
+        .await
+        .assert_too_many_attempts(60);
+    s.login_with(&e, PASSWORD, &from("198.51.100.10"))
+        .await
+        .assert_too_many_attempts(60);
+    // The user, elsewhere, is not locked out from afar; a success clears its pair.
+    s.login_with(&e, "wrong password!", &from("203.0.113.5"))
+        .await
+        .assert_invalid_credentials();
+    s.login_with(&e, PASSWORD, &from("203.0.113.5"))
+        .await
+        .tokens();
+    for _ in 0..3 {
+        s.login_with(&e, "wrong password!", &from("203.0.113.5"))
+            .await
+            .assert_invalid_credentials();
+    }
+    // IPv6 networks are /56.
+    s.login_with(&e, PASSWORD, &from("2001:db8:0:ab00::1"))
+        .await
+        .tokens();
+}
+
+/// Parallel guesses cannot get more password checks than the limit.
+async fn login_parallel_guesses_capped(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_LOGIN_MAX_FAILURES", "5"),
+        ("REISSUE_LOGIN_LOCKOUT", "60"),
+    ]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let answers = join_all((0..30).map(|_| s.login_raw(&e, "wrong password!"))).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let throttled = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        (checked, throttled),
+        (5, 25),
+        "exactly the limit of 30 parallel guesses reach the password check"
+    );
+    for r in answers.iter().filter(|r| r.status == 429) {
+        r.assert_too_many_attempts(60);
+    }
+    s.login_raw(&e, PASSWORD).await.assert_too_many_attempts(60);
+}
+
+/// Input that names no account is 400 before any counting: no number of
+/// malformed attempts locks the real account out.
+async fn login_malformed_email_not_counted(t: Target) {
+    let s = t.start(&[("REISSUE_LOGIN_MAX_FAILURES", "2")]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let huge = format!("{}@example.com", "a".repeat(12 * 1024));
+    for bad in ["not-an-email", "", " ", huge.as_str(), "a@@b.c"] {
+        for _ in 0..3 {
+            let r = s.login_raw(bad, "wrong password!").await;
+            r.assert_error(400, "invalid_request").assert_json_type();
+            assert!(!r.text.contains("aaaaaaaa"), "the typed text is not echoed");
+        }
+    }
+    s.login(&e, PASSWORD).await;
+}
+
+/// Guessing spread over many networks meets the account-wide ceiling
+/// (10 × the per-network limit by default).
+async fn login_account_ceiling_across_networks(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("REISSUE_LOGIN_MAX_FAILURES", "1"),
+        ("REISSUE_LOGIN_LOCKOUT", "60"),
+    ]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    for n in 0..10 {
+        s.login_with(&e, "wrong password!", &from(&format!("192.0.{n}.1")))
+            .await
+            .assert_invalid_credentials();
+    }
+    s.login_with(&e, "wrong password!", &from("192.0.77.1"))
+        .await
+        .assert_too_many_attempts(60);
+    let bystander = email();
+    s.signup(&bystander, PASSWORD).await;
+    s.login_with(&bystander, PASSWORD, &from("192.0.77.1"))
+        .await
+        .tokens();
 }

@@ -324,14 +324,12 @@ impl<A: Authenticator> Reissue<A> {
         };
         self.emit(event(AuditKind::PolicyDenied));
         let revoked = match (decision, sid) {
-            (Decision::RevokeUser { .. }, _) => {
-                self.inner.store.revoke_all(user_id).await.map(|n| n > 0)
-            }
+            (Decision::RevokeUser { .. }, _) => self.end_all(user_id).await.map(|n| !n.is_empty()),
             (_, Some(sid))
                 if stage == Stage::Reissue
                     || matches!(decision, Decision::RevokeSession { .. }) =>
             {
-                self.inner.store.revoke(user_id, sid).await
+                self.end_session(user_id, sid).await
             }
             _ => Ok(false),
         };
@@ -451,6 +449,7 @@ impl<A: Authenticator> Reissue<A> {
             store.end_login(&attempt, AttemptEnd::Succeeded),
             store.create(&session)
         )?;
+        self.ended_here(&created.evicted);
         for old in created.evicted {
             self.emit(
                 AuditEvent::new(AuditKind::ForcedLogout)
@@ -486,6 +485,7 @@ impl<A: Authenticator> Reissue<A> {
             Rotation::Rotated(s) => (s, AuditKind::Reissue),
             Rotation::Replayed(s) => (s, AuditKind::ReissueReplayed),
             Rotation::Reused => {
+                self.ended_here([&rt.sid]);
                 let event = AuditEvent::new(AuditKind::ReuseDetected)
                     .user(&rt.sub)
                     .session(&rt.sid)
@@ -524,21 +524,38 @@ impl<A: Authenticator> Reissue<A> {
         Ok(pair)
     }
 
-    /// Ends one session (a user's logout). Ending an ended session is fine.
-    pub async fn logout(&self, user_id: &str, sid: &SessionId) -> Result<()> {
-        if self.inner.store.revoke(user_id, sid).await? {
-            self.emit(
-                AuditEvent::new(AuditKind::Logout)
-                    .user(user_id)
-                    .session(sid),
-            );
+    /// What this instance itself ended is refused here at once, before the
+    /// store's feed echoes it back (instant mode).
+    fn ended_here<'a>(&self, sids: impl IntoIterator<Item = &'a SessionId>) {
+        if let Some(revocations) = self.verifier().revocations() {
+            for sid in sids {
+                revocations.insert(sid.clone());
+            }
         }
-        Ok(())
     }
 
-    /// Ends every session of a user, at the user's request.
+    async fn end_session(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
+        let ended = self.inner.store.revoke(user_id, sid).await?;
+        if ended {
+            self.ended_here([sid]);
+        }
+        Ok(ended)
+    }
+
+    async fn end_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        let ended = self.inner.store.revoke_all(user_id).await?;
+        self.ended_here(&ended);
+        Ok(ended)
+    }
+
+    /// Ends one session (a user's logout). Ending an ended session is fine.
+    pub async fn logout(&self, user_id: &str, sid: &SessionId) -> Result<()> {
+        self.revoke_session(user_id, sid).await.map(drop)
+    }
+
+    /// Ends every session of a user, at the user's request; returns how many.
     pub async fn logout_all(&self, user_id: &str) -> Result<usize> {
-        let n = self.inner.store.revoke_all(user_id).await?;
+        let n = self.end_all(user_id).await?.len();
         self.emit(
             AuditEvent::new(AuditKind::LogoutAll)
                 .user(user_id)
@@ -550,7 +567,7 @@ impl<A: Authenticator> Reissue<A> {
     /// Forced logout (the seed's "delete the refresh token"): ends every
     /// session of a user, e.g. when a token was stolen. `reason` goes to the audit trail.
     pub async fn force_logout(&self, user_id: &str, reason: &str) -> Result<usize> {
-        let n = self.inner.store.revoke_all(user_id).await?;
+        let n = self.end_all(user_id).await?.len();
         self.emit(
             AuditEvent::new(AuditKind::ForcedLogout)
                 .user(user_id)
@@ -561,7 +578,7 @@ impl<A: Authenticator> Reissue<A> {
 
     /// Ends one session of a user; `false` when it is not one of their live sessions.
     pub async fn revoke_session(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let revoked = self.inner.store.revoke(user_id, sid).await?;
+        let revoked = self.end_session(user_id, sid).await?;
         if revoked {
             self.emit(
                 AuditEvent::new(AuditKind::Logout)

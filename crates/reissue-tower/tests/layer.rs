@@ -69,7 +69,7 @@ impl RefreshStore for FlakyStore {
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> reissue_core::Result<bool> {
         self.inner.revoke(user_id, sid).await
     }
-    async fn revoke_all(&self, user_id: &str) -> reissue_core::Result<usize> {
+    async fn revoke_all(&self, user_id: &str) -> reissue_core::Result<Vec<SessionId>> {
         self.inner.revoke_all(user_id).await
     }
     async fn list(&self, user_id: &str) -> reissue_core::Result<Vec<SessionInfo>> {

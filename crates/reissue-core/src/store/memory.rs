@@ -222,13 +222,15 @@ impl RefreshStore for MemoryStore {
         }))
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<usize> {
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
         Ok(self.with(|state, now| {
-            let n = state.sessions(user_id, now).map_or(0, |s| s.len());
-            if let Some(sessions) = state.users.remove(user_id) {
-                state.ended(sessions.keys());
-            }
-            n
+            let live: Vec<SessionId> = state
+                .sessions(user_id, now)
+                .map(|s| s.keys().cloned().collect())
+                .unwrap_or_default();
+            state.users.remove(user_id);
+            state.ended(&live);
+            live
         }))
     }
 

@@ -290,8 +290,8 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool>;
 
     /// Ends every session of a user, also those the store can no longer list
-    /// (a user-wide mark that rotation checks); returns how many it listed.
-    async fn revoke_all(&self, user_id: &str) -> Result<usize>;
+    /// (a user-wide mark that rotation checks); returns those it listed.
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>>;
 
     /// The user's live sessions, oldest first.
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>>;

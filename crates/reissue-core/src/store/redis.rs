@@ -173,7 +173,7 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 redis.call('DEL', KEYS[1])
 ended(KEYS[3], gone, now, tonumber(ARGV[3]))
-return #gone
+return gone
 "#;
 
 // KEYS: index, user-wide mark. ARGV: session key base.
@@ -725,7 +725,7 @@ impl RefreshStore for RedisStore {
         Ok(int(&n)? > 0)
     }
 
-    async fn revoke_all(&self, user_id: &str) -> Result<usize> {
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let keys = vec![
             self.index_key(user_id),
             self.revoked_before_key(user_id),
@@ -736,7 +736,11 @@ impl RefreshStore for RedisStore {
             self.sessions_keep().into(),
             self.revoked_keep().into(),
         ];
-        Ok(int(&self.run(&self.scripts.revoke_all, keys, args).await?)? as usize)
+        let ended = array(self.run(&self.scripts.revoke_all, keys, args).await?)?;
+        Ok(ended
+            .iter()
+            .filter_map(|v| text(v).as_deref().and_then(SessionId::parse))
+            .collect())
     }
 
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
