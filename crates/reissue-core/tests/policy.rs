@@ -677,3 +677,99 @@ mod geoip {
         assert_eq!(lookup(&db, "81.2.69.1").as_deref(), Some("GB"));
     }
 }
+
+/// With a policy configured, a client whose address is unknown (no socket
+/// peer: axum without `ConnectInfo`, a Unix socket) is refused at login and
+/// reissue, not waved through; the application can opt out.
+mod unknown_address {
+    use std::time::Duration;
+
+    use reissue_core::store::{ClientMeta, MemoryStore};
+    use reissue_core::{
+        Algorithm, Authenticated, Authenticator, Config, Key, KeySet, Reissue, UserClaims,
+    };
+
+    use super::*;
+
+    struct Anyone;
+
+    impl Authenticator for Anyone {
+        type Credentials = String;
+        type Claims = UserClaims;
+        fn account_key(&self, user: &String) -> reissue_core::Result<String> {
+            Ok(user.clone())
+        }
+        async fn authenticate(
+            &self,
+            user: String,
+        ) -> reissue_core::Result<Authenticated<UserClaims>> {
+            Ok(Authenticated::new(
+                user.clone(),
+                UserClaims::new(user, vec![]),
+            ))
+        }
+    }
+
+    fn reissue(allow_unknown: bool) -> Reissue<Anyone> {
+        let key = Key::hmac("k", Algorithm::HS256, &[9; 32]).unwrap();
+        let config = Config::new("p", "p")
+            .allow_unknown_client_address(allow_unknown)
+            .reuse_grace(Duration::from_secs(5));
+        Reissue::builder(
+            config,
+            KeySet::new(key).unwrap(),
+            Arc::new(MemoryStore::new()),
+            Anyone,
+        )
+        .policy(CidrRules::parse("", "192.0.2.0/24").unwrap())
+        .build()
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn refused_at_login_and_reissue_without_spending_anything() {
+        let r = reissue(false);
+        let unknown = ClientMeta::new(None, None, Some("curl/8"));
+        let known = ClientMeta::new(Some(ip("198.51.100.1")), None, None);
+        let err = r.login("ann".into(), &unknown).await.unwrap_err();
+        assert!(matches!(err, Error::AccessDenied), "{err:?}");
+        assert_eq!((err.status(), err.code()), (403, "access_denied"));
+        assert!(
+            r.sessions("ann").await.unwrap().is_empty(),
+            "no session created"
+        );
+
+        let pair = r.login("ann".into(), &known).await.unwrap();
+        let err = r.reissue(&pair.refresh_token, &unknown).await.unwrap_err();
+        assert!(matches!(err, Error::AccessDenied), "{err:?}");
+        // Refused before the rotation: the token is not spent, the session lives.
+        r.reissue(&pair.refresh_token, &known)
+            .await
+            .expect("the refresh token was not spent by the refusal");
+        assert_eq!(r.sessions("ann").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_application_can_opt_out() {
+        let r = reissue(true);
+        let unknown = ClientMeta::new(None, None, None);
+        let pair = r.login("bea".into(), &unknown).await.unwrap();
+        r.reissue(&pair.refresh_token, &unknown).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_a_policy_nothing_changes() {
+        let key = Key::hmac("k", Algorithm::HS256, &[9; 32]).unwrap();
+        let r = Reissue::builder(
+            Config::new("p", "p"),
+            KeySet::new(key).unwrap(),
+            Arc::new(MemoryStore::new()),
+            Anyone,
+        )
+        .build()
+        .unwrap();
+        r.login("cat".into(), &ClientMeta::new(None, None, None))
+            .await
+            .unwrap();
+    }
+}

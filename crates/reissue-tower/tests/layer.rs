@@ -553,6 +553,43 @@ async fn router_at_mounts_under_another_prefix() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// Served without `ConnectInfo`, the router cannot see peers: with an
+/// address policy configured, login is refused rather than unchecked.
+#[tokio::test]
+async fn a_policy_without_peer_addresses_refuses_login() {
+    for (allow_unknown, expected) in [(false, StatusCode::FORBIDDEN), (true, StatusCode::OK)] {
+        let key = Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
+        let reissue = Reissue::builder(
+            Config::new("t", "t").allow_unknown_client_address(allow_unknown),
+            KeySet::new(key).unwrap(),
+            Arc::new(MemoryStore::new()),
+            Users,
+        )
+        .policy(reissue_core::policy::CidrRules::parse("", "192.0.2.0/24").unwrap())
+        .build()
+        .unwrap();
+        let app = reissue_tower::router(reissue);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let res = reqwest::Client::new()
+            .post(format!("http://{addr}/auth/login"))
+            .json(&json!({ "email": "ada", "password": "pw" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            expected,
+            "allow_unknown_client_address({allow_unknown})"
+        );
+        if expected == StatusCode::FORBIDDEN {
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"], "access_denied");
+        }
+    }
+}
+
 /// hyper resets a connection whose request body is left unread; the drain
 /// layer reads it away so that the client gets its 4xx, whoever answered.
 #[tokio::test]
