@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) allow_unknown_client_address: bool,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) verified_token_cache: usize,
+    pub(crate) lost_write_tolerance: u64,
 }
 
 impl Config {
@@ -55,6 +56,7 @@ impl Config {
             allow_unknown_client_address: false,
             trusted_proxies: TrustedProxies::default(),
             verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
+            lost_write_tolerance: 8,
         }
     }
 
@@ -165,6 +167,18 @@ impl Config {
         self
     }
 
+    /// How many rotations a store may have lost (asynchronous replication
+    /// across a failover) before a refresh token ahead of it counts as theft
+    /// (default 8; 0: any token ahead of the store is theft). Only a token
+    /// signed here, at most this many generations ahead of the store, and
+    /// minted no earlier than the store's newest state is taken for a lost
+    /// write; the session then goes on from the client's generation
+    /// (DESIGN.md, "Failover").
+    pub fn lost_write_tolerance(mut self, generations: u64) -> Self {
+        self.lost_write_tolerance = generations;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -205,6 +219,9 @@ impl Config {
         }
         if self.max_sessions_per_user == 0 {
             return bad("max_sessions_per_user must be at least 1");
+        }
+        if self.lost_write_tolerance > 1_000_000 {
+            return bad("lost_write_tolerance must be at most 1000000 generations");
         }
         Ok(())
     }

@@ -473,7 +473,7 @@ impl<A: Authenticator> Reissue<A> {
         let c = &self.inner.config;
         let rt = self.tokens().verify_refresh(refresh_token)?;
         self.check_address_known(Stage::Reissue, client)?;
-        let request = RotateRequest::new(
+        let mut request = RotateRequest::new(
             &rt.sub,
             &rt.sid,
             rt.generation,
@@ -481,6 +481,8 @@ impl<A: Authenticator> Reissue<A> {
             c.refresh_ttl,
             client,
         );
+        request.issued_at_ms = rt.iat.saturating_mul(1000);
+        request.max_ahead = c.lost_write_tolerance;
         let (successor, kind) = match self.inner.store.rotate(&request).await? {
             Rotation::Rotated(s) => (s, AuditKind::Reissue),
             Rotation::Replayed(s) => (s, AuditKind::ReissueReplayed),

@@ -77,6 +77,9 @@ store_suite!(
     revocations_reach_followers,
     concurrent_reissues_get_one_successor,
     reissue_after_grace_is_theft,
+    ahead_within_tolerance_is_a_lost_write,
+    ahead_beyond_tolerance_is_theft,
+    ahead_but_older_than_the_store_is_theft,
 );
 
 async fn redis_store(url: &str, prefix: &str) -> Arc<RedisStore> {
@@ -126,6 +129,22 @@ async fn rotate_with(
 ) -> Rotation {
     let client = ClientMeta::new(Some("198.51.100.1".parse().unwrap()), None, Some("curl/8"));
     let request = RotateRequest::new(user, sid, generation, grace, idle, &client);
+    store.rotate(&request).await.unwrap()
+}
+
+/// A rotation presenting a token of `generation` minted at `issued_at_ms`,
+/// with lost writes tolerated up to `max_ahead` generations.
+async fn rotate_ahead(
+    store: &Store,
+    sid: &SessionId,
+    generation: u64,
+    issued_at_ms: u64,
+    max_ahead: u64,
+) -> Rotation {
+    let client = ClientMeta::default();
+    let mut request = RotateRequest::new("alice", sid, generation, GRACE, IDLE, &client);
+    request.issued_at_ms = issued_at_ms;
+    request.max_ahead = max_ahead;
     store.rotate(&request).await.unwrap()
 }
 
@@ -851,6 +870,64 @@ async fn reissue_after_grace_is_theft(store: Store) {
     );
 }
 
+/// A token a few generations ahead of the store, minted after the store's
+/// newest state, is what a failover that lost rotations leaves behind: the
+/// session goes on from it, and its predecessors are spent.
+async fn ahead_within_tolerance_is_a_lost_write(store: Store) {
+    let sid = create(&store, "alice").await;
+    let s2 = rotated(rotate(&store, "alice", &sid, 1).await);
+    // The client rotated to 5 on a primary that died before its replica had
+    // generations 3..5; the store (the promoted replica) is at 2.
+    let minted = s2.rotated_at_ms / 1000 * 1000;
+    let s6 = rotated(rotate_ahead(&store, &sid, 5, minted, 8).await);
+    assert_eq!(s6.generation, 6, "the session goes on from the client's token");
+    assert_eq!(
+        rotate_ahead(&store, &sid, 5, minted, 8).await,
+        Rotation::Replayed(s6.clone()),
+        "a retry of the same token is a grace replay"
+    );
+    rotated(rotate(&store, "alice", &sid, 6).await);
+    assert_eq!(
+        rotate(&store, "alice", &sid, 2).await,
+        Rotation::Reused,
+        "what the store had is older now: theft"
+    );
+    assert!(!store.is_live("alice", &sid).await.unwrap());
+}
+
+async fn ahead_beyond_tolerance_is_theft(store: Store) {
+    let sid = create(&store, "alice").await;
+    assert_eq!(
+        rotate_ahead(&store, &sid, 1 + 9, now_ms(), 8).await,
+        Rotation::Reused,
+        "nine generations ahead with a tolerance of eight"
+    );
+    assert!(!store.is_live("alice", &sid).await.unwrap());
+    let sid = create(&store, "alice").await;
+    assert_eq!(
+        rotate_ahead(&store, &sid, 2, now_ms(), 0).await,
+        Rotation::Reused,
+        "no tolerance: any token ahead is theft"
+    );
+    let sid = create(&store, "alice").await;
+    rotated(rotate_ahead(&store, &sid, 1 + 8, now_ms(), 8).await);
+}
+
+/// A token ahead of the store but minted before the store's newest rotation
+/// cannot be a lost write: the store has moved on since (e.g. a thief's
+/// rotation after the failover). It is theft, and ends the session.
+async fn ahead_but_older_than_the_store_is_theft(store: Store) {
+    let sid = create(&store, "alice").await;
+    sleep_ms(1100).await;
+    let s2 = rotated(rotate(&store, "alice", &sid, 1).await);
+    let before = s2.rotated_at_ms / 1000 * 1000 - 1000;
+    assert_eq!(
+        rotate_ahead(&store, &sid, 4, before, 8).await,
+        Rotation::Reused
+    );
+    assert!(!store.is_live("alice", &sid).await.unwrap());
+}
+
 // ---- Redis only ---------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -956,12 +1033,15 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
         "{kinds:?}"
     );
     let marks = keys.iter().filter(|k| k.key.ends_with(":rb")).count();
-    let log = keys.iter().filter(|k| k.key == "ttl:rv").count();
+    let log = keys
+        .iter()
+        .filter(|k| k.key.starts_with("ttl:{b") && k.key.ends_with("}:rv"))
+        .count();
     assert_eq!(
         (keys.len(), marks, log),
         (4 * 2 + 2 + 1 + 1, 1, 1),
         "a session and an index per user, two attempt counters, mallory's logout-all \
-         mark and the revocation log"
+         mark and the revocation log of mallory's bucket"
     );
     for k in &keys {
         assert!(k.pttl > 0, "{} has no TTL ({})", k.key, k.pttl);

@@ -21,6 +21,8 @@ struct Entry {
     rotated_at_ms: u64,
     absolute_expiry_ms: u64,
     created_ms: u64,
+    /// Login order, also within one millisecond (Redis orders by µs).
+    created_seq: u64,
     last_used_ms: u64,
     /// When the idle lifetime runs out (the Redis key's TTL).
     expires_ms: u64,
@@ -50,6 +52,8 @@ struct State {
     attempts: HashMap<String, (u32, u64)>,
     /// The instances following revocations (instant mode).
     followers: Vec<Weak<Revocations>>,
+    /// Logins so far: orders sessions created in the same millisecond.
+    logins: u64,
 }
 
 impl State {
@@ -140,12 +144,14 @@ impl MemoryStore {
 impl RefreshStore for MemoryStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
         Ok(self.with(|state, now| {
+            state.logins += 1;
             let absolute_expiry_ms = now.saturating_add(s.max_age.as_millis() as u64);
             let entry = Entry {
                 generation: 1,
                 rotated_at_ms: now,
                 absolute_expiry_ms,
                 created_ms: now,
+                created_seq: state.logins,
                 last_used_ms: now,
                 expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
                 login_country: s.client.country,
@@ -164,7 +170,7 @@ impl RefreshStore for MemoryStore {
                 let mut by_age: Vec<(u64, SessionId)> = sessions
                     .iter()
                     .filter(|(sid, _)| **sid != s.sid)
-                    .map(|(sid, e)| (e.created_ms, sid.clone()))
+                    .map(|(sid, e)| (e.created_seq, sid.clone()))
                     .collect();
                 by_age.sort();
                 let excess = sessions.len() - max;
@@ -190,8 +196,8 @@ impl RefreshStore for MemoryStore {
                 sessions.remove(r.sid);
                 return Rotation::NotFound;
             }
-            if r.generation == e.generation {
-                e.generation += 1;
+            if r.generation == e.generation || super::lost_write(r, e.generation, e.rotated_at_ms) {
+                e.generation = r.generation + 1;
                 e.rotated_at_ms = now;
                 e.last_used_ms = now;
                 e.expires_ms = idle_expiry(now, r.idle_ttl, e.absolute_expiry_ms);
@@ -241,7 +247,7 @@ impl RefreshStore for MemoryStore {
                 .map(|s| s.iter().collect())
                 .unwrap_or_default();
             // As the Redis index orders them: by login time, then id.
-            list.sort_by(|a, b| (a.1.created_ms, a.0).cmp(&(b.1.created_ms, b.0)));
+            list.sort_by_key(|(_, e)| e.created_seq);
             list.into_iter()
                 .map(|(sid, e)| SessionInfo {
                     sid: sid.clone(),

@@ -17,7 +17,7 @@ mod redis;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{Eviction, RedisStore, RedisStoreBuilder};
+pub use redis::{Deployment, Eviction, RedisStore, RedisStoreBuilder};
 
 /// A session to create at login. Its times come from the store's clock.
 #[derive(Debug, Clone)]
@@ -118,6 +118,13 @@ pub struct RotateRequest<'a> {
     pub idle_ttl: Duration,
     /// The client now.
     pub client: &'a ClientMeta,
+    /// When the presented token's generation was minted (its `iat`), Unix
+    /// milliseconds: the store's clock at that rotation, to the second.
+    pub issued_at_ms: u64,
+    /// How many generations ahead of the store a presented token may be and
+    /// still count as a write the store lost (0: never; see
+    /// [`Config::lost_write_tolerance`](crate::Config::lost_write_tolerance)).
+    pub max_ahead: u64,
 }
 
 impl<'a> RotateRequest<'a> {
@@ -137,8 +144,21 @@ impl<'a> RotateRequest<'a> {
             grace,
             idle_ttl,
             client,
+            issued_at_ms: 0,
+            max_ahead: 0,
         }
     }
+}
+
+/// Whether a presented generation ahead of the store's is a write the store
+/// lost rather than a forgery or a copy: at most `max_ahead` generations
+/// ahead, and minted (to the second, as `iat` says) no earlier than the
+/// store's newest rotation, so that no rotation the store has seen since can
+/// have made it stale.
+pub(crate) fn lost_write(r: &RotateRequest<'_>, generation: u64, rotated_at_ms: u64) -> bool {
+    r.generation > generation
+        && r.generation - generation <= r.max_ahead
+        && r.issued_at_ms.saturating_add(999) >= rotated_at_ms
 }
 
 /// The session state a rotation hands back, to mint the successor tokens.
@@ -283,7 +303,9 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
 
     /// Checks the presented generation and rotates, in one atomic step.
     /// A retry of the same call by the store client is recognised and answered
-    /// as the first, never as reuse.
+    /// as the first, never as reuse. A generation ahead of the store's within
+    /// the request's `max_ahead` (see [`lost_write`]) is a write the store
+    /// lost: the session goes on from it.
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation>;
 
     /// Ends one session; `false` if it did not exist.

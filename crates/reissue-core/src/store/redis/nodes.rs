@@ -1,0 +1,695 @@
+//! Where the store's commands go: one server or a Sentinel-managed primary
+//! (fred routes), or the primaries of a Redis Cluster (routed here, by slot).
+//!
+//! Why not fred's cluster client: it reconnects all-or-nothing. While one
+//! primary is unreachable and still listed in `CLUSTER SLOTS` (until its
+//! replica is promoted), every reconnection attempt fails and the client holds
+//! every command, also those for the healthy primaries (fred #363). Routing by
+//! slot over one centralized pool per primary keeps a failure where it is: the
+//! failed primary's users get 503, the others do not notice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use fred::interfaces::ServerInterface;
+use fred::prelude::{Builder, Client, ClientLike, Config, Pool, ReconnectPolicy, Server};
+use fred::types::Value;
+use fred::types::config::ServerConfig;
+use fred::types::scripts::Script;
+use fred::util::redis_keyslot;
+
+use crate::{Error, Result};
+
+const SLOTS: usize = 16384;
+const UNSERVED: u16 = u16::MAX;
+
+/// How a pool of the store is built: the parsed URL and the timeouts.
+#[derive(Clone)]
+pub(super) struct Settings {
+    pub(super) config: Config,
+    pub(super) pool_size: usize,
+    pub(super) timeout: Duration,
+}
+
+impl Settings {
+    /// A pool on `server`; `attempts` is how often fred may send one command
+    /// (1 for the acknowledged path: a resend on another connection would make
+    /// its `WAIT` count nothing).
+    pub(super) fn pool(&self, server: ServerConfig, size: usize, attempts: u32) -> Result<Pool> {
+        let mut config = self.config.clone();
+        config.server = server;
+        let timeout = self.timeout;
+        Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+                // A resent rotation is recognised by its request id, and a late
+                // one refused by its deadline, so resending is safe.
+                c.max_command_attempts = attempts;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_pool(size)
+            .map_err(|e| Error::Config(format!("REDIS_URL: {}", e.details())))
+    }
+
+    /// A client on `server` for the revocation feed.
+    pub(super) fn subscriber(&self, server: ServerConfig) -> Result<Client> {
+        let mut config = self.config.clone();
+        config.server = server;
+        let timeout = self.timeout;
+        Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 1_000, 2))
+            .build()
+            .map_err(|e| Error::Config(format!("REDIS_URL: {}", e.details())))
+    }
+}
+
+/// The connections to one primary.
+pub(super) struct Node {
+    pub(super) addr: String,
+    pub(super) server: Server,
+    pub(super) pool: Pool,
+    /// For acknowledged writes (`WAIT` needs the connection that wrote), kept
+    /// apart so that a slow `WAIT` holds up no rotation.
+    pub(super) durable: Pool,
+    answered: AtomicBool,
+}
+
+impl Node {
+    fn new(settings: &Settings, server: Server) -> Result<Self> {
+        let centralized = ServerConfig::Centralized {
+            server: server.clone(),
+        };
+        let pool = settings.pool(centralized.clone(), settings.pool_size, 2)?;
+        let durable = settings.pool(centralized, settings.pool_size.min(2), 1)?;
+        Ok(Self {
+            addr: format!("{}:{}", server.host, server.port),
+            server,
+            pool,
+            durable,
+            answered: AtomicBool::new(false),
+        })
+    }
+
+    fn connect(&self) {
+        drop(self.pool.connect_pool());
+        drop(self.durable.connect_pool());
+    }
+
+    /// Known down: it answered before, and none of its connections is up now
+    /// (fred is reconnecting). Commands for it then fail at once instead of
+    /// each waiting out the command timeout.
+    fn is_down(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+            && !self.pool.clients().iter().any(|c| c.is_connected())
+    }
+
+    async fn quit(&self) {
+        let _ = self.pool.quit().await;
+        let _ = self.durable.quit().await;
+    }
+}
+
+/// Which primary serves which slot, and how many replicas each has.
+pub(super) struct Topology {
+    owner: Vec<u16>,
+    pub(super) primaries: Vec<Arc<Node>>,
+    pub(super) replicas: Vec<usize>,
+    /// Every address `CLUSTER SLOTS` named, replicas included: whom to ask next time.
+    known: Vec<Server>,
+}
+
+impl Topology {
+    fn empty() -> Self {
+        Self {
+            owner: vec![UNSERVED; SLOTS],
+            primaries: Vec::new(),
+            replicas: Vec::new(),
+            known: Vec::new(),
+        }
+    }
+
+    pub(super) fn owner(&self, slot: u16) -> Option<&Arc<Node>> {
+        match self.owner.get(slot as usize) {
+            Some(&i) if i != UNSERVED => self.primaries.get(i as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Where commands go.
+pub(super) enum Nodes {
+    /// One server, or the primary a Sentinel names: fred routes (and follows
+    /// a Sentinel failover).
+    Single {
+        pool: Pool,
+        /// For acknowledged writes; `None` on a pool the application built
+        /// (then they share its connections).
+        durable: Option<Pool>,
+        settings: Settings,
+    },
+    /// A Redis Cluster, routed here by slot.
+    Cluster(Arc<Cluster>),
+}
+
+impl Nodes {
+    pub(super) fn settings(&self) -> &Settings {
+        match self {
+            Nodes::Single { settings, .. } => settings,
+            Nodes::Cluster(c) => &c.settings,
+        }
+    }
+
+    /// Changes whenever a slot changes hands (never on one server).
+    pub(super) fn version(&self) -> u64 {
+        match self {
+            Nodes::Single { .. } => 0,
+            Nodes::Cluster(c) => c.version(),
+        }
+    }
+
+    /// One client per primary, for the checks made at connect.
+    pub(super) fn primaries(&self) -> Vec<Client> {
+        match self {
+            Nodes::Single { pool, .. } => vec![pool.next().clone()],
+            Nodes::Cluster(c) => c
+                .topology()
+                .primaries
+                .iter()
+                .map(|n| n.pool.next_connected().clone())
+                .collect(),
+        }
+    }
+
+    /// Runs `script` where its keys live; with `acks`, only confirmed once
+    /// that many replicas have it (see [`acknowledged`]).
+    pub(super) async fn run(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+        acks: Option<(u32, Duration)>,
+    ) -> Result<Value> {
+        match (self, acks) {
+            (Nodes::Single { pool, .. }, None) => script
+                .evalsha_with_reload(pool.next(), keys, args)
+                .await
+                .map_err(store_error),
+            (Nodes::Single { pool, durable, .. }, Some((n, wait))) => {
+                let client = durable.as_ref().unwrap_or(pool).next();
+                acknowledged(client, script, keys, args, n, wait)
+                    .await
+                    .map_err(|f| match f {
+                        Failure::Redis(e) => store_error(e),
+                        Failure::NotAcknowledged(e) => e,
+                    })
+            }
+            (Nodes::Cluster(c), acks) => c.run(script, keys, args, acks).await,
+        }
+    }
+}
+
+/// A Redis Cluster, routed by slot.
+pub(super) struct Cluster {
+    pub(super) settings: Settings,
+    seeds: Vec<Server>,
+    topology: RwLock<Arc<Topology>>,
+    refreshing: tokio::sync::Mutex<()>,
+    refreshed_at: Mutex<Instant>,
+    /// Bumped whenever a slot changes hands: the feed resubscribes.
+    pub(super) changes: tokio::sync::watch::Sender<u64>,
+    version: AtomicU64,
+}
+
+/// One slot range of `CLUSTER SLOTS`: its primary and replica addresses.
+struct Range {
+    start: u16,
+    end: u16,
+    primary: Server,
+    replicas: Vec<Server>,
+}
+
+fn server_of(v: &Value, default_host: &str) -> Option<Server> {
+    let Value::Array(parts) = v else { return None };
+    let host = parts.first().and_then(|h| h.as_string())?;
+    let port = parts.get(1).and_then(|p| p.as_i64())?;
+    let host = if host.is_empty() || host == "?" {
+        default_host.to_owned()
+    } else {
+        host
+    };
+    Some(Server::new(host, u16::try_from(port).ok()?))
+}
+
+fn parse_slots(reply: Value, default_host: &str) -> Option<Vec<Range>> {
+    let Value::Array(ranges) = reply else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(r) = range else { return None };
+        let start = u16::try_from(r.first()?.as_i64()?).ok()?;
+        let end = u16::try_from(r.get(1)?.as_i64()?).ok()?;
+        let primary = server_of(r.get(2)?, default_host)?;
+        let replicas = r[3..]
+            .iter()
+            .filter_map(|v| server_of(v, default_host))
+            .collect();
+        out.push(Range {
+            start,
+            end,
+            primary,
+            replicas,
+        });
+    }
+    Some(out)
+}
+
+async fn ask_slots(client: &Client, timeout: Duration, host: &str) -> Option<Vec<Range>> {
+    let reply = tokio::time::timeout(
+        timeout,
+        client.custom::<Value, &str>(fred::cmd!("CLUSTER"), vec!["SLOTS"]),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    parse_slots(reply, host).filter(|r| !r.is_empty())
+}
+
+impl Cluster {
+    /// Learns the topology from the seeds (any node will do).
+    pub(super) async fn connect(settings: Settings, seeds: Vec<Server>) -> Result<Arc<Self>> {
+        let (changes, _) = tokio::sync::watch::channel(0);
+        let cluster = Arc::new(Self {
+            settings,
+            seeds,
+            topology: RwLock::new(Arc::new(Topology::empty())),
+            refreshing: tokio::sync::Mutex::new(()),
+            refreshed_at: Mutex::new(Instant::now() - Duration::from_secs(60)),
+            changes,
+            version: AtomicU64::new(0),
+        });
+        if !cluster.refresh(true).await || cluster.topology().primaries.is_empty() {
+            return Err(Error::unavailable(
+                "no node of the Redis Cluster answered CLUSTER SLOTS",
+            ));
+        }
+        Ok(cluster)
+    }
+
+    pub(super) fn topology(&self) -> Arc<Topology> {
+        self.topology
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A version number that changes whenever a slot changes hands.
+    pub(super) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Asks the cluster who serves what, unless another call just did (or is
+    /// doing) it; `force` skips the rate limit. `true` if a node answered.
+    pub(super) async fn refresh(&self, force: bool) -> bool {
+        let asked = Instant::now();
+        let _guard = self.refreshing.lock().await;
+        {
+            let at = *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner());
+            if at >= asked || (!force && at.elapsed() < Duration::from_millis(100)) {
+                return true;
+            }
+        }
+        let current = self.topology();
+        let probe = self.settings.timeout.min(Duration::from_millis(500));
+        let mut ranges = None;
+        // The connected primaries first: they answer at once.
+        let mut by_state: Vec<&Arc<Node>> = current.primaries.iter().collect();
+        by_state.sort_by_key(|n| n.is_down());
+        for node in by_state {
+            if node.is_down() {
+                continue;
+            }
+            if let Some(r) = ask_slots(node.pool.next_connected(), probe, &node.server.host).await {
+                ranges = Some(r);
+                break;
+            }
+        }
+        if ranges.is_none() {
+            let mut others: Vec<Server> = current.known.clone();
+            others.extend(self.seeds.iter().cloned());
+            others.dedup();
+            for server in others {
+                if let Some(r) = self.ask_once(&server, probe).await {
+                    ranges = Some(r);
+                    break;
+                }
+            }
+        }
+        *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let Some(ranges) = ranges else {
+            return false;
+        };
+        self.apply(&current, ranges).await;
+        true
+    }
+
+    async fn ask_once(&self, server: &Server, probe: Duration) -> Option<Vec<Range>> {
+        let client = self
+            .settings
+            .subscriber(ServerConfig::Centralized {
+                server: server.clone(),
+            })
+            .ok()?;
+        let connected = tokio::time::timeout(probe, client.init()).await;
+        let ranges = match connected {
+            Ok(Ok(_)) => ask_slots(&client, probe, &server.host).await,
+            _ => None,
+        };
+        let _ = client.quit().await;
+        ranges
+    }
+
+    async fn apply(&self, current: &Topology, ranges: Vec<Range>) {
+        let existing: HashMap<String, Arc<Node>> = current
+            .primaries
+            .iter()
+            .map(|n| (n.addr.clone(), n.clone()))
+            .collect();
+        let mut primaries: Vec<Arc<Node>> = Vec::new();
+        let mut index: HashMap<String, u16> = HashMap::new();
+        let mut replicas: Vec<usize> = Vec::new();
+        let mut owner = vec![UNSERVED; SLOTS];
+        let mut known = Vec::new();
+        for range in ranges {
+            let addr = format!("{}:{}", range.primary.host, range.primary.port);
+            let i = match index.get(&addr) {
+                Some(&i) => i,
+                None => {
+                    let node = match existing.get(&addr) {
+                        Some(n) => n.clone(),
+                        None => match Node::new(&self.settings, range.primary.clone()) {
+                            Ok(n) => {
+                                n.connect();
+                                Arc::new(n)
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, node = %addr, "cannot build a pool for a Redis primary");
+                                continue;
+                            }
+                        },
+                    };
+                    primaries.push(node);
+                    replicas.push(0);
+                    let i = (primaries.len() - 1) as u16;
+                    index.insert(addr, i);
+                    i
+                }
+            };
+            replicas[i as usize] = replicas[i as usize].max(range.replicas.len());
+            for slot in range.start..=range.end.min(SLOTS as u16 - 1) {
+                owner[slot as usize] = i;
+            }
+            known.push(range.primary);
+            known.extend(range.replicas);
+        }
+        let moved = primaries.len() != current.primaries.len()
+            || (0..SLOTS).any(|s| {
+                let old = current.owner[s];
+                let new = owner[s];
+                match (old, new) {
+                    (UNSERVED, UNSERVED) => false,
+                    (UNSERVED, _) | (_, UNSERVED) => true,
+                    (o, n) => current.primaries[o as usize].addr != primaries[n as usize].addr,
+                }
+            });
+        let gone: Vec<Arc<Node>> = current
+            .primaries
+            .iter()
+            .filter(|n| !index.contains_key(&n.addr))
+            .cloned()
+            .collect();
+        let topology = Topology {
+            owner,
+            primaries,
+            replicas,
+            known,
+        };
+        *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(topology);
+        if moved {
+            let v = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+            self.changes.send_replace(v);
+            tracing::info!(version = v, "Redis Cluster topology changed");
+        }
+        for node in gone {
+            tokio::spawn(async move { node.quit().await });
+        }
+    }
+
+    /// Refreshes in the background (rate-limited): after a failure that may
+    /// mean a slot changed hands.
+    pub(super) fn refresh_soon(self: &Arc<Self>) {
+        let this = self.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                this.refresh(false).await;
+            });
+        }
+    }
+
+    /// The primary serving `key`'s slot, or 503.
+    pub(super) fn node_for(self: &Arc<Self>, key: &str) -> Result<Arc<Node>> {
+        let slot = redis_keyslot(key.as_bytes());
+        let topology = self.topology();
+        match topology.owner(slot) {
+            Some(node) if !node.is_down() => Ok(node.clone()),
+            Some(_) => {
+                self.refresh_soon();
+                Err(Error::unavailable("the Redis primary of this slot is down"))
+            }
+            None => {
+                self.refresh_soon();
+                Err(Error::unavailable("no Redis primary serves this slot"))
+            }
+        }
+    }
+
+    /// Runs `script` on the primary of its first key's slot; follows one
+    /// redirection (MOVED: nothing ran, so it is safe to send again).
+    pub(super) async fn run(
+        self: &Arc<Self>,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+        acks: Option<(u32, Duration)>,
+    ) -> Result<Value> {
+        let first = keys.first().cloned().unwrap_or_default();
+        let mut redirected = false;
+        loop {
+            let node = self.node_for(&first)?;
+            let result = match acks {
+                Some((n, wait)) => {
+                    let client = node.durable.next();
+                    acknowledged(client, script, keys.clone(), args.clone(), n, wait).await
+                }
+                None => script
+                    .evalsha_with_reload(node.pool.next(), keys.clone(), args.clone())
+                    .await
+                    .map_err(Failure::Redis),
+            };
+            match result {
+                Ok(v) => {
+                    node.answered.store(true, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                Err(Failure::Redis(e)) if !redirected && is_redirect(&e) => {
+                    redirected = true;
+                    self.refresh(true).await;
+                }
+                Err(Failure::Redis(e)) => {
+                    if is_transient(&e) {
+                        self.refresh_soon();
+                    }
+                    return Err(store_error(e));
+                }
+                Err(Failure::NotAcknowledged(e)) => {
+                    node.answered.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Why a command failed.
+pub(super) enum Failure {
+    Redis(fred::error::Error),
+    /// It ran on the primary, but too few replicas confirmed it in time.
+    NotAcknowledged(Error),
+}
+
+/// Runs `script` and then `WAIT acks wait` on the same connection, in one
+/// pipeline: the script's effects count as acknowledged only when `acks`
+/// replicas confirmed them within `wait`. The client is built to send each
+/// command once, so a `WAIT` never lands alone on a new connection (where it
+/// would count nothing and confirm at once).
+pub(super) async fn acknowledged(
+    client: &Client,
+    script: &Script,
+    keys: Vec<String>,
+    args: Vec<Value>,
+    acks: u32,
+    wait: Duration,
+) -> std::result::Result<Value, Failure> {
+    let body = script.lua().cloned().unwrap_or_default();
+    let mut eval: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+    eval.push(Value::from(body));
+    eval.push(Value::from(keys.len() as i64));
+    eval.extend(keys.into_iter().map(Value::from));
+    eval.extend(args);
+    let pipeline = client.pipeline();
+    let queued: std::result::Result<Value, _> = pipeline.custom(fred::cmd!("EVAL"), eval).await;
+    queued.map_err(Failure::Redis)?;
+    let wait_ms = wait.as_millis().clamp(1, i64::MAX as u128) as i64;
+    let queued: std::result::Result<Value, _> = pipeline.wait(i64::from(acks), wait_ms).await;
+    queued.map_err(Failure::Redis)?;
+    let mut results = pipeline.try_all::<Value>().await.into_iter();
+    let value = results
+        .next()
+        .unwrap_or_else(|| Err(fred::error::Error::new_canceled()))
+        .map_err(Failure::Redis)?;
+    let confirmed = results
+        .next()
+        .unwrap_or_else(|| Err(fred::error::Error::new_canceled()))
+        .map_err(Failure::Redis)?;
+    let confirmed = confirmed.as_i64().unwrap_or(0);
+    if confirmed < i64::from(acks) {
+        return Err(Failure::NotAcknowledged(Error::unavailable(format!(
+            "{confirmed} of {acks} Redis replicas acknowledged the write within {wait_ms} ms"
+        ))));
+    }
+    Ok(value)
+}
+
+fn is_redirect(e: &fred::error::Error) -> bool {
+    let d = e.details();
+    d.starts_with("MOVED ") || d.contains("MOVED ")
+}
+
+/// Errors that a failover, a restart or a resharding cause, which pass.
+fn is_transient(e: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind::*;
+    if matches!(e.kind(), IO | Timeout | Canceled | Cluster | Routing) {
+        return true;
+    }
+    const MARKERS: [&str; 11] = [
+        "MOVED",
+        "ASK ",
+        "CLUSTERDOWN",
+        "TRYAGAIN",
+        "LOADING",
+        "READONLY",
+        "MASTERDOWN",
+        "NOREPLICAS",
+        "BUSY",
+        "OOM",
+        "UNBLOCKED",
+    ];
+    let d = e.details();
+    MARKERS.iter().any(|m| d.contains(m))
+}
+
+/// Errors that only a bug in the store can cause: a script touching a key of
+/// another slot, or a key of the wrong type.
+fn is_bug(e: &fred::error::Error) -> bool {
+    const MARKERS: [&str; 5] = [
+        "CROSSSLOT",
+        "do not hash to the same slot",
+        "non local key",
+        "WRONGTYPE",
+        "user_script",
+    ];
+    let d = e.details();
+    MARKERS.iter().any(|m| d.contains(m))
+}
+
+/// A Redis failure as the store reports it: 503 for anything that passes
+/// (an outage, a failover), and a loud internal error for what cannot pass.
+pub(super) fn store_error(e: fred::error::Error) -> Error {
+    if !is_transient(&e) && is_bug(&e) {
+        tracing::error!(error = %e, "the Redis store's command was refused: a bug in reissue");
+        return Error::Internal(format!("the Redis store refused a command: {}", e.details()));
+    }
+    Error::unavailable(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fred::error::{Error as FredError, ErrorKind};
+
+    #[test]
+    fn errors_are_classified() {
+        let unknown = |s: &str| FredError::new(ErrorKind::Unknown, s.to_owned());
+        for bug in [
+            "CROSSSLOT Keys in request don't hash to the same slot",
+            "ERR Script attempted to access keys that do not hash to the same slot script: x, on @user_script:3.",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ] {
+            assert!(matches!(store_error(unknown(bug)), Error::Internal(_)), "{bug}");
+        }
+        for passing in [
+            "READONLY You can't write against a read only replica. script: x, on @user_script:5.",
+            "CLUSTERDOWN The cluster is down",
+            "LOADING Redis is loading the dataset in memory",
+            "OOM command not allowed when used memory > 'maxmemory'. script: x, on @user_script:9.",
+        ] {
+            assert!(
+                matches!(store_error(unknown(passing)), Error::Unavailable(_)),
+                "{passing}"
+            );
+        }
+        assert!(matches!(
+            store_error(FredError::new(ErrorKind::Timeout, "t")),
+            Error::Unavailable(_)
+        ));
+        assert!(is_redirect(&FredError::new(
+            ErrorKind::Cluster,
+            "MOVED 3999 127.0.0.1:6381"
+        )));
+    }
+
+    #[test]
+    fn cluster_slots_replies_parse() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::from(host),
+                Value::from(port),
+                Value::from("id"),
+            ])
+        };
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::from(0),
+                Value::from(5460),
+                node("127.0.0.1", 7000),
+                node("127.0.0.1", 7003),
+            ]),
+            Value::Array(vec![Value::from(5461), Value::from(16383), node("", 7001)]),
+        ]);
+        let ranges = parse_slots(reply, "10.0.0.9").unwrap();
+        assert_eq!(ranges.len(), 2);
+        assert_eq!((ranges[0].start, ranges[0].end), (0, 5460));
+        assert_eq!(ranges[0].replicas.len(), 1);
+        assert_eq!(&*ranges[1].primary.host, "10.0.0.9", "an empty host is the node asked");
+        assert!(parse_slots(Value::from("nope"), "h").is_none());
+    }
+}
