@@ -478,24 +478,23 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Whether the deployment has replicas now: then revocations wait for one.
+    /// Whether the deployment has replicas now (any primary has one
+    /// connected): then revocations wait for one.
     async fn has_replicas(&self) -> bool {
-        match &*self.nodes {
-            Nodes::Cluster(c) => c.topology().replicas.iter().any(|&n| n > 0),
-            Nodes::Single { pool, .. } => {
-                let info: std::result::Result<String, _> = pool
-                    .next()
-                    .custom(fred::cmd!("INFO"), vec!["replication"])
-                    .await;
-                info.ok()
-                    .and_then(|i| {
-                        i.lines()
-                            .find_map(|l| l.strip_prefix("connected_slaves:"))
-                            .and_then(|n| n.trim().parse::<u32>().ok())
-                    })
-                    .is_some_and(|n| n > 0)
+        for client in self.nodes.primaries() {
+            let info: std::result::Result<String, _> = client
+                .custom(fred::cmd!("INFO"), vec!["replication"])
+                .await;
+            let replicas = info.ok().and_then(|i| {
+                i.lines()
+                    .find_map(|l| l.strip_prefix("connected_slaves:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            });
+            if replicas.is_some_and(|n| n > 0) {
+                return true;
             }
         }
+        false
     }
 
     /// The worst eviction policy of the primaries.

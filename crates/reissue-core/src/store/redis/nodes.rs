@@ -118,11 +118,10 @@ impl Node {
     }
 }
 
-/// Which primary serves which slot, and how many replicas each has.
+/// Which primary serves which slot.
 pub(super) struct Topology {
     owner: Vec<u16>,
     pub(super) primaries: Vec<Arc<Node>>,
-    pub(super) replicas: Vec<usize>,
     /// Every address `CLUSTER SLOTS` named, replicas included: whom to ask next time.
     known: Vec<Server>,
 }
@@ -132,7 +131,6 @@ impl Topology {
         Self {
             owner: vec![UNSERVED; SLOTS],
             primaries: Vec::new(),
-            replicas: Vec::new(),
             known: Vec::new(),
         }
     }
@@ -386,7 +384,6 @@ impl Cluster {
             .collect();
         let mut primaries: Vec<Arc<Node>> = Vec::new();
         let mut index: HashMap<String, u16> = HashMap::new();
-        let mut replicas: Vec<usize> = Vec::new();
         let mut owner = vec![UNSERVED; SLOTS];
         let mut known = Vec::new();
         for range in ranges {
@@ -408,13 +405,11 @@ impl Cluster {
                         },
                     };
                     primaries.push(node);
-                    replicas.push(0);
                     let i = (primaries.len() - 1) as u16;
                     index.insert(addr, i);
                     i
                 }
             };
-            replicas[i as usize] = replicas[i as usize].max(range.replicas.len());
             for slot in range.start..=range.end.min(SLOTS as u16 - 1) {
                 owner[slot as usize] = i;
             }
@@ -440,7 +435,6 @@ impl Cluster {
         let topology = Topology {
             owner,
             primaries,
-            replicas,
             known,
         };
         *self.topology.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(topology);

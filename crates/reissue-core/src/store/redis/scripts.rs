@@ -1,10 +1,13 @@
 //! The Lua scripts of the Redis store. Each touches the keys of one hash slot
 //! only: those it is given in KEYS, and session keys it builds from a base
-//! (ARGV) that carries the same hash tag, `{b<bucket>}`. A key of another slot
-//! fails on Redis Cluster ("Script attempted to access keys that do not hash
-//! to the same slot"), which the cluster tests prove.
+//! (ARGV) that carries the same hash tag, `{b<bucket>}`. Each declares itself
+//! with a `#!lua` shebang, so that Redis Cluster refuses a key of another slot
+//! ("Script attempted to access keys that do not hash to the same slot")
+//! instead of letting it through, which the cluster tests prove.
 
 use fred::types::scripts::Script;
+
+const SHEBANG: &str = "#!lua\n";
 
 // Every script takes its time from the store (TIME), never from the caller:
 // instances whose clocks differ then apply the same rotation rules. `now` is in
@@ -230,16 +233,20 @@ pub(super) struct Scripts {
 
 impl Scripts {
     pub(super) fn new() -> Self {
-        let timed = |body: &str| Script::from_lua(format!("{CLOCK}{ENDED}{body}"));
+        // `#!lua` (no flags): Redis then checks that a script touches the
+        // keys of one slot only, declared or not (without it, Redis 7 lets
+        // an undeclared key of another slot through if the node has it).
+        let timed = |body: &str| Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{body}"));
+        let plain = |body: &str| Script::from_lua(format!("{SHEBANG}{body}"));
         Self {
             create: timed(CREATE),
             rotate: timed(ROTATE),
             revoke: timed(REVOKE),
             revoke_all: timed(REVOKE_ALL),
-            list: Script::from_lua(LIST),
-            is_live: Script::from_lua(IS_LIVE),
-            begin_login: Script::from_lua(BEGIN_LOGIN),
-            end_login: Script::from_lua(END_LOGIN),
+            list: plain(LIST),
+            is_live: plain(IS_LIVE),
+            begin_login: plain(BEGIN_LOGIN),
+            end_login: plain(END_LOGIN),
             catch_up: timed(CATCH_UP),
         }
     }

@@ -1,0 +1,461 @@
+//! Real Redis deployments for tests, on free ports of 127.0.0.1: a Redis
+//! Cluster of 3 primaries and 3 replicas, and a Sentinel set (one primary,
+//! one replica, three sentinels). Every process runs under a watchdog shell
+//! reading a pipe from the test process, so it dies with the test process
+//! however that ends; `shared()` starts a deployment once per test binary.
+//!
+//! Used by reissue-core's tests and (through `#[path]`) by the conformance
+//! suite, so it depends on std and tempfile only.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a cluster node or a sentinel waits before it calls a silent
+/// primary failed: short, so that a failover takes about two seconds.
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Whether a server answers `PING` on `port`.
+pub fn ping(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// `redis-cli -p <port> <args>`, its output trimmed ("" when it failed).
+pub fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// One field of `INFO <section>`.
+pub fn info(port: u16, section: &str, field: &str) -> Option<String> {
+    cli(port, &["INFO", section]).lines().find_map(|l| {
+        l.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One `redis-server` (or sentinel) under a watchdog shell.
+#[derive(Debug)]
+pub struct Node {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    watchdog: Option<Child>,
+}
+
+impl Node {
+    fn start(dir: PathBuf, port: u16, args: Vec<String>) -> Self {
+        let mut node = Self {
+            port,
+            dir,
+            args,
+            watchdog: None,
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).expect("a node directory");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"redis-server "$@" & pid=$!; cat >/dev/null; kill -9 $pid"#)
+            .arg("sh")
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH");
+        self.watchdog = Some(child);
+        let port = self.port;
+        wait_for(&format!("redis on {port} answers"), Duration::from_secs(10), || ping(port));
+    }
+
+    /// The server's process id, as it reports it.
+    pub fn pid(&self) -> Option<u32> {
+        info(self.port, "server", "process_id").and_then(|p| p.parse().ok())
+    }
+
+    /// SIGKILL: an outage, not a shutdown.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        if let Some(mut w) = self.watchdog.take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+        let port = self.port;
+        wait_for(&format!("redis on {port} is gone"), Duration::from_secs(5), || !ping(port));
+    }
+
+    /// Starts the server again, on the same port and with the same files (a
+    /// cluster node rejoins; a killed primary comes back as a replica).
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.watchdog.is_some()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            drop(w.stdin.take());
+            let _ = w.wait();
+        }
+    }
+}
+
+fn server_args(port: u16, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        "--maxmemory-policy",
+        "noeviction",
+        // A replica that (re)joins syncs at once, not after the default 5 s.
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// A Redis Cluster: 3 primaries, each with a replica.
+#[derive(Debug)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// The cluster a test binary shares (under key prefixes of its own).
+    pub fn shared() -> &'static Cluster {
+        static SHARED: OnceLock<Cluster> = OnceLock::new();
+        SHARED.get_or_init(Cluster::start)
+    }
+
+    /// Starts six nodes, creates the cluster and waits until it is healthy.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let timeout = NODE_TIMEOUT_MS.to_string();
+        let mut nodes: Vec<Node> = Vec::new();
+        for i in 0..6 {
+            let port = free_port();
+            let args = server_args(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    &timeout,
+                    // One failed shard must not stop the others (the default
+                    // refuses every query while any slot is unserved).
+                    "--cluster-require-full-coverage",
+                    "no",
+                    // A replica that was cut off a few seconds still fails over.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ],
+            );
+            nodes.push(Node::start(dir.path().join(format!("n{i}")), port, args));
+        }
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every running node sees the cluster ok with three
+    /// primaries, each with a replica in sync.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        wait_for("a healthy cluster", timeout, || {
+            let running: Vec<&Node> = self.nodes.iter().filter(|n| n.is_running()).collect();
+            // Every running node sees three serving primaries and every other
+            // running node as a healthy replica (gossip has settled).
+            running.iter().all(|n| {
+                let view = cli(n.port, &["CLUSTER", "NODES"]);
+                let ok = |role: &str| {
+                    view.lines()
+                        .filter(|l| {
+                            let f: Vec<&str> = l.split_whitespace().collect();
+                            f.len() > 7
+                                && f[2].contains(role)
+                                && !f[2].contains("fail")
+                                && !f[2].contains("handshake")
+                                && f[7] == "connected"
+                                && (role == "slave" || f.len() > 8)
+                        })
+                        .count()
+                };
+                cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                    && ok("master") == 3
+                    && ok("slave") == running.len() - 3
+            }) && self.primaries().len() == 3
+                && self.primaries().iter().all(|&p| {
+                    info(p, "replication", "connected_slaves").as_deref() == Some("1")
+                })
+                && running.iter().all(|n| {
+                    info(n.port, "replication", "role").as_deref() != Some("slave")
+                        || info(n.port, "replication", "master_link_status").as_deref()
+                            == Some("up")
+                })
+        });
+    }
+
+    /// `redis-cluster://` with every node.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+        }
+        url
+    }
+
+    fn any_running(&self) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| n.is_running() && ping(n.port))
+            .map(|n| n.port)
+            .expect("a running node")
+    }
+
+    /// The ports of the primaries that serve slots, as the cluster says.
+    pub fn primaries(&self) -> Vec<u16> {
+        let nodes = cli(self.any_running(), &["CLUSTER", "NODES"]);
+        let mut out: Vec<u16> = nodes
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let serving = f.len() > 8;
+                (f.len() > 2 && f[2].contains("master") && !f[2].contains("fail") && serving)
+                    .then(|| f[1].split(['@', ':']).nth(1)?.parse().ok())
+                    .flatten()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The port of the primary serving `key`'s slot.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        let port = self.any_running();
+        let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
+            .parse()
+            .expect("a slot");
+        let nodes = cli(port, &["CLUSTER", "NODES"]);
+        for l in nodes.lines() {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                continue;
+            }
+            for range in &f[8..] {
+                let (a, b) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>())
+                    && (a..=b).contains(&slot)
+                {
+                    return f[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                }
+            }
+        }
+        panic!("no primary serves slot {slot}");
+    }
+
+    /// The port of the replica of the primary on `primary`.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        let nodes = cli(primary, &["CLUSTER", "NODES"]);
+        let id = nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split_whitespace().next())
+            .expect("the primary's id")
+            .to_owned();
+        nodes
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() > 3 && f[2].contains("slave") && f[3] == id)
+                    .then(|| f[1].split(['@', ':']).nth(1)?.parse().ok())
+                    .flatten()
+            })
+            .expect("a replica")
+    }
+
+    pub fn node(&mut self, port: u16) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node on that port")
+    }
+}
+
+/// The Sentinel set's service name.
+pub const SERVICE: &str = "reissue";
+
+/// A primary, its replica and three sentinels.
+#[derive(Debug)]
+pub struct Sentinel {
+    pub primary: Node,
+    pub replica: Node,
+    pub sentinels: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    /// The set a test binary shares.
+    pub fn shared() -> &'static Sentinel {
+        static SHARED: OnceLock<Sentinel> = OnceLock::new();
+        SHARED.get_or_init(Sentinel::start)
+    }
+
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let p = free_port();
+        let primary = Node::start(dir.path().join("primary"), p, server_args(p, &[]));
+        let r = free_port();
+        let p_s = p.to_string();
+        let replica = Node::start(
+            dir.path().join("replica"),
+            r,
+            server_args(r, &["--replicaof", "127.0.0.1", &p_s]),
+        );
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let sdir = dir.path().join(format!("s{i}"));
+            std::fs::create_dir_all(&sdir).expect("a sentinel directory");
+            let conf = sdir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
+                     sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n\
+                     sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}\n\
+                     sentinel failover-timeout {SERVICE} 10000\n\
+                     sentinel parallel-syncs {SERVICE} 1\n"
+                ),
+            )
+            .expect("sentinel.conf");
+            let args = vec![conf.display().to_string(), "--sentinel".to_owned()];
+            sentinels.push(Node::start(sdir, port, args));
+        }
+        let set = Self {
+            primary,
+            replica,
+            sentinels,
+            _dir: dir,
+        };
+        set.wait_healthy(Duration::from_secs(30));
+        set
+    }
+
+    /// The port of the primary the sentinels name.
+    pub fn current_primary(&self) -> Option<u16> {
+        let s = self.sentinels.iter().find(|s| ping(s.port))?;
+        let reply = cli(s.port, &["SENTINEL", "get-master-addr-by-name", SERVICE]);
+        reply.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Waits until the sentinels agree on a primary with a replica in sync
+    /// and know each other.
+    pub fn wait_healthy(&self, timeout: Duration) {
+        wait_for("a healthy Sentinel set", timeout, || {
+            let Some(p) = self.current_primary() else {
+                return false;
+            };
+            let replica = [&self.primary, &self.replica]
+                .into_iter()
+                .find(|n| n.port != p && n.is_running());
+            info(p, "replication", "connected_slaves").as_deref() == Some("1")
+                && replica.is_some_and(|r| {
+                    info(r.port, "replication", "master_link_status").as_deref() == Some("up")
+                })
+                && self.sentinels.iter().all(|s| {
+                    let m = cli(s.port, &["SENTINEL", "master", SERVICE]);
+                    let lines: Vec<&str> = m.lines().collect();
+                    let field = |name: &str| {
+                        lines
+                            .iter()
+                            .position(|l| *l == name)
+                            .and_then(|i| lines.get(i + 1))
+                            .map(|v| v.to_string())
+                    };
+                    field("num-other-sentinels").as_deref() == Some("2")
+                        && field("num-slaves").as_deref() == Some("1")
+                        && field("port").as_deref() == Some(&p.to_string())
+                })
+        });
+    }
+
+    /// `redis-sentinel://` with the three sentinels.
+    pub fn url(&self) -> String {
+        format!(
+            "redis-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName={SERVICE}",
+            self.sentinels[0].port, self.sentinels[1].port, self.sentinels[2].port
+        )
+    }
+}
