@@ -32,7 +32,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -248,6 +248,7 @@ impl RedisStoreBuilder {
                     pool,
                     durable: Some(durable),
                     settings,
+                    answered: AtomicBool::new(false),
                 }
             }
         };
@@ -328,6 +329,7 @@ impl RedisStore {
                 pool,
                 durable: None,
                 settings,
+                answered: AtomicBool::new(false),
             },
             prefix,
         )

@@ -50,7 +50,9 @@ impl Settings {
                 // one refused by its deadline, so resending is safe.
                 c.max_command_attempts = attempts;
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            // Reconnect attempts at most 500 ms apart: after a failover the
+            // new primary is found within half a second.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2))
             .build_pool(size)
             .map_err(|e| Error::Config(format!("REDIS_URL: {}", e.details())))
     }
@@ -153,6 +155,9 @@ pub(super) enum Nodes {
         /// (then they share its connections).
         durable: Option<Pool>,
         settings: Settings,
+        /// Whether Redis has answered: from then on, while no connection of
+        /// the pool is up, commands fail at once.
+        answered: AtomicBool,
     },
     /// A Redis Cluster, routed here by slot.
     Cluster(Arc<Cluster>),
@@ -196,12 +201,27 @@ impl Nodes {
         args: Vec<Value>,
         acks: Option<(u32, Duration)>,
     ) -> Result<Value> {
-        match (self, acks) {
-            (Nodes::Single { pool, .. }, None) => script
+        let Nodes::Single {
+            pool,
+            durable,
+            answered,
+            ..
+        } = self
+        else {
+            let Nodes::Cluster(c) = self else {
+                unreachable!()
+            };
+            return c.run(script, keys, args, acks).await;
+        };
+        if answered.load(Ordering::Relaxed) && !pool.clients().iter().any(|c| c.is_connected()) {
+            return Err(Error::unavailable("Redis is down; reconnecting"));
+        }
+        let result = match acks {
+            None => script
                 .evalsha_with_reload(pool.next(), keys, args)
                 .await
                 .map_err(store_error),
-            (Nodes::Single { pool, durable, .. }, Some((n, wait))) => {
+            Some((n, wait)) => {
                 let client = durable.as_ref().unwrap_or(pool).next();
                 acknowledged(client, script, keys, args, n, wait)
                     .await
@@ -210,8 +230,11 @@ impl Nodes {
                         Failure::NotAcknowledged(e) => e,
                     })
             }
-            (Nodes::Cluster(c), acks) => c.run(script, keys, args, acks).await,
+        };
+        if result.is_ok() {
+            answered.store(true, Ordering::Relaxed);
         }
+        result
     }
 }
 
