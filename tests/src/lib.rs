@@ -60,7 +60,14 @@ pub enum Store {
     Memory,
     /// The shared Redis, under a key prefix unique to each server.
     Redis,
+    /// A Redis Cluster of 3 primaries and 3 replicas, started once for the
+    /// test binary (`deploy::Cluster::shared`), under a prefix per server.
+    Cluster,
 }
+
+/// The test deployments (Redis Cluster, Sentinel) of reissue-core's tests.
+#[path = "../../crates/reissue-core/tests/support/deploy.rs"]
+pub mod deploy;
 
 /// One cell of the matrix a scenario runs in.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +120,7 @@ pub struct TestServer {
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     redis_prefix: Option<String>,
+    clean_shared: bool,
     _db: tempfile::TempDir,
 }
 
@@ -128,21 +136,28 @@ impl TestServer {
         );
         vars.insert("REISSUE_JWT_SECRET".into(), TEST_SECRET.into());
         let mut redis_prefix = None;
-        if store == Store::Redis {
+        if matches!(store, Store::Redis | Store::Cluster) {
             let prefix = format!(
                 "reissue-conformance:{}:{}:{}:",
                 std::process::id(),
                 unique(),
                 now()
             );
-            vars.insert("REDIS_URL".into(), REDIS_URL.into());
+            let url = match store {
+                Store::Cluster => deploy::Cluster::shared().url(),
+                _ => REDIS_URL.into(),
+            };
+            vars.insert("REDIS_URL".into(), url);
             vars.insert("REISSUE_REDIS_PREFIX".into(), prefix.clone());
             redis_prefix = Some(prefix);
         }
         for (k, v) in env {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        if vars.get("REDIS_URL").map(String::as_str) != Some(REDIS_URL) {
+        // Only the shared Redis is cleaned after the server; the cluster
+        // dies with the test process.
+        let clean_shared = vars.get("REDIS_URL").map(String::as_str) == Some(REDIS_URL);
+        if !clean_shared && store != Store::Cluster {
             redis_prefix = None;
         }
 
@@ -218,6 +233,7 @@ impl TestServer {
             client,
             stop: Some(stop_tx),
             redis_prefix,
+            clean_shared,
             _db: db,
         }
     }
@@ -341,7 +357,8 @@ impl TestServer {
         id_string(&v["id"]).unwrap_or_else(|| panic!("signup body without id: {}", r.text))
     }
 
-    /// The Redis key prefix of this server, when it uses the shared Redis:
+    /// The Redis key prefix of this server, when it uses the shared Redis or
+    /// the cluster:
     /// a second server started with the same `REISSUE_REDIS_PREFIX` shares
     /// its sessions, as instances behind one proxy do.
     pub fn redis_prefix(&self) -> Option<&str> {
@@ -449,7 +466,7 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(prefix) = &self.redis_prefix {
+        if let (Some(prefix), true) = (&self.redis_prefix, self.clean_shared) {
             // Best effort: keep the shared Redis clean.
             let script = "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end return n";
             let _ = Command::new("redis-cli")

@@ -1,5 +1,5 @@
 //! Every row of CONTRACT.md as a scenario, each run against
-//! {axum, actix} × {memory, redis}: a failure reads `actix_redis::grace_window`.
+//! {axum, actix} × {memory, redis, cluster}: a failure reads `actix_redis::grace_window`.
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -10,14 +10,17 @@ use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use serde_json::{Value, json};
 
-/// Emits `mod axum_memory { #[test] fn <scenario>() }` and the three other
-/// cells for every scenario; `redis_only` ones only in the Redis cells.
+/// Emits `mod axum_memory { #[test] fn <scenario>() }` and the other cells
+/// for every scenario; `redis_only` ones only in the Redis cells (the shared
+/// Redis, and a Redis Cluster of 3+3 started once for this binary).
 macro_rules! conformance {
     (all: [$($s:ident),* $(,)?], redis_only: [$($r:ident),* $(,)?] $(,)?) => {
         conformance!(@cell axum_memory, Axum, Memory, [$($s),*]);
         conformance!(@cell axum_redis, Axum, Redis, [$($s,)* $($r),*]);
         conformance!(@cell actix_memory, Actix, Memory, [$($s),*]);
         conformance!(@cell actix_redis, Actix, Redis, [$($s,)* $($r),*]);
+        conformance!(@cell axum_cluster, Axum, Cluster, [$($s,)* $($r),*]);
+        conformance!(@cell actix_cluster, Actix, Cluster, [$($s,)* $($r),*]);
     };
     (@cell $cell:ident, $adapter:ident, $store:ident, [$($s:ident),* $(,)?]) => {
         mod $cell {

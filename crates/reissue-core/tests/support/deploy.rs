@@ -6,7 +6,7 @@
 //!
 //! Used by reissue-core's tests and (through `#[path]`) by the conformance
 //! suite, so it depends on std and tempfile only.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
