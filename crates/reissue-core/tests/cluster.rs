@@ -28,7 +28,11 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_every_primary() {
     let cluster = deploy::Cluster::shared();
     let store = redis_store(&cluster.url(), "spread:").await;
     assert_eq!(store.deployment(), Deployment::Cluster);
-    assert_eq!(store.replica_acks(), 1, "the cluster has replicas: revocations wait for one");
+    assert_eq!(
+        store.replica_acks(),
+        1,
+        "the cluster has replicas: revocations wait for one"
+    );
     let mut primaries = HashSet::new();
     for i in 0..48 {
         let user = format!("user-{i}");
@@ -87,7 +91,12 @@ async fn a_key_of_another_slot_fails_loudly() {
     let result: Result<Value, _> = client
         .eval("return 1", vec![declared, other], Vec::<Value>::new())
         .await;
-    assert!(result.expect_err("CROSSSLOT").details().contains("CROSSSLOT"));
+    assert!(
+        result
+            .expect_err("CROSSSLOT")
+            .details()
+            .contains("CROSSSLOT")
+    );
     // The store's own scripts, for a user on each primary, never are.
     for i in 0..12 {
         let user = format!("u{i}");
@@ -131,7 +140,10 @@ async fn revocations_are_heard_from_every_primary() {
     let late = Arc::new(Revocations::new(Duration::from_secs(60)));
     store.follow_revocations(late.clone()).unwrap();
     wait_until(|| late.is_synced(), "the late follower gets in sync").await;
-    assert!(ended.iter().all(|s| late.contains(s)), "caught up from every log");
+    assert!(
+        ended.iter().all(|s| late.contains(s)),
+        "caught up from every log"
+    );
 }
 
 fn bucket_of(user: &str) -> u16 {
@@ -139,4 +151,3 @@ fn bucket_of(user: &str) -> u16 {
     let d = sha2::Sha256::digest(user.as_bytes());
     u16::from_be_bytes([d[0], d[1]]) % 256
 }
-

@@ -119,7 +119,11 @@ impl Fleet {
 
     /// One reissue of `user`'s current token on instance `n % 2`.
     async fn rotate(&self, user: &mut User, n: usize) -> Outcome {
-        match self.pick(n).reissue(&user.token, &ClientMeta::default()).await {
+        match self
+            .pick(n)
+            .reissue(&user.token, &ClientMeta::default())
+            .await
+        {
             Ok(pair) => {
                 let c = self.a.tokens().verify_refresh(&pair.refresh_token).unwrap();
                 if c.generation != user.generation + 1 {
@@ -270,7 +274,12 @@ async fn all_recover(fleet: &Fleet, users: &mut [User]) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        assert_eq!(last, Outcome::Ok, "{} does not work after the failover", user.id);
+        assert_eq!(
+            last,
+            Outcome::Ok,
+            "{} does not work after the failover",
+            user.id
+        );
         assert_eq!(user.forks, 0, "{} forked", user.id);
     }
 }
@@ -289,8 +298,14 @@ fn assert_clean(kind: &str, group: &str, f: &Figures) {
         (0, 0, 0),
         "{kind} {group}: sessions revoked, lost, or errors other than 503: {f:?}"
     );
-    assert!(f.window_ms < 15_000, "{kind} {group}: 503 for too long: {f:?}");
-    assert!(f.max_ms < 3_000.0, "{kind} {group}: a request hung past the timeout: {f:?}");
+    assert!(
+        f.window_ms < 15_000,
+        "{kind} {group}: 503 for too long: {f:?}"
+    );
+    assert!(
+        f.max_ms < 3_000.0,
+        "{kind} {group}: a request hung past the timeout: {f:?}"
+    );
 }
 
 /// A follower of `store`'s revocation feed, created now, in sync.
@@ -319,7 +334,10 @@ async fn cluster_primary_killed_under_traffic() {
         .iter()
         .map(|u| cluster.primary_of(&probe.revocation_log_key(&u.id)) == victim)
         .collect();
-    assert!(on_victim.iter().any(|v| !v), "some users live on other primaries");
+    assert!(
+        on_victim.iter().any(|v| !v),
+        "some users live on other primaries"
+    );
     let follower = follower(&probe).await;
 
     let kill_at = Arc::new(Mutex::new(None));
@@ -338,8 +356,14 @@ async fn cluster_primary_killed_under_traffic() {
     print("cluster", "users of the other primaries", &others);
     assert_clean("cluster", "killed primary", &hit);
     assert_clean("cluster", "other primaries", &others);
-    assert!(hit.unavailable > 0, "the kill did not reach anyone: {hit:?}");
-    assert_eq!(others.unavailable, 0, "the healthy primaries answered 503: {others:?}");
+    assert!(
+        hit.unavailable > 0,
+        "the kill did not reach anyone: {hit:?}"
+    );
+    assert_eq!(
+        others.unavailable, 0,
+        "the healthy primaries answered 503: {others:?}"
+    );
     all_recover(&fleet, &mut users).await;
 
     // The killed node comes back as a replica of the promoted one (until then
@@ -350,10 +374,14 @@ async fn cluster_primary_killed_under_traffic() {
     // an instance that followed the old one.
     let user = users.iter().zip(&on_victim).find(|(_, v)| **v).unwrap().0;
     logout_eventually(&fleet.a, user).await;
-    eventually("the revocation reaches the follower", Duration::from_secs(10), || {
-        let (f, sid) = (follower.clone(), user.sid.clone());
-        async move { f.contains(&sid) }
-    })
+    eventually(
+        "the revocation reaches the follower",
+        Duration::from_secs(10),
+        || {
+            let (f, sid) = (follower.clone(), user.sid.clone());
+            async move { f.contains(&sid) }
+        },
+    )
     .await;
 }
 
@@ -392,31 +420,43 @@ async fn sentinel_primary_killed_under_traffic() {
     let all = figures(&samples, |_| true);
     print("sentinel", "all users", &all);
     assert_clean("sentinel", "all users", &all);
-    assert!(all.unavailable > 0, "the kill did not reach anyone: {all:?}");
+    assert!(
+        all.unavailable > 0,
+        "the kill did not reach anyone: {all:?}"
+    );
     all_recover(&fleet, &mut users).await;
     // The old primary comes back empty; the sentinels make it a replica.
     set.primary.restart();
     set.wait_healthy(Duration::from_secs(30));
     let user = &users[0];
     logout_eventually(&fleet.b, user).await;
-    eventually("the revocation reaches the follower", Duration::from_secs(10), || {
-        let (f, sid) = (follower.clone(), user.sid.clone());
-        async move { f.contains(&sid) }
-    })
+    eventually(
+        "the revocation reaches the follower",
+        Duration::from_secs(10),
+        || {
+            let (f, sid) = (follower.clone(), user.sid.clone());
+            async move { f.contains(&sid) }
+        },
+    )
     .await;
 }
 
 /// Cuts `replica` off its primary: it cannot authenticate when it reconnects,
 /// so it keeps what it had and lags.
 fn cut_off(primary: u16, replica: u16) {
-    assert_eq!(deploy::cli(replica, &["CONFIG", "SET", "masterauth", "wrong"]), "OK");
+    assert_eq!(
+        deploy::cli(replica, &["CONFIG", "SET", "masterauth", "wrong"]),
+        "OK"
+    );
     deploy::cli(primary, &["CLIENT", "KILL", "TYPE", "replica"]);
-    let lagging = || {
-        deploy::info(replica, "replication", "master_link_status").as_deref() == Some("down")
-    };
+    let lagging =
+        || deploy::info(replica, "replication", "master_link_status").as_deref() == Some("down");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !lagging() {
-        assert!(Instant::now() < deadline, "the replica did not lose its link");
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not lose its link"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -454,25 +494,39 @@ async fn lagging_replica(
     }
     let acknowledged: Vec<User> = users.drain(..2).collect();
     for u in &acknowledged {
-        fleet.a.logout(&u.id, &u.sid).await.expect("acknowledged logout");
+        fleet
+            .a
+            .logout(&u.id, &u.sid)
+            .await
+            .expect("acknowledged logout");
     }
     cut_off(primary, replica);
     // While cut off: three more rotations each (lost with the primary), and
     // logouts that no replica can confirm.
     for round in 0..3 {
         for (n, u) in users.iter_mut().enumerate() {
-            assert_eq!(fleet.rotate(u, n + round).await, Outcome::Ok, "rotating while cut off");
+            assert_eq!(
+                fleet.rotate(u, n + round).await,
+                Outcome::Ok,
+                "rotating while cut off"
+            );
         }
     }
     let unconfirmed: Vec<User> = users.drain(..2).collect();
     for u in &unconfirmed {
         let r = fleet.b.logout(&u.id, &u.sid).await;
-        assert!(matches!(r, Err(Error::Unavailable(_))), "a logout no replica has: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Unavailable(_))),
+            "a logout no replica has: {r:?}"
+        );
     }
     kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !wait_promoted() {
-        assert!(Instant::now() < deadline, "{kind}: the lagging replica was not promoted");
+        assert!(
+            Instant::now() < deadline,
+            "{kind}: the lagging replica was not promoted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Every session still works: three generations ahead of the store, minted
@@ -552,10 +606,13 @@ async fn sentinel_lagging_replica_promoted() {
     let sentinel = set.sentinels[0].port;
     let set = Mutex::new(&mut set);
     let promoted = move || {
-        deploy::cli(sentinel, &["SENTINEL", "get-master-addr-by-name", deploy::SERVICE])
-            .lines()
-            .nth(1)
-            .and_then(|p| p.trim().parse::<u16>().ok())
+        deploy::cli(
+            sentinel,
+            &["SENTINEL", "get-master-addr-by-name", deploy::SERVICE],
+        )
+        .lines()
+        .nth(1)
+        .and_then(|p| p.trim().parse::<u16>().ok())
             == Some(replica)
     };
     lagging_replica(
@@ -574,4 +631,3 @@ async fn sentinel_lagging_replica_promoted() {
     )
     .await;
 }
-

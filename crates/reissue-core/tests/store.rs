@@ -15,8 +15,9 @@ use reissue_core::{Country, Error};
 use suite::*;
 use support::RedisServer;
 
-
-suite::store_suite!(memory, |_prefix| std::sync::Arc::new(super::MemoryStore::new()));
+suite::store_suite!(memory, |_prefix| std::sync::Arc::new(
+    super::MemoryStore::new()
+));
 suite::store_suite!(redis, |prefix| {
     super::suite::redis_store(&super::RedisServer::shared().url(), &prefix).await
 });

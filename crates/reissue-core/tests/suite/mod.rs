@@ -873,7 +873,10 @@ pub async fn ahead_within_tolerance_is_a_lost_write(store: Store) {
     // generations 3..5; the store (the promoted replica) is at 2.
     let minted = s2.rotated_at_ms / 1000 * 1000;
     let s6 = rotated(rotate_ahead(&store, &sid, 5, minted, 8).await);
-    assert_eq!(s6.generation, 6, "the session goes on from the client's token");
+    assert_eq!(
+        s6.generation, 6,
+        "the session goes on from the client's token"
+    );
     assert_eq!(
         rotate_ahead(&store, &sid, 5, minted, 8).await,
         Rotation::Replayed(s6.clone()),
@@ -920,4 +923,3 @@ pub async fn ahead_but_older_than_the_store_is_theft(store: Store) {
     );
     assert!(!store.is_live("alice", &sid).await.unwrap());
 }
-

@@ -105,7 +105,11 @@ impl Node {
             .expect("redis-server must be on PATH");
         self.watchdog = Some(child);
         let port = self.port;
-        wait_for(&format!("redis on {port} answers"), Duration::from_secs(10), || ping(port));
+        wait_for(
+            &format!("redis on {port} answers"),
+            Duration::from_secs(10),
+            || ping(port),
+        );
     }
 
     /// The server's process id, as it reports it.
@@ -123,7 +127,11 @@ impl Node {
             let _ = w.wait();
         }
         let port = self.port;
-        wait_for(&format!("redis on {port} is gone"), Duration::from_secs(5), || !ping(port));
+        wait_for(
+            &format!("redis on {port} is gone"),
+            Duration::from_secs(5),
+            || !ping(port),
+        );
     }
 
     /// Starts the server again, on the same port and with the same files (a
@@ -212,7 +220,10 @@ impl Cluster {
             );
             nodes.push(Node::start(dir.path().join(format!("n{i}")), port, args));
         }
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let status = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -255,9 +266,10 @@ impl Cluster {
                     && ok("master") == 3
                     && ok("slave") == running.len() - 3
             }) && self.primaries().len() == 3
-                && self.primaries().iter().all(|&p| {
-                    info(p, "replication", "connected_slaves").as_deref() == Some("1")
-                })
+                && self
+                    .primaries()
+                    .iter()
+                    .all(|&p| info(p, "replication", "connected_slaves").as_deref() == Some("1"))
                 && running.iter().all(|n| {
                     info(n.port, "replication", "role").as_deref() != Some("slave")
                         || info(n.port, "replication", "master_link_status").as_deref()

@@ -206,7 +206,9 @@ impl Feed {
                 for log in &self.logs {
                     let Some(node) = topology.owner(redis_keyslot(log.as_bytes())) else {
                         cluster.refresh_soon();
-                        return Err(Error::unavailable("a revocation bucket's slot is not served"));
+                        return Err(Error::unavailable(
+                            "a revocation bucket's slot is not served",
+                        ));
                     };
                     let server = ServerConfig::Centralized {
                         server: node.server.clone(),
@@ -286,4 +288,3 @@ fn insert(revocations: &Revocations, sids: &str) {
         revocations.insert(sid);
     }
 }
-

@@ -409,7 +409,12 @@ impl RedisStore {
 
     /// `reissue:{b<n>}:<user>:s:`: a user's session keys are this plus the sid.
     pub fn session_key_base(&self, user_id: &str) -> String {
-        format!("{}{}:{}:s:", self.prefix, self.bucket(user_id), tag(user_id))
+        format!(
+            "{}{}:{}:s:",
+            self.prefix,
+            self.bucket(user_id),
+            tag(user_id)
+        )
     }
 
     fn session_key(&self, user_id: &str, sid: &SessionId) -> String {
@@ -423,7 +428,12 @@ impl RedisStore {
 
     /// The key of a user's "everything before this was revoked" mark.
     fn revoked_before_key(&self, user_id: &str) -> String {
-        format!("{}{}:{}:rb", self.prefix, self.bucket(user_id), tag(user_id))
+        format!(
+            "{}{}:{}:rb",
+            self.prefix,
+            self.bucket(user_id),
+            tag(user_id)
+        )
     }
 
     /// The revocation log of a user's bucket, and the channel it is published on.
@@ -484,9 +494,8 @@ impl RedisStore {
     /// connected): then revocations wait for one.
     async fn has_replicas(&self) -> bool {
         for client in self.nodes.primaries() {
-            let info: std::result::Result<String, _> = client
-                .custom(fred::cmd!("INFO"), vec!["replication"])
-                .await;
+            let info: std::result::Result<String, _> =
+                client.custom(fred::cmd!("INFO"), vec!["replication"]).await;
             let replicas = info.ok().and_then(|i| {
                 i.lines()
                     .find_map(|l| l.strip_prefix("connected_slaves:"))

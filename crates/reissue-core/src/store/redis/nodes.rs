@@ -643,7 +643,10 @@ fn is_bug(e: &fred::error::Error) -> bool {
 pub(super) fn store_error(e: fred::error::Error) -> Error {
     if !is_transient(&e) && is_bug(&e) {
         tracing::error!(error = %e, "the Redis store's command was refused: a bug in reissue");
-        return Error::Internal(format!("the Redis store refused a command: {}", e.details()));
+        return Error::Internal(format!(
+            "the Redis store refused a command: {}",
+            e.details()
+        ));
     }
     Error::unavailable(e)
 }
@@ -661,7 +664,10 @@ mod tests {
             "ERR Script attempted to access keys that do not hash to the same slot script: x, on @user_script:3.",
             "WRONGTYPE Operation against a key holding the wrong kind of value",
         ] {
-            assert!(matches!(store_error(unknown(bug)), Error::Internal(_)), "{bug}");
+            assert!(
+                matches!(store_error(unknown(bug)), Error::Internal(_)),
+                "{bug}"
+            );
         }
         for passing in [
             "READONLY You can't write against a read only replica. script: x, on @user_script:5.",
@@ -706,7 +712,10 @@ mod tests {
         assert_eq!(ranges.len(), 2);
         assert_eq!((ranges[0].start, ranges[0].end), (0, 5460));
         assert_eq!(ranges[0].replicas.len(), 1);
-        assert_eq!(&*ranges[1].primary.host, "10.0.0.9", "an empty host is the node asked");
+        assert_eq!(
+            &*ranges[1].primary.host, "10.0.0.9",
+            "an empty host is the node asked"
+        );
         assert!(parse_slots(Value::from("nope"), "h").is_none());
     }
 }
