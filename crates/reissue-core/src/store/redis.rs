@@ -873,10 +873,7 @@ impl Feed {
         let _connection = self.subscriber.connect();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        'resync: loop {
-            let Some(revocations) = self.revocations.upgrade() else {
-                break;
-            };
+        'resync: while let Some(revocations) = self.revocations.upgrade() {
             revocations.set_synced(false);
             if let Err(e) = self.sync(&revocations).await {
                 tracing::warn!(error = %e, "revocation feed: not in sync; checking the store per request");
