@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::policy::TrustedProxies;
-use crate::{Error, Result};
+use crate::{CookieTransport, Error, Result};
 
 /// Session and token settings. Defaults follow CONTRACT.md: access tokens live
 /// 5 minutes, refresh tokens 14 days idle, sessions 30 days at most, a 10 s
@@ -25,6 +25,7 @@ pub struct Config {
     pub(crate) login_lockout: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) verified_token_cache: usize,
+    pub(crate) cookies: CookieTransport,
 }
 
 impl Config {
@@ -45,6 +46,7 @@ impl Config {
             login_lockout: Duration::from_secs(300),
             trusted_proxies: TrustedProxies::default(),
             verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
+            cookies: CookieTransport::off(),
         }
     }
 
@@ -122,6 +124,13 @@ impl Config {
         self
     }
 
+    /// The browser transport of the refresh token: an `HttpOnly` cookie for
+    /// clients that ask for it (default off; see [`CookieTransport`]).
+    pub fn cookie_transport(mut self, cookies: CookieTransport) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -141,6 +150,7 @@ impl Config {
         if self.max_sessions_per_user == 0 {
             return bad("max_sessions_per_user must be at least 1");
         }
+        self.cookies.validate()?;
         Ok(())
     }
 }
