@@ -1439,7 +1439,12 @@ fn set_cookies(r: &Resp) -> Vec<String> {
 #[track_caller]
 fn the_refresh_cookie(r: &Resp) -> (String, Vec<(String, String)>) {
     let all = set_cookies(r);
-    assert_eq!(all.len(), 1, "{}: expected one Set-Cookie, got {all:?}", r.what);
+    assert_eq!(
+        all.len(),
+        1,
+        "{}: expected one Set-Cookie, got {all:?}",
+        r.what
+    );
     let mut parts = all[0].split(';').map(str::trim);
     let (name, value) = parts
         .next()
@@ -1497,7 +1502,11 @@ fn assert_cookie_tokens(r: &Resp) -> (String, String) {
         r.text
     );
     assert_eq!(v["token_type"], json!("Bearer"), "{}", r.text);
-    assert!(v["expires_in"].as_u64().is_some_and(|n| n > 0), "{}", r.text);
+    assert!(
+        v["expires_in"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        r.text
+    );
     let max_age = v["refresh_expires_in"]
         .as_u64()
         .filter(|&n| n > 0)
@@ -1514,7 +1523,11 @@ fn assert_cookie_tokens(r: &Resp) -> (String, String) {
         "{}: the cookie holds a refresh token",
         r.what
     );
-    assert!(!r.text.contains(&value), "{}: the body holds the cookie", r.what);
+    assert!(
+        !r.text.contains(&value),
+        "{}: the body holds the cookie",
+        r.what
+    );
     (access, value)
 }
 
@@ -1554,7 +1567,10 @@ async fn cookie_user(s: &TestServer) -> (String, String, String) {
 }
 
 async fn cookie_login_sets_the_cookie(t: Target) {
-    let s = t.start(&[("REISSUE_REFRESH_TTL", "7200"), ("REISSUE_SESSION_MAX_AGE", "86400")]);
+    let s = t.start(&[
+        ("REISSUE_REFRESH_TTL", "7200"),
+        ("REISSUE_SESSION_MAX_AGE", "86400"),
+    ]);
     let e = email();
     s.signup(&e, PASSWORD).await;
     let r = s.login_with(&e, PASSWORD, &[TRANSPORT]).await;
@@ -1614,7 +1630,11 @@ async fn cookie_reissue_concurrent(t: Target) {
     }
     let r = s.send(by_cookie(&s, "/auth/reissue", &cookies[0])).await;
     assert_cookie_tokens(&r);
-    assert_eq!(s.sessions(&access).await.len(), 1, "the session did not fork");
+    assert_eq!(
+        s.sessions(&access).await.len(),
+        1,
+        "the session did not fork"
+    );
 }
 
 async fn cookie_logout_by_cookie(t: Target) {
@@ -1679,13 +1699,19 @@ async fn cookie_csrf_refusals(t: Target) {
         ),
         (
             "foreign Origin",
-            vec![transport_header(), ("origin", "https://evil.example".into())],
+            vec![
+                transport_header(),
+                ("origin", "https://evil.example".into()),
+            ],
         ),
         (
             "same host, other port",
             vec![transport_header(), ("origin", "http://127.0.0.1:1".into())],
         ),
-        ("Origin null", vec![transport_header(), ("origin", "null".into())]),
+        (
+            "Origin null",
+            vec![transport_header(), ("origin", "null".into())],
+        ),
         (
             "Sec-Fetch-Site cross-site",
             vec![transport_header(), ("sec-fetch-site", "cross-site".into())],
@@ -1725,7 +1751,11 @@ async fn cookie_csrf_refusals(t: Target) {
     }
     // A cookie-mode login from another site is refused too (login CSRF).
     let r = s
-        .login_with(&e, PASSWORD, &[TRANSPORT, ("origin", "https://evil.example")])
+        .login_with(
+            &e,
+            PASSWORD,
+            &[TRANSPORT, ("origin", "https://evil.example")],
+        )
         .await;
     r.assert_access_denied();
     assert_no_set_cookie(&r);
@@ -1809,7 +1839,10 @@ async fn cookie_header_clients_unaffected(t: Target) {
         .await;
     let after_bearer = r.tokens();
     assert_no_set_cookie(&r);
-    assert_eq!(payload_of(&after_bearer.refresh)["sid"], json!(tokens.sid()));
+    assert_eq!(
+        payload_of(&after_bearer.refresh)["sid"],
+        json!(tokens.sid())
+    );
     let r = s
         .send(
             s.post("/auth/reissue")
@@ -1846,7 +1879,9 @@ async fn cookie_transport_off(t: Target) {
     let tokens = r.tokens();
     assert_no_set_cookie(&r);
     // The cookie is never read.
-    let r = s.send(by_cookie(&s, "/auth/reissue", &tokens.refresh)).await;
+    let r = s
+        .send(by_cookie(&s, "/auth/reissue", &tokens.refresh))
+        .await;
     r.assert_unauthorized();
     assert_no_set_cookie(&r);
     s.reissue(&tokens.refresh).await.tokens();

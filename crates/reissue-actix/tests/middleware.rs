@@ -679,7 +679,8 @@ async fn cookie_path_follows_the_scope() {
         .build()
         .unwrap();
     let server = HttpServer::new(move || {
-        App::new().service(web::scope("/api").service(reissue_actix::scope("/auth", reissue.clone())))
+        App::new()
+            .service(web::scope("/api").service(reissue_actix::scope("/auth", reissue.clone())))
     })
     .workers(1)
     .disable_signals()

@@ -43,7 +43,11 @@ impl Origin {
     /// trailing `/` is accepted). Host and scheme are case-insensitive; a
     /// default port may be written or left out.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::Config(format!("`{s}` is not an origin like https://app.example.com"));
+        let bad = || {
+            Error::Config(format!(
+                "`{s}` is not an origin like https://app.example.com"
+            ))
+        };
         let s = s.trim();
         let s = s.strip_suffix('/').unwrap_or(s);
         let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
@@ -83,7 +87,10 @@ fn default_port(scheme: &str) -> u16 {
 fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
         let (addr, after) = v6.split_once(']')?;
-        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        if addr.is_empty()
+            || !addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
             return None;
         }
@@ -399,8 +406,14 @@ mod tests {
             .allowed_origins([Origin::parse("https://app.example.com").unwrap()]);
         let h = (TRANSPORT_HEADER, "cookie");
         let host = ("host", "api.example.com");
-        assert!(t.check_same_site(&req(&[h, host])).is_ok(), "no Origin at all");
-        assert!(refused(t.check_same_site(&req(&[host]))), "no transport header");
+        assert!(
+            t.check_same_site(&req(&[h, host])).is_ok(),
+            "no Origin at all"
+        );
+        assert!(
+            refused(t.check_same_site(&req(&[host]))),
+            "no transport header"
+        );
         let own = ("origin", "http://api.example.com");
         assert!(t.check_same_site(&req(&[h, host, own])).is_ok());
         assert!(
@@ -432,14 +445,24 @@ mod tests {
         let two = req(&[h, host, own, own]);
         assert!(refused(t.check_same_site(&two)), "two Origin headers");
         let no_host = req(&[h, own]);
-        assert!(refused(t.check_same_site(&no_host)), "own origin needs a Host");
-        let default_port = req(&[h, ("host", "api.example.com:443"), ("origin", "https://api.example.com")]);
+        assert!(
+            refused(t.check_same_site(&no_host)),
+            "own origin needs a Host"
+        );
+        let default_port = req(&[
+            h,
+            ("host", "api.example.com:443"),
+            ("origin", "https://api.example.com"),
+        ]);
         assert!(t.check_same_site(&default_port).is_ok());
         assert!(
             refused(t.check_same_site(&req(&[h, host, ("sec-fetch-site", "bogus")]))),
             "an unknown Sec-Fetch-Site"
         );
-        assert!(t.check_same_site(&req(&[h, ("sec-fetch-site", "none")])).is_ok());
+        assert!(
+            t.check_same_site(&req(&[h, ("sec-fetch-site", "none")]))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -451,11 +474,20 @@ mod tests {
         attrs.sort_unstable();
         assert_eq!(
             attrs,
-            ["HttpOnly", "Max-Age=1209600", "Path=/auth", "SameSite=Strict", "Secure"]
+            [
+                "HttpOnly",
+                "Max-Age=1209600",
+                "Path=/auth",
+                "SameSite=Strict",
+                "Secure"
+            ]
         );
         let clear = t.clear(&FakeRequest::default());
         assert!(clear.starts_with("__Secure-reissue-rt=; "), "{clear}");
-        assert!(clear.contains("Max-Age=0") && clear.contains("Secure"), "{clear}");
+        assert!(
+            clear.contains("Max-Age=0") && clear.contains("Secure"),
+            "{clear}"
+        );
         assert!(!clear.to_ascii_lowercase().contains("domain"), "{clear}");
     }
 
@@ -471,7 +503,10 @@ mod tests {
         };
         assert!(at("/api/auth/login").contains("Path=/api/auth;"));
         assert!(at("/login").contains("Path=/;"));
-        assert!(at("/a;Domain=evil/login").contains("Path=/auth;"), "unsafe path");
+        assert!(
+            at("/a;Domain=evil/login").contains("Path=/auth;"),
+            "unsafe path"
+        );
         let fixed = CookieTransport::new().path("/fixed");
         let r = FakeRequest {
             path: Some("/api/auth/login"),

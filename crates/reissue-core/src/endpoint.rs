@@ -141,7 +141,9 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// `statuses`.
     fn clear_cookie_on(&self, req: &impl HttpRequest, mut reply: Reply, statuses: &[u16]) -> Reply {
         if statuses.contains(&reply.status) && self.cookies().requested(req) {
-            reply.headers.push(("set-cookie", self.cookies().clear(req)));
+            reply
+                .headers
+                .push(("set-cookie", self.cookies().clear(req)));
         }
         reply
     }

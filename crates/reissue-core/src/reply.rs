@@ -40,7 +40,11 @@ impl Reply {
     }
 
     /// A reply with a body of any media type, e.g. an application's HTML page.
-    pub fn with_body(status: u16, content_type: impl Into<String>, body: impl Into<String>) -> Self {
+    pub fn with_body(
+        status: u16,
+        content_type: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             headers: vec![(CONTENT_TYPE, content_type.into())],
