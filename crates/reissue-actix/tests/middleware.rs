@@ -669,3 +669,45 @@ async fn endpoints_under_another_prefix() {
     );
     handle.stop(false).await;
 }
+
+/// The refresh cookie is scoped to the full path the client used, scopes
+/// around the endpoints included.
+#[actix_web::test]
+async fn cookie_path_follows_the_scope() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let keys = KeySet::new(Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap()).unwrap();
+    let config = Config::new("test-issuer", "test-audience")
+        .cookie_transport(reissue_core::CookieTransport::new());
+    let reissue = Reissue::builder(config, keys, Arc::new(MemoryStore::new()), TestUsers)
+        .build()
+        .unwrap();
+    let server = HttpServer::new(move || {
+        App::new()
+            .service(web::scope("/api").service(reissue_actix::scope("/auth", reissue.clone())))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .header("x-reissue-transport", "cookie")
+        .json(&json!({ "email": "alice@example.com", "password": "password1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let all: Vec<&str> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].contains("; Path=/api/auth;"), "{all:?}");
+    handle.stop(false).await;
+}

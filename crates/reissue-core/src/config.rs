@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::RevocationMode;
 use crate::policy::TrustedProxies;
-use crate::{Error, Result};
+use crate::{CookieTransport, Error, Result};
 
 /// The longest duration any setting takes: 100 years.
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) allow_unknown_client_address: bool,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) verified_token_cache: usize,
+    pub(crate) cookies: CookieTransport,
 }
 
 impl Config {
@@ -55,6 +56,7 @@ impl Config {
             allow_unknown_client_address: false,
             trusted_proxies: TrustedProxies::default(),
             verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
+            cookies: CookieTransport::off(),
         }
     }
 
@@ -165,6 +167,13 @@ impl Config {
         self
     }
 
+    /// The browser transport of the refresh token: an `HttpOnly` cookie for
+    /// clients that ask for it (default off; see [`CookieTransport`]).
+    pub fn cookie_transport(mut self, cookies: CookieTransport) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -206,6 +215,7 @@ impl Config {
         if self.max_sessions_per_user == 0 {
             return bad("max_sessions_per_user must be at least 1");
         }
+        self.cookies.validate()?;
         Ok(())
     }
 }
