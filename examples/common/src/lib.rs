@@ -15,8 +15,7 @@ use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, Trusted
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
     Algorithm, Config, CookieTransport, HttpRequest, Identity, Key, KeySet, Origin, Reissue, Reply,
-    RevocationMode,
-    UserClaims, json_body,
+    RevocationMode, UserClaims, json_body,
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
