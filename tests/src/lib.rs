@@ -291,6 +291,14 @@ impl TestServer {
                 .to_owned();
             secrets.push(token);
         }
+        // The refresh-token cookie is as secret as a bearer token.
+        for v in req.headers().get_all(reqwest::header::COOKIE) {
+            for pair in String::from_utf8_lossy(v.as_bytes()).split(';') {
+                if let Some((_, value)) = pair.split_once('=') {
+                    secrets.push(value.trim().to_owned());
+                }
+            }
+        }
         if let Some(v) = req
             .body()
             .and_then(|b| b.as_bytes())

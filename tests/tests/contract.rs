@@ -111,6 +111,16 @@ conformance! {
         login_parallel_guesses_capped,
         login_malformed_email_not_counted,
         login_account_ceiling_across_networks,
+        cookie_login_sets_the_cookie,
+        cookie_reissue_by_cookie,
+        cookie_reissue_concurrent,
+        cookie_logout_by_cookie,
+        cookie_logout_all_clears,
+        cookie_csrf_refusals,
+        cookie_allowed_origins,
+        cookie_header_clients_unaffected,
+        cookie_transport_off,
+        cookie_reissue_401_clears,
     ],
     redis_only: [
         redis_down_reissue_503,
@@ -1764,4 +1774,503 @@ async fn login_account_ceiling_across_networks(t: Target) {
     s.login_with(&bystander, PASSWORD, &from("192.0.77.1"))
         .await
         .tokens();
+}
+
+// ---------------------------------------------------------------- cookie transport
+
+const RT_COOKIE: &str = "__Secure-reissue-rt";
+const TRANSPORT: (&str, &str) = ("x-reissue-transport", "cookie");
+
+/// Every `Set-Cookie` of a response.
+fn set_cookies(r: &Resp) -> Vec<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
+/// The one `Set-Cookie` of a response, split into its value and its
+/// attributes (names lower-cased).
+#[track_caller]
+fn the_refresh_cookie(r: &Resp) -> (String, Vec<(String, String)>) {
+    let all = set_cookies(r);
+    assert_eq!(
+        all.len(),
+        1,
+        "{}: expected one Set-Cookie, got {all:?}",
+        r.what
+    );
+    let mut parts = all[0].split(';').map(str::trim);
+    let (name, value) = parts
+        .next()
+        .and_then(|p| p.split_once('='))
+        .unwrap_or_else(|| panic!("{}: Set-Cookie without name=value: {all:?}", r.what));
+    assert_eq!(name, RT_COOKIE, "{}: {all:?}", r.what);
+    let attrs = parts
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), v.to_owned()),
+            None => (a.to_ascii_lowercase(), String::new()),
+        })
+        .collect();
+    (value.to_owned(), attrs)
+}
+
+/// Asserts the attributes every refresh cookie carries, whatever its value.
+#[track_caller]
+fn assert_cookie_attributes(r: &Resp, attrs: &[(String, String)], max_age: u64) {
+    let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("path"), Some("/auth"), "{}: {attrs:?}", r.what);
+    assert_eq!(get("httponly"), Some(""), "{}: {attrs:?}", r.what);
+    assert_eq!(get("secure"), Some(""), "{}: {attrs:?}", r.what);
+    assert_eq!(
+        get("samesite").map(str::to_ascii_lowercase).as_deref(),
+        Some("strict"),
+        "{}: {attrs:?}",
+        r.what
+    );
+    assert_eq!(
+        get("max-age"),
+        Some(max_age.to_string().as_str()),
+        "{}: {attrs:?}",
+        r.what
+    );
+    assert_eq!(get("domain"), None, "{}: no Domain: {attrs:?}", r.what);
+}
+
+/// Asserts a 200 cookie-mode token response: no `refresh_token` in the body,
+/// the cookie set with the contract's attributes. Returns the access token
+/// and the new cookie value.
+#[track_caller]
+fn assert_cookie_tokens(r: &Resp) -> (String, String) {
+    r.assert_status(200).assert_json_type();
+    assert!(
+        r.header("cache-control")
+            .is_some_and(|c| c.contains("no-store")),
+        "{}: no Cache-Control: no-store",
+        r.what
+    );
+    let v = r.json();
+    assert!(
+        v.get("refresh_token").is_none(),
+        "{}: the refresh token is in the body too: {}",
+        r.what,
+        r.text
+    );
+    assert_eq!(v["token_type"], json!("Bearer"), "{}", r.text);
+    assert!(
+        v["expires_in"].as_u64().is_some_and(|n| n > 0),
+        "{}",
+        r.text
+    );
+    let max_age = v["refresh_expires_in"]
+        .as_u64()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| panic!("{}: refresh_expires_in: {}", r.what, r.text));
+    let access = v["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no access_token: {}", r.what, r.text))
+        .to_owned();
+    let (value, attrs) = the_refresh_cookie(r);
+    assert_cookie_attributes(r, &attrs, max_age);
+    assert_eq!(
+        header_of(&value)["typ"],
+        json!("rt+jwt"),
+        "{}: the cookie holds a refresh token",
+        r.what
+    );
+    assert!(
+        !r.text.contains(&value),
+        "{}: the body holds the cookie",
+        r.what
+    );
+    (access, value)
+}
+
+/// Asserts that the response removes the refresh cookie (`Max-Age=0`).
+#[track_caller]
+fn assert_clears_cookie(r: &Resp) {
+    let (value, attrs) = the_refresh_cookie(r);
+    assert_eq!(value, "", "{}: a clearing cookie has no value", r.what);
+    assert_cookie_attributes(r, &attrs, 0);
+}
+
+#[track_caller]
+fn assert_no_set_cookie(r: &Resp) {
+    let all = set_cookies(r);
+    assert!(all.is_empty(), "{}: unexpected Set-Cookie {all:?}", r.what);
+}
+
+/// A request that carries the refresh cookie, the transport header and the
+/// server's own `Origin`, as the demo page's fetches do.
+fn by_cookie(s: &TestServer, path: &str, cookie: &str) -> reqwest::RequestBuilder {
+    s.post(path)
+        .header(TRANSPORT.0, TRANSPORT.1)
+        .header("cookie", format!("theme=dark; {RT_COOKIE}={cookie}"))
+        .header("origin", s.base())
+        .header("sec-fetch-site", "same-origin")
+}
+
+/// Signs a user up and logs in with the cookie transport: (email, access, cookie).
+async fn cookie_user(s: &TestServer) -> (String, String, String) {
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let r = s
+        .login_with(&e, PASSWORD, &[TRANSPORT, ("origin", s.base())])
+        .await;
+    let (access, cookie) = assert_cookie_tokens(&r);
+    (e, access, cookie)
+}
+
+async fn cookie_login_sets_the_cookie(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_REFRESH_TTL", "7200"),
+        ("REISSUE_SESSION_MAX_AGE", "86400"),
+    ]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let r = s.login_with(&e, PASSWORD, &[TRANSPORT]).await;
+    let (access, cookie) = assert_cookie_tokens(&r);
+    assert_eq!(r.json()["refresh_expires_in"], json!(7200), "{}", r.text);
+    // The access token is a normal one, and the cookie's token is this session's.
+    let claims = verify(&access);
+    assert_eq!(payload_of(&cookie)["sid"], claims["sid"]);
+    s.get_auth("/me", &access).await.assert_status(200);
+    // The cookie's token also works the seed's way (a client may switch).
+    s.reissue(&cookie).await.tokens();
+    // The header's value is case-insensitive.
+    let r = s
+        .login_with(&e, PASSWORD, &[("x-reissue-transport", "Cookie")])
+        .await;
+    assert_cookie_tokens(&r);
+}
+
+async fn cookie_reissue_by_cookie(t: Target) {
+    let s = t.start(&[]);
+    let (_, access, cookie) = cookie_user(&s).await;
+    let sid = verify(&access)["sid"].clone();
+    // No body at all, as a browser's fetch sends it.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    let (access2, cookie2) = assert_cookie_tokens(&r);
+    assert_ne!(cookie2, cookie, "the cookie rotated");
+    assert_eq!(verify(&access2)["sid"], sid, "the same session");
+    // A JSON body without refresh_token (`{}`) also falls back to the cookie.
+    let r = s
+        .send(by_cookie(&s, "/auth/reissue", &cookie2).json(&json!({})))
+        .await;
+    let (_, cookie3) = assert_cookie_tokens(&r);
+    // Within the grace window the spent cookie gets the same successor.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie2)).await;
+    let (_, again) = assert_cookie_tokens(&r);
+    assert_eq!(again, cookie3, "grace window: the same new refresh token");
+    // Without an Origin or Sec-Fetch-Site (a non-browser client) it works too.
+    let r = s
+        .send(
+            s.post("/auth/reissue")
+                .header(TRANSPORT.0, TRANSPORT.1)
+                .header("cookie", format!("{RT_COOKIE}={cookie3}")),
+        )
+        .await;
+    assert_cookie_tokens(&r);
+    let sessions = s.sessions(&access2).await;
+    assert_eq!(sessions.len(), 1, "no fork: {sessions:?}");
+}
+
+async fn cookie_reissue_concurrent(t: Target) {
+    let s = t.start(&[]);
+    let (_, access, cookie) = cookie_user(&s).await;
+    let all = join_all((0..6).map(|_| s.send(by_cookie(&s, "/auth/reissue", &cookie)))).await;
+    let cookies: Vec<String> = all.iter().map(|r| assert_cookie_tokens(r).1).collect();
+    for c in &cookies {
+        assert_eq!(c, &cookies[0], "two tabs end on the same refresh token");
+    }
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookies[0])).await;
+    assert_cookie_tokens(&r);
+    assert_eq!(
+        s.sessions(&access).await.len(),
+        1,
+        "the session did not fork"
+    );
+}
+
+async fn cookie_logout_by_cookie(t: Target) {
+    let s = t.start(&[]);
+    let (e, _, cookie) = cookie_user(&s).await;
+    let other = s.login(&e, PASSWORD).await;
+    let r = s.send(by_cookie(&s, "/auth/logout", &cookie)).await;
+    r.assert_no_content();
+    assert_clears_cookie(&r);
+    // The session is over; the user's other session is not.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    r.assert_invalid_token();
+    assert_clears_cookie(&r);
+    s.reissue(&other.refresh).await.tokens();
+    // Logging out an ended session: 204, and the cookie is cleared again.
+    let r = s.send(by_cookie(&s, "/auth/logout", &cookie)).await;
+    r.assert_no_content();
+    assert_clears_cookie(&r);
+}
+
+async fn cookie_logout_all_clears(t: Target) {
+    let s = t.start(&[]);
+    let (e, access, cookie) = cookie_user(&s).await;
+    let other = s.login(&e, PASSWORD).await;
+    let logout_all = |token: String| {
+        s.send(
+            s.post("/auth/logout-all")
+                .bearer_auth(token)
+                .header(TRANSPORT.0, TRANSPORT.1),
+        )
+    };
+    let r = logout_all(access.clone()).await;
+    r.assert_no_content();
+    assert_clears_cookie(&r);
+    s.send(by_cookie(&s, "/auth/reissue", &cookie))
+        .await
+        .assert_invalid_token();
+    s.reissue(&other.refresh).await.assert_invalid_token();
+    // Again, with the access token of the ended session: whether the
+    // revocation mode still accepts it (204) or not (401), the cookie goes.
+    let r = logout_all(access).await;
+    assert!(matches!(r.status, 204 | 401), "{}: {}", r.status, r.text);
+    assert_clears_cookie(&r);
+    // Without the transport header: the JSON flow, no cookie.
+    let fresh = s.login(&e, PASSWORD).await;
+    let r = s.post_auth("/auth/logout-all", &fresh.access).await;
+    r.assert_no_content();
+    assert_no_set_cookie(&r);
+}
+
+async fn cookie_csrf_refusals(t: Target) {
+    // Strict grace: had any refused request spent the cookie, its next use
+    // would be reuse, and revoke the session.
+    let s = t.start(&[("REISSUE_REUSE_GRACE", "0")]);
+    let (e, access, cookie) = cookie_user(&s).await;
+    let jar = format!("{RT_COOKIE}={cookie}");
+    let refusals: Vec<(&str, Vec<(&str, String)>)> = vec![
+        ("no transport header", vec![("origin", s.base().to_owned())]),
+        (
+            "transport header with another value",
+            vec![("x-reissue-transport", "header".into())],
+        ),
+        (
+            "foreign Origin",
+            vec![
+                transport_header(),
+                ("origin", "https://evil.example".into()),
+            ],
+        ),
+        (
+            "same host, other port",
+            vec![transport_header(), ("origin", "http://127.0.0.1:1".into())],
+        ),
+        (
+            "Origin null",
+            vec![transport_header(), ("origin", "null".into())],
+        ),
+        (
+            "Sec-Fetch-Site cross-site",
+            vec![transport_header(), ("sec-fetch-site", "cross-site".into())],
+        ),
+        (
+            "cross-site despite an own Origin",
+            vec![
+                transport_header(),
+                ("origin", s.base().to_owned()),
+                ("sec-fetch-site", "cross-site".into()),
+            ],
+        ),
+        (
+            "same-site without an Origin",
+            vec![transport_header(), ("sec-fetch-site", "same-site".into())],
+        ),
+        (
+            "same-site from an origin nobody allowed",
+            vec![
+                transport_header(),
+                ("origin", "http://localhost:1".into()),
+                ("sec-fetch-site", "same-site".into()),
+            ],
+        ),
+    ];
+    for path in ["/auth/reissue", "/auth/logout"] {
+        for (why, headers) in &refusals {
+            let mut req = s.post(path).header("cookie", &jar);
+            for (k, v) in headers {
+                req = req.header(*k, v);
+            }
+            let r = s.send(req).await;
+            assert_eq!(r.status, 403, "{path}, {why}: {} {}", r.status, r.text);
+            r.assert_access_denied();
+            assert_no_set_cookie(&r);
+        }
+    }
+    // A cookie-mode login from another site is refused too (login CSRF).
+    let r = s
+        .login_with(
+            &e,
+            PASSWORD,
+            &[TRANSPORT, ("origin", "https://evil.example")],
+        )
+        .await;
+    r.assert_access_denied();
+    assert_no_set_cookie(&r);
+    // The session is untouched: not spent, not ended.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    assert_cookie_tokens(&r);
+    s.get_auth("/me", &access).await.assert_status(200);
+    assert_eq!(s.sessions(&access).await.len(), 1);
+}
+
+fn transport_header() -> (&'static str, String) {
+    (TRANSPORT.0, TRANSPORT.1.to_owned())
+}
+
+async fn cookie_allowed_origins(t: Target) {
+    let s = t.start(&[(
+        "REISSUE_ALLOWED_ORIGINS",
+        "https://app.example.com, http://localhost:5173",
+    )]);
+    let (_, _, cookie) = cookie_user(&s).await;
+    let from = |origin: &str, site: &str, cookie: &str| {
+        s.post("/auth/reissue")
+            .header(TRANSPORT.0, TRANSPORT.1)
+            .header("cookie", format!("{RT_COOKIE}={cookie}"))
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
+    };
+    // An SPA on a sibling origin of the same site, listed.
+    let r = s
+        .send(from("https://app.example.com", "same-site", &cookie))
+        .await;
+    let (_, cookie) = assert_cookie_tokens(&r);
+    let r = s
+        .send(from("HTTP://LOCALHOST:5173", "same-site", &cookie))
+        .await;
+    let (_, cookie) = assert_cookie_tokens(&r);
+    // The server's own origin stays allowed.
+    let r = s.send(from(s.base(), "same-origin", &cookie)).await;
+    let (_, cookie) = assert_cookie_tokens(&r);
+    // Listed, but cross-site: SameSite=Strict would not send it; refused.
+    s.send(from("https://app.example.com", "cross-site", &cookie))
+        .await
+        .assert_access_denied();
+    s.send(from("https://other.example.com", "same-site", &cookie))
+        .await
+        .assert_access_denied();
+    s.send(from("http://localhost:5174", "same-site", &cookie))
+        .await
+        .assert_access_denied();
+    // A bad origin in the setting refuses to start, naming the variable.
+    let bad = std::panic::catch_unwind(|| {
+        t.start(&[("REISSUE_ALLOWED_ORIGINS", "app.example.com")]);
+    });
+    let msg = bad
+        .err()
+        .and_then(|p| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(msg.contains("REISSUE_ALLOWED_ORIGINS"), "{msg}");
+}
+
+async fn cookie_header_clients_unaffected(t: Target) {
+    let s = t.start(&[]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let r = s.login_raw(&e, PASSWORD).await;
+    let tokens = r.tokens();
+    assert_no_set_cookie(&r);
+    let r = s.reissue(&tokens.refresh).await;
+    let next = r.tokens();
+    assert_no_set_cookie(&r);
+    // A stray cookie does not change the header flow: the bearer token wins,
+    // the body's token wins, and nothing is set.
+    let (_, _, cookie) = cookie_user(&s).await;
+    let jar = format!("{RT_COOKIE}={cookie}");
+    let r = s
+        .send(
+            s.post("/auth/reissue")
+                .bearer_auth(&next.refresh)
+                .header("cookie", &jar),
+        )
+        .await;
+    let after_bearer = r.tokens();
+    assert_no_set_cookie(&r);
+    assert_eq!(
+        payload_of(&after_bearer.refresh)["sid"],
+        json!(tokens.sid())
+    );
+    let r = s
+        .send(
+            s.post("/auth/reissue")
+                .json(&json!({ "refresh_token": after_bearer.refresh }))
+                .header("cookie", &jar),
+        )
+        .await;
+    let after_body = r.tokens();
+    assert_no_set_cookie(&r);
+    let r = s
+        .send(
+            s.post("/auth/logout")
+                .json(&json!({ "refresh_token": after_body.refresh }))
+                .header("cookie", &jar),
+        )
+        .await;
+    r.assert_no_content();
+    assert_no_set_cookie(&r);
+    // The cookie's session was not the one that ended.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    assert_cookie_tokens(&r);
+    // Errors do not set cookies either.
+    let r = s.reissue("not-a-token").await;
+    r.assert_invalid_token();
+    assert_no_set_cookie(&r);
+}
+
+async fn cookie_transport_off(t: Target) {
+    let s = t.start(&[("REISSUE_COOKIES", "0")]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    // The header is ignored: the JSON flow, no cookie.
+    let r = s.login_with(&e, PASSWORD, &[TRANSPORT]).await;
+    let tokens = r.tokens();
+    assert_no_set_cookie(&r);
+    // The cookie is never read.
+    let r = s
+        .send(by_cookie(&s, "/auth/reissue", &tokens.refresh))
+        .await;
+    r.assert_unauthorized();
+    assert_no_set_cookie(&r);
+    s.reissue(&tokens.refresh).await.tokens();
+}
+
+async fn cookie_reissue_401_clears(t: Target) {
+    let s = t.start(&[]);
+    let (_, _, cookie) = cookie_user(&s).await;
+    let r = s.send(by_cookie(&s, "/auth/reissue", "not.a.token")).await;
+    r.assert_invalid_token();
+    assert_clears_cookie(&r);
+    // An access token in the cookie is the wrong type: 401, cleared.
+    let (_, access, _) = cookie_user(&s).await;
+    let r = s.send(by_cookie(&s, "/auth/reissue", &access)).await;
+    r.assert_invalid_token();
+    assert_clears_cookie(&r);
+    // A bearer refresh token that fails, from a cookie-mode client: cleared.
+    let r = s
+        .send(
+            s.post("/auth/reissue")
+                .bearer_auth("garbage")
+                .header(TRANSPORT.0, TRANSPORT.1),
+        )
+        .await;
+    r.assert_invalid_token();
+    assert_clears_cookie(&r);
+    // Cookie mode with nothing to present: 401, and a clear for good measure.
+    let r = s
+        .send(s.post("/auth/reissue").header(TRANSPORT.0, TRANSPORT.1))
+        .await;
+    r.assert_unauthorized();
+    assert_clears_cookie(&r);
+    // The first user's cookie was untouched by all this.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    assert_cookie_tokens(&r);
 }

@@ -129,6 +129,10 @@ impl reissue_core::HttpRequest for BufferedRequest {
     fn peer_addr(&self) -> Option<IpAddr> {
         reissue_core::HttpRequest::peer_addr(&RequestHead::from(&self.req))
     }
+
+    fn path(&self) -> Option<&str> {
+        Some(self.req.path())
+    }
 }
 
 impl FromRequest for BufferedRequest {

@@ -26,4 +26,8 @@ impl reissue_core::HttpRequest for RequestHead<'_> {
     fn peer_addr(&self) -> Option<IpAddr> {
         self.0.peer_addr().map(|addr| addr.ip())
     }
+
+    fn path(&self) -> Option<&str> {
+        Some(self.0.path())
+    }
 }

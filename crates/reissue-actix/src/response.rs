@@ -129,3 +129,18 @@ impl ResponseError for ReissueError {
         into_response(self.reply.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_headers_all_go_out() {
+        let mut reply = Reply::with_body(200, "text/plain", "x");
+        reply.headers.push(("set-cookie", "a=1".to_owned()));
+        reply.headers.push(("set-cookie", "b=2".to_owned()));
+        let response = into_response(reply);
+        let all: Vec<_> = response.headers().get_all("set-cookie").collect();
+        assert_eq!(all, ["a=1", "b=2"]);
+    }
+}

@@ -24,7 +24,7 @@ use reissue_core::store::{
     ClientMeta, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
 };
 use reissue_core::{AccessClaims, Config, Key, KeySet, Reissue, SessionId, TokenCodec, UserClaims};
-use support::{AnyUser, HS256_SECRET, RedisServer, now_ms, now_s, pem};
+use support::{AnyUser, HS256_SECRET, RedisServer, now_s, pem};
 
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "api.test";
@@ -168,12 +168,11 @@ fn reissue_redis(c: &mut Criterion) {
     let sessions: Arc<Vec<(String, SessionId, std::sync::atomic::AtomicU64)>> = Arc::new(
         (0..IN_FLIGHT)
             .map(|i| {
-                let (user, sid, now) = (format!("store-{i}"), SessionId::random(), now_ms());
+                let (user, sid) = (format!("store-{i}"), SessionId::random());
                 let s = NewSession::new(
                     &user,
                     sid.clone(),
-                    now,
-                    now + 86_400_000,
+                    Duration::from_secs(86_400),
                     Duration::from_secs(3600),
                 );
                 rt.block_on(store.create(&s)).unwrap();
@@ -213,7 +212,6 @@ fn reissue_redis(c: &mut Criterion) {
                         user,
                         sid,
                         g,
-                        now_ms(),
                         Duration::from_secs(10),
                         Duration::from_secs(3600),
                         &client,
@@ -405,13 +403,11 @@ async fn memory_per_session(store: &RedisStore) {
         let mut last = None;
         for i in 0..N {
             let user = format!("user-{i:06}");
-            let now = now_ms();
             let sid = SessionId::random();
             let mut s = NewSession::new(
                 &user,
                 sid.clone(),
-                now,
-                now + 30 * 86_400_000,
+                Duration::from_secs(30 * 86_400),
                 Duration::from_secs(14 * 86_400),
             );
             if ua.is_some() {

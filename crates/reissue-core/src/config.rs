@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::RevocationMode;
 use crate::policy::TrustedProxies;
-use crate::{Error, Result};
+use crate::{CookieTransport, Error, Result};
 
 /// The longest duration any setting takes: 100 years.
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) verified_token_cache: usize,
     pub(crate) lost_write_tolerance: u64,
+    pub(crate) cookies: CookieTransport,
 }
 
 impl Config {
@@ -57,6 +58,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
             lost_write_tolerance: 8,
+            cookies: CookieTransport::off(),
         }
     }
 
@@ -179,6 +181,13 @@ impl Config {
         self
     }
 
+    /// The browser transport of the refresh token: an `HttpOnly` cookie for
+    /// clients that ask for it (default off; see [`CookieTransport`]).
+    pub fn cookie_transport(mut self, cookies: CookieTransport) -> Self {
+        self.cookies = cookies;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -223,6 +232,7 @@ impl Config {
         if self.lost_write_tolerance > 1_000_000 {
             return bad("lost_write_tolerance must be at most 1000000 generations");
         }
+        self.cookies.validate()?;
         Ok(())
     }
 }

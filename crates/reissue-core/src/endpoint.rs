@@ -2,11 +2,13 @@
 //! an [`HttpRequest`] and the body in, a [`Reply`] out. The adapters route to
 //! these and render the reply; they hold no logic of their own.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::request::{HttpRequest, bearer_token, is_json};
-use crate::{Authenticator, Error, Reply, Result, SessionId};
+use crate::{Authenticator, CookieTransport, Error, Reply, Result, SessionId, TokenPair};
 
 /// Bodies larger than this are refused before parsing (credentials and a
 /// refresh token fit in far less).
@@ -14,7 +16,7 @@ pub const MAX_BODY_LEN: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 struct RefreshBody {
-    refresh_token: String,
+    refresh_token: Option<String>,
 }
 
 /// Parses a JSON request body the way every reissue endpoint does: at most
@@ -40,22 +42,59 @@ pub fn json_body<T: DeserializeOwned>(req: &impl HttpRequest, body: &[u8]) -> Re
 }
 
 /// A refresh token from the `Authorization` header (the seed's flow) or, when
-/// there is none, from a JSON body.
+/// there is none, from a JSON body or the cookie.
 fn refresh_token_of<'r>(
     req: &'r impl HttpRequest,
     body: &'r [u8],
-) -> Result<std::borrow::Cow<'r, str>> {
+    cookies: &CookieTransport,
+) -> Result<Cow<'r, str>> {
     match bearer_token(req) {
         Ok(t) => Ok(t.into()),
-        Err(Error::MissingToken) if !body.is_empty() => {
-            let b: RefreshBody = json_body(req, body)?;
-            if b.refresh_token.is_empty() {
-                return Err(Error::InvalidRequest("refresh_token is empty".into()));
-            }
-            Ok(b.refresh_token.into())
-        }
+        Err(Error::MissingToken) => body_or_cookie_token(req, body, cookies).map(Cow::Owned),
         Err(e) => Err(e),
     }
+}
+
+/// A refresh token from a JSON body `{"refresh_token": ...}` or, when the
+/// body names none, from the cookie, which only a same-site request that
+/// opted into the cookie transport may use. Neither: [`Error::MissingToken`]
+/// for an empty body, 400 for a body without the field.
+fn body_or_cookie_token(
+    req: &impl HttpRequest,
+    body: &[u8],
+    cookies: &CookieTransport,
+) -> Result<String> {
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        let b: RefreshBody = json_body(req, body)?;
+        match b.refresh_token {
+            Some(t) if t.is_empty() => {
+                return Err(Error::InvalidRequest("refresh_token is empty".into()));
+            }
+            Some(t) => return Ok(t),
+            None => Some(()),
+        }
+    };
+    match cookies.token(req) {
+        Some(token) => {
+            cookies.check_same_site(req)?;
+            Ok(token)
+        }
+        None if from_body.is_some() => Err(Error::InvalidRequest(
+            "the request body is not a JSON object with the expected fields".into(),
+        )),
+        None => Err(Error::MissingToken),
+    }
+}
+
+/// The token response without `refresh_token`, which travels in the cookie.
+#[derive(serde::Serialize)]
+struct CookieTokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    expires_in: u64,
+    refresh_expires_in: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -74,42 +113,86 @@ impl<A: Authenticator> crate::Reissue<A> {
         result.unwrap_or_else(|e| self.reply(&e))
     }
 
-    /// `POST /auth/login`: JSON credentials → 200 token pair.
+    fn cookies(&self) -> &CookieTransport {
+        &self.config().cookies
+    }
+
+    /// The 200 token response: the JSON pair, or, for a client that opted into
+    /// the cookie transport, the pair without `refresh_token` plus the cookie.
+    fn token_reply(&self, req: &impl HttpRequest, pair: &TokenPair) -> Reply {
+        if !self.cookies().requested(req) {
+            return Reply::json(200, pair).no_store();
+        }
+        let body = CookieTokenResponse {
+            access_token: &pair.access_token,
+            token_type: pair.token_type,
+            expires_in: pair.expires_in,
+            refresh_expires_in: pair.refresh_expires_in,
+        };
+        let cookie = self
+            .cookies()
+            .set(req, &pair.refresh_token, pair.refresh_expires_in);
+        let mut reply = Reply::json(200, &body).no_store();
+        reply.headers.push(("set-cookie", cookie));
+        reply
+    }
+
+    /// In cookie mode, removes the cookie from a reply whose status is one of
+    /// `statuses`.
+    fn clear_cookie_on(&self, req: &impl HttpRequest, mut reply: Reply, statuses: &[u16]) -> Reply {
+        if statuses.contains(&reply.status) && self.cookies().requested(req) {
+            reply
+                .headers
+                .push(("set-cookie", self.cookies().clear(req)));
+        }
+        reply
+    }
+
+    /// `POST /auth/login`: JSON credentials → 200 token pair (the refresh
+    /// token as a cookie for a client that asks for the cookie transport).
     pub async fn serve_login(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
         self.respond(
             async {
+                if self.cookies().requested(req) {
+                    // Login CSRF: another site must not plant its session here.
+                    self.cookies().check_same_site(req)?;
+                }
                 let credentials: A::Credentials = json_body(req, body)?;
                 let pair = self.login(credentials, &self.client_of(req)).await?;
-                Ok(Reply::json(200, &pair).no_store())
+                Ok(self.token_reply(req, &pair))
             }
             .await,
         )
     }
 
-    /// `POST /auth/reissue`: a refresh token → 200 a new pair.
+    /// `POST /auth/reissue`: a refresh token (header, JSON body or cookie) →
+    /// 200 a new pair; in cookie mode a 401 also removes the cookie.
     pub async fn serve_reissue(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
-        self.respond(
+        let reply = self.respond(
             async {
-                let token = refresh_token_of(req, body)?;
+                let token = refresh_token_of(req, body, self.cookies())?;
                 let pair = self.reissue(&token, &self.client_of(req)).await?;
-                Ok(Reply::json(200, &pair).no_store())
+                Ok(self.token_reply(req, &pair))
             }
             .await,
-        )
+        );
+        self.clear_cookie_on(req, reply, &[401])
     }
 
-    /// `POST /auth/logout`: the access token, or a refresh token in JSON → 204.
+    /// `POST /auth/logout`: the access token, or a refresh token in JSON or
+    /// the cookie → 204; in cookie mode the cookie is removed (also on 401:
+    /// a session that cannot be named is over for this browser).
     pub async fn serve_logout(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
-        self.respond(
+        let reply = self.respond(
             async {
                 let (user_id, sid) = match bearer_token(req) {
                     Ok(token) => {
                         let id = self.verifier().verify(token)?;
                         (id.user_id, id.session_id)
                     }
-                    Err(Error::MissingToken) if !body.is_empty() => {
-                        let b: RefreshBody = json_body(req, body)?;
-                        let rt = self.tokens().verify_refresh_for_logout(&b.refresh_token)?;
+                    Err(Error::MissingToken) => {
+                        let token = body_or_cookie_token(req, body, self.cookies())?;
+                        let rt = self.tokens().verify_refresh_for_logout(&token)?;
                         (rt.sub, rt.sid)
                     }
                     Err(e) => return Err(e),
@@ -118,19 +201,22 @@ impl<A: Authenticator> crate::Reissue<A> {
                 Ok(Reply::no_content())
             }
             .await,
-        )
+        );
+        self.clear_cookie_on(req, reply, &[204, 401])
     }
 
-    /// `POST /auth/logout-all`: the access token → 204, every session ended.
+    /// `POST /auth/logout-all`: the access token → 204, every session ended;
+    /// in cookie mode the cookie is removed (also on 401).
     pub async fn serve_logout_all(&self, req: &impl HttpRequest) -> Reply {
-        self.respond(
+        let reply = self.respond(
             async {
                 let id = self.verifier().authenticate_live(req).await?;
                 self.logout_all(&id.user_id).await?;
                 Ok(Reply::no_content())
             }
             .await,
-        )
+        );
+        self.clear_cookie_on(req, reply, &[204, 401])
     }
 
     /// `GET /auth/sessions`: the caller's live sessions.

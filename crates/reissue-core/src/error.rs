@@ -109,6 +109,10 @@ pub enum Error {
     /// The client address is refused by the address or country policy.
     #[error("access denied by policy")]
     AccessDenied,
+    /// A request that would spend or set the refresh-token cookie is
+    /// cross-site or lacks `X-Reissue-Transport: cookie` (403 `access_denied`).
+    #[error("refresh-token cookie refused: {0}")]
+    CookieRefused(&'static str),
     /// The named resource (a session) does not exist for this caller.
     #[error("not found")]
     NotFound,
@@ -143,7 +147,7 @@ impl Error {
         match self {
             Self::MissingToken | Self::InvalidToken(_) | Self::InvalidCredentials => 401,
             Self::MalformedAuthorization(_) | Self::InvalidRequest(_) => 400,
-            Self::InsufficientScope(_) | Self::AccessDenied => 403,
+            Self::InsufficientScope(_) | Self::AccessDenied | Self::CookieRefused(_) => 403,
             Self::NotFound | Self::NoPublicKeys => 404,
             Self::TooManyAttempts { .. } => 429,
             Self::Unavailable(_) => 503,
@@ -160,7 +164,7 @@ impl Error {
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidCredentials => "invalid_credentials",
             Self::TooManyAttempts { .. } => "too_many_attempts",
-            Self::AccessDenied => "access_denied",
+            Self::AccessDenied | Self::CookieRefused(_) => "access_denied",
             Self::NotFound | Self::NoPublicKeys => "not_found",
             Self::Unavailable(_) => "temporarily_unavailable",
             Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => "server_error",
@@ -179,6 +183,7 @@ impl Error {
             Self::TooManyAttempts { .. } => "too many failed logins; try again later".into(),
             Self::InvalidRequest(why) => why.clone(),
             Self::AccessDenied => "access from this address is not allowed".into(),
+            Self::CookieRefused(why) => Cow::Borrowed(why),
             Self::NotFound => "no such session".into(),
             Self::NoPublicKeys => "no public keys are configured (HMAC keys only)".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),

@@ -9,6 +9,7 @@
 mod audit;
 mod claims;
 mod config;
+mod cookie_transport;
 mod credentials;
 mod endpoint;
 mod error;
@@ -27,6 +28,7 @@ mod verifier;
 pub use audit::{AuditEvent, AuditKind, AuditSink};
 pub use claims::{AccessClaims, Claims, RefreshClaims, UserClaims};
 pub use config::Config;
+pub use cookie_transport::{CookieTransport, Origin, REFRESH_COOKIE, TRANSPORT_HEADER};
 pub use credentials::{Authenticated, Authenticator};
 pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use error::{Error, Result, TokenRejection};

@@ -14,7 +14,8 @@ pub struct Reply {
     pub status: u16,
     /// Header names (lower case) and values.
     pub headers: Vec<(&'static str, String)>,
-    /// The body, JSON when present.
+    /// The body, of the type `content-type` names (JSON for every reply of
+    /// the library).
     pub body: Option<String>,
 }
 
@@ -35,6 +36,19 @@ impl Reply {
             status,
             headers: vec![(CONTENT_TYPE, JSON.to_owned())],
             body: Some(body),
+        }
+    }
+
+    /// A reply with a body of any media type, e.g. an application's HTML page.
+    pub fn with_body(
+        status: u16,
+        content_type: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            headers: vec![(CONTENT_TYPE, content_type.into())],
+            body: Some(body.into()),
         }
     }
 

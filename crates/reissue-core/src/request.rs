@@ -22,6 +22,14 @@ pub trait HttpRequest {
     fn header(&self, name: &'static str) -> Option<&[u8]> {
         self.header_values(name).next()
     }
+
+    /// The path the client addressed, e.g. `/auth/login`: the refresh-token
+    /// cookie is scoped to its parent (see
+    /// [`CookieTransport::path`](crate::CookieTransport::path)). `None`, the
+    /// default, when unknown.
+    fn path(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Reads the bearer token of an `Authorization` header (RFC 6750 §2.1).
@@ -108,6 +116,7 @@ pub(crate) mod tests {
     pub(crate) struct FakeRequest {
         pub(crate) headers: Vec<(&'static str, Vec<u8>)>,
         pub(crate) peer: Option<IpAddr>,
+        pub(crate) path: Option<&'static str>,
     }
 
     impl HttpRequest for FakeRequest {
@@ -120,6 +129,9 @@ pub(crate) mod tests {
         fn peer_addr(&self) -> Option<IpAddr> {
             self.peer
         }
+        fn path(&self) -> Option<&str> {
+            self.path
+        }
     }
 
     fn auth(values: &[&[u8]]) -> FakeRequest {
@@ -128,7 +140,7 @@ pub(crate) mod tests {
                 .iter()
                 .map(|v| ("authorization", v.to_vec()))
                 .collect(),
-            peer: None,
+            ..FakeRequest::default()
         }
     }
 

@@ -108,9 +108,11 @@ impl Model {
 /// Every model state that some order of `ops` (each failed one done or
 /// not) explains, starting from any of `states`.
 ///
-/// With a fault in the round, a reuse may also answer "ended": the store
-/// client resends a rotation whose reply was lost, and the resend finds the
-/// session the first attempt revoked.
+/// With a fault in the round, a reissue may also answer "ended" where it
+/// reused, rotated or replayed: the store client resends one whose reply was
+/// lost, and the resend finds the session revoked, by the first attempt or by
+/// another reissue of the round (a reuse that the first attempt's rotation
+/// made stale). That explanation holds only if the session ended in the round.
 fn explain(
     states: &HashSet<Model>,
     ops: &[(Option<u64>, Seen)],
@@ -120,11 +122,13 @@ fn explain(
     fn go(
         state: Model,
         left: &mut Vec<(Option<u64>, Seen)>,
-        (grace, fault): (bool, bool),
+        (grace, fault, resent): (bool, bool, bool),
         out: &mut HashSet<Model>,
     ) {
         if left.is_empty() {
-            out.insert(state);
+            if !(resent && state.live) {
+                out.insert(state);
+            }
             return;
         }
         for i in 0..left.len() {
@@ -137,19 +141,23 @@ fn explain(
                     Seen::Done
                 }
             };
-            let lost_reply = fault && answer == Seen::Reused && seen == Seen::Ended;
+            let lost_reply = fault
+                && seen == Seen::Ended
+                && matches!(answer, Seen::Reused | Seen::Pair(_));
             if seen == Seen::Failed {
-                go(state, left, (grace, fault), out);
-                go(next, left, (grace, fault), out);
-            } else if seen == answer || lost_reply {
-                go(next, left, (grace, fault), out);
+                go(state, left, (grace, fault, resent), out);
+                go(next, left, (grace, fault, resent), out);
+            } else if seen == answer {
+                go(next, left, (grace, fault, resent), out);
+            } else if lost_reply {
+                go(next, left, (grace, fault, true), out);
             }
             left.insert(i, (presented, seen));
         }
     }
     let mut out = HashSet::new();
     for &state in states {
-        go(state, &mut ops.to_vec(), (grace, fault), &mut out);
+        go(state, &mut ops.to_vec(), (grace, fault, false), &mut out);
     }
     out
 }

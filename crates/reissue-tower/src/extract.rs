@@ -168,6 +168,13 @@ impl HttpRequest for BufferedRequest {
     fn peer_addr(&self) -> Option<std::net::IpAddr> {
         crate::request::peer_addr(&self.parts.extensions)
     }
+
+    fn path(&self) -> Option<&str> {
+        Some(crate::request::request_path(
+            &self.parts.uri,
+            &self.parts.extensions,
+        ))
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for BufferedRequest {

@@ -71,3 +71,18 @@ mod axum_impl {
 
 #[cfg(feature = "axum")]
 pub use axum_impl::ReplyResponse;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_headers_all_go_out() {
+        let mut reply = Reply::with_body(200, "text/plain", "x");
+        reply.headers.push(("set-cookie", "a=1".to_owned()));
+        reply.headers.push(("set-cookie", "b=2".to_owned()));
+        let response = to_response(reply, |b| b);
+        let all: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(all, ["a=1", "b=2"]);
+    }
+}

@@ -16,27 +16,36 @@ use reissue_core::HttpRequest;
 pub struct RequestHead<'a> {
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
+    path: Option<&'a str>,
 }
 
 impl<'a> RequestHead<'a> {
-    /// A view of these headers and extensions.
+    /// A view of these headers and extensions (with no request path: the
+    /// refresh-token cookie is then scoped to the configured path).
     pub fn new(headers: &'a HeaderMap, extensions: &'a Extensions) -> Self {
         Self {
             headers,
             extensions,
+            path: None,
         }
     }
 }
 
 impl<'a> From<&'a http::request::Parts> for RequestHead<'a> {
     fn from(parts: &'a http::request::Parts) -> Self {
-        Self::new(&parts.headers, &parts.extensions)
+        Self {
+            path: Some(request_path(&parts.uri, &parts.extensions)),
+            ..Self::new(&parts.headers, &parts.extensions)
+        }
     }
 }
 
 impl<'a, B> From<&'a http::Request<B>> for RequestHead<'a> {
     fn from(req: &'a http::Request<B>) -> Self {
-        Self::new(req.headers(), req.extensions())
+        Self {
+            path: Some(request_path(req.uri(), req.extensions())),
+            ..Self::new(req.headers(), req.extensions())
+        }
     }
 }
 
@@ -48,6 +57,21 @@ impl HttpRequest for RequestHead<'_> {
     fn peer_addr(&self) -> Option<IpAddr> {
         peer_addr(self.extensions)
     }
+
+    fn path(&self) -> Option<&str> {
+        self.path
+    }
+}
+
+/// The path as the client sent it: axum's `OriginalUri` when the router is
+/// nested (it strips the outer prefix from the URI), else the URI's.
+pub(crate) fn request_path<'a>(uri: &'a http::Uri, extensions: &'a Extensions) -> &'a str {
+    #[cfg(feature = "axum")]
+    if let Some(original) = extensions.get::<axum::extract::OriginalUri>() {
+        return original.0.path();
+    }
+    let _ = extensions;
+    uri.path()
 }
 
 pub(crate) fn peer_addr(extensions: &Extensions) -> Option<IpAddr> {

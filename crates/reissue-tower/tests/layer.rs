@@ -674,3 +674,59 @@ async fn a_slow_oversized_body_still_gets_its_answer() {
     };
     tokio::task::spawn_blocking(slow_client).await.unwrap();
 }
+
+/// The refresh cookie is scoped to the prefix the client actually used,
+/// also when the router is nested (axum strips the outer prefix from the URI).
+#[tokio::test]
+async fn cookie_path_follows_where_the_router_is_mounted() {
+    let key = Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap();
+    let config = Config::new("t", "t").cookie_transport(reissue_core::CookieTransport::new());
+    let reissue = Reissue::builder(
+        config,
+        KeySet::new(key).unwrap(),
+        Arc::new(MemoryStore::new()),
+        Users,
+    )
+    .build()
+    .unwrap();
+    let app = Router::new()
+        .nest("/api", reissue_tower::router(reissue.clone()))
+        .merge(reissue_tower::router_at("/v2/auth", reissue));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let login = |prefix: &'static str| {
+        http.post(format!("http://{addr}{prefix}/login"))
+            .header("x-reissue-transport", "cookie")
+            .json(&json!({ "email": "ada", "password": "pw" }))
+            .send()
+    };
+    let cookie_of = |res: &reqwest::Response| {
+        let all: Vec<&str> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].to_owned()
+    };
+    let res = login("/api/auth").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let nested = cookie_of(&res);
+    assert!(nested.contains("; Path=/api/auth;"), "{nested}");
+    let res = login("/v2/auth").await.unwrap();
+    assert!(cookie_of(&res).contains("; Path=/v2/auth;"));
+    // The nested cookie works where it is sent.
+    let pair = nested.split(';').next().unwrap().to_owned();
+    let res = http
+        .post(format!("http://{addr}/api/auth/reissue"))
+        .header("x-reissue-transport", "cookie")
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(cookie_of(&res).contains("; Path=/api/auth;"));
+}

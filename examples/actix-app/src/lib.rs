@@ -1,4 +1,4 @@
-//! The actix-web example app: CONTRACT.md's `/auth` routes plus `/health`,
+//! The actix-web example app: CONTRACT.md's `/auth` routes plus the demo page at `/`, `/health`,
 //! `/signup`, `/me` and `/admin/users/{id}/logout`. What it shares with the
 //! axum app (configuration, wiring, the app's own endpoints) lives in
 //! `example-common`; this crate is only the actix-web glue.
@@ -23,6 +23,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             // Resources rather than `App::route`, so that a wrong method is
             // 405 (with `Allow`), not 404; the middleware goes on the route,
             // so that it does not answer 401 before that.
+            .service(web::resource("/").route(web::get().to(demo_page)))
             .service(web::resource("/health").route(web::get().to(health)))
             .service(web::resource("/signup").route(web::post().to(signup)))
             .service(
@@ -46,6 +47,10 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     .listen(listener)?
     .run()
     .await
+}
+
+async fn demo_page() -> HttpResponse {
+    into_response(AppState::demo_page())
 }
 
 async fn health() -> HttpResponse {

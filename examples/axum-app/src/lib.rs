@@ -16,8 +16,8 @@ use example_common::{ADMIN_ROLE, AppState};
 use reissue_core::UserClaims;
 use reissue_tower::{AuthUser, BufferedRequest, DrainBodyLayer, ReissueLayer, ReplyResponse};
 
-/// The application: `/health`, `/signup`, `/me`, `/admin/users/{id}/logout`
-/// and the `/auth` endpoints.
+/// The application: the demo page at `/`, `/health`, `/signup`, `/me`,
+/// `/admin/users/{id}/logout` and the `/auth` endpoints.
 pub fn app(state: AppState) -> Router {
     let verifier = state.reissue.verifier().clone();
     let protected = Router::new()
@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(ReissueLayer::new(verifier).require_role(ADMIN_ROLE));
     let auth = reissue_tower::router(state.reissue.clone());
     Router::new()
+        .route("/", get(demo_page))
         .route("/health", get(health))
         .route("/signup", post(signup))
         .merge(protected)
@@ -55,6 +56,10 @@ pub async fn serve(listener: std::net::TcpListener, state: AppState) -> std::io:
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .await
+}
+
+async fn demo_page() -> ReplyResponse {
+    AppState::demo_page().into()
 }
 
 async fn health() -> ReplyResponse {

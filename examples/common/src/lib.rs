@@ -14,8 +14,8 @@ use std::time::Duration;
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
-    Algorithm, Config, HttpRequest, Identity, Key, KeySet, Reissue, Reply, RevocationMode,
-    UserClaims, json_body,
+    Algorithm, Config, CookieTransport, HttpRequest, Identity, Key, KeySet, Origin, Reissue, Reply,
+    RevocationMode, UserClaims, json_body,
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
@@ -139,6 +139,21 @@ impl Settings {
                 );
             }
         }
+        let cookies = match get("REISSUE_COOKIES").as_deref() {
+            None | Some("1") | Some("true") => {
+                let origins = get("REISSUE_ALLOWED_ORIGINS").unwrap_or_default();
+                let origins = origins
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(Origin::parse)
+                    .collect::<Result<Vec<_>, _>>()
+                    .or_else(|e| fail("REISSUE_ALLOWED_ORIGINS", e))?;
+                CookieTransport::new().allowed_origins(origins)
+            }
+            Some("0") | Some("false") => CookieTransport::off(),
+            Some(v) => return fail("REISSUE_COOKIES", format!("expected 0 or 1, got `{v}`")),
+        };
         let config = Config::new(
             get("REISSUE_ISSUER").unwrap_or_else(|| "reissue-example".into()),
             get("REISSUE_AUDIENCE").unwrap_or_else(|| "reissue-example".into()),
@@ -149,7 +164,8 @@ impl Settings {
         .reuse_grace(secs("REISSUE_REUSE_GRACE", 10)?)
         .revocation(revocation)
         .login_lockout(max_failures, secs("REISSUE_LOGIN_LOCKOUT", 300)?)
-        .trusted_proxies(trusted);
+        .trusted_proxies(trusted)
+        .cookie_transport(cookies);
         let allowed_countries = match get("REISSUE_ALLOWED_COUNTRIES") {
             None => None,
             Some(v) => Some(
@@ -264,7 +280,30 @@ fn error(status: u16, code: &str, description: &str) -> Reply {
     )
 }
 
+/// The demo page: one HTML file with its script and style inline.
+const DEMO_PAGE: &str = include_str!("demo.html");
+
 impl AppState {
+    /// `GET /`: the demo page (sign up, log in with the cookie transport,
+    /// `/me`, sessions, log out), the same bytes from both apps. It loads
+    /// nothing from elsewhere, and its policy says so.
+    pub fn demo_page() -> Reply {
+        let mut reply = Reply::with_body(200, "text/html; charset=utf-8", DEMO_PAGE);
+        reply.headers.extend([
+            (
+                "content-security-policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; \
+                 frame-ancestors 'none'"
+                    .to_owned(),
+            ),
+            ("x-content-type-options", "nosniff".to_owned()),
+            ("referrer-policy", "no-referrer".to_owned()),
+            ("cache-control", "no-cache".to_owned()),
+        ]);
+        reply
+    }
+
     /// `GET /health`.
     pub fn health() -> Reply {
         Reply::json(200, &serde_json::json!({ "status": "ok" }))
