@@ -23,7 +23,7 @@ use reissue_core::{Config, Error, Reissue, Revocations, SessionId, TokenRejectio
 use support::{AnyUser, hs256_keys};
 
 /// One test at a time: each measures, and the machine has two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const USERS: usize = 30;
 /// Each user's pause between two reissues.
@@ -93,7 +93,11 @@ impl Fleet {
     }
 
     fn pick(&self, n: usize) -> &Reissue<AnyUser> {
-        if n % 2 == 0 { &self.a } else { &self.b }
+        if n.is_multiple_of(2) {
+            &self.a
+        } else {
+            &self.b
+        }
     }
 
     async fn login(&self, names: impl Iterator<Item = String>) -> Vec<User> {
@@ -322,7 +326,7 @@ async fn follower(store: &RedisStore) -> Arc<Revocations> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_primary_killed_under_traffic() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut cluster = deploy::Cluster::start();
     let url = cluster.url();
     let fleet = Arc::new(Fleet::new(&url, "kill:").await);
@@ -401,7 +405,7 @@ async fn logout_eventually(instance: &Reissue<AnyUser>, user: &User) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_primary_killed_under_traffic() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut set = deploy::Sentinel::start();
     let url = set.url();
     let fleet = Arc::new(Fleet::new(&url, "kill:").await);
@@ -470,8 +474,7 @@ fn cut_off(primary: u16, replica: u16) {
 async fn lagging_replica(
     kind: &str,
     url: &str,
-    primary: u16,
-    replica: u16,
+    (primary, replica): (u16, u16),
     on_primary: impl Fn(&str) -> bool,
     kill: impl FnOnce(),
     wait_promoted: impl Fn() -> bool,
@@ -574,7 +577,7 @@ async fn lagging_replica(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_lagging_replica_promoted() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut cluster = deploy::Cluster::start();
     let url = cluster.url();
     let primary = cluster.primaries()[0];
@@ -583,8 +586,7 @@ async fn cluster_lagging_replica_promoted() {
     lagging_replica(
         "cluster",
         &url,
-        primary,
-        replica,
+        (primary, replica),
         |key| cluster.lock().unwrap().primary_of(key) == primary,
         || cluster.lock().unwrap().node(primary).kill(),
         || deploy::info(replica, "replication", "role").as_deref() == Some("master"),
@@ -599,7 +601,7 @@ async fn cluster_lagging_replica_promoted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_lagging_replica_promoted() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = SERIAL.lock().await;
     let mut set = deploy::Sentinel::start();
     let url = set.url();
     let (primary, replica) = (set.primary.port, set.replica.port);
@@ -618,8 +620,7 @@ async fn sentinel_lagging_replica_promoted() {
     lagging_replica(
         "sentinel",
         &url,
-        primary,
-        replica,
+        (primary, replica),
         |_| true,
         || set.lock().unwrap().primary.kill(),
         promoted,

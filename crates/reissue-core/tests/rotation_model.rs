@@ -141,9 +141,8 @@ fn explain(
                     Seen::Done
                 }
             };
-            let lost_reply = fault
-                && seen == Seen::Ended
-                && matches!(answer, Seen::Reused | Seen::Pair(_));
+            let lost_reply =
+                fault && seen == Seen::Ended && matches!(answer, Seen::Reused | Seen::Pair(_));
             if seen == Seen::Failed {
                 go(state, left, (grace, fault, resent), out);
                 go(next, left, (grace, fault, resent), out);

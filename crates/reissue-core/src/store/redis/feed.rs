@@ -94,10 +94,7 @@ impl Feed {
         let mut backoff = Duration::from_millis(100);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        'resync: loop {
-            let Some(revocations) = self.revocations.upgrade() else {
-                break;
-            };
+        'resync: while let Some(revocations) = self.revocations.upgrade() {
             revocations.set_synced(false);
             for old in subscribers.drain(..) {
                 tokio::spawn(async move {

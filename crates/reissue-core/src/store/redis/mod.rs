@@ -247,7 +247,7 @@ impl RedisStoreBuilder {
                 Nodes::Single {
                     pool,
                     durable: Some(durable),
-                    settings,
+                    settings: Box::new(settings),
                     answered: AtomicBool::new(false),
                 }
             }
@@ -328,7 +328,7 @@ impl RedisStore {
             Nodes::Single {
                 pool,
                 durable: None,
-                settings,
+                settings: Box::new(settings),
                 answered: AtomicBool::new(false),
             },
             prefix,

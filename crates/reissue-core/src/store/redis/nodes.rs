@@ -154,7 +154,7 @@ pub(super) enum Nodes {
         /// For acknowledged writes; `None` on a pool the application built
         /// (then they share its connections).
         durable: Option<Pool>,
-        settings: Settings,
+        settings: Box<Settings>,
         /// Whether Redis has answered: from then on, while no connection of
         /// the pool is up, commands fail at once.
         answered: AtomicBool,
