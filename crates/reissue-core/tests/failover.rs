@@ -369,6 +369,17 @@ async fn cluster_primary_killed_under_traffic() {
         "the healthy primaries answered 503: {others:?}"
     );
     all_recover(&fleet, &mut users).await;
+    // An instance without traffic of its own (the follower's store) finds
+    // the promoted primary by itself and gets its feed in sync again.
+    eventually(
+        "the idle follower is in sync again",
+        Duration::from_secs(10),
+        || {
+            let f = follower.clone();
+            async move { f.is_synced() }
+        },
+    )
+    .await;
 
     // The killed node comes back as a replica of the promoted one (until then
     // that shard has no replica, and its revocations answer 503).

@@ -107,6 +107,9 @@ impl Feed {
                 Ok(subs) => subscribers = subs,
                 Err((e, subs)) => {
                     subscribers = subs;
+                    // A primary that does not answer may have been replaced:
+                    // an idle instance must not wait for a request to find out.
+                    self.nodes.refresh_soon();
                     tracing::warn!(error = %e, "revocation feed: not in sync; checking the store per request");
                     drop(revocations);
                     tokio::time::sleep(backoff).await;

@@ -179,6 +179,13 @@ impl Nodes {
         }
     }
 
+    /// On a cluster, asks again who serves what (in the background).
+    pub(super) fn refresh_soon(&self) {
+        if let Nodes::Cluster(c) = self {
+            c.refresh_soon();
+        }
+    }
+
     /// One client per primary, for the checks made at connect.
     pub(super) fn primaries(&self) -> Vec<Client> {
         match self {
