@@ -514,6 +514,7 @@ async fn lagging_replica(
             .await
             .expect("acknowledged logout");
     }
+    let stale = users[0].token.clone();
     cut_off(primary, replica);
     // While cut off: three more rotations each (lost with the primary), and
     // logouts that no replica can confirm.
@@ -526,6 +527,13 @@ async fn lagging_replica(
             );
         }
     }
+    // A reuse is a revocation too: detected, but not acknowledged without a
+    // replica (503, not 401).
+    let r = fleet.a.reissue(&stale, &ClientMeta::default()).await;
+    assert!(
+        matches!(r, Err(Error::Unavailable(_))),
+        "an unconfirmed reuse detection: {r:?}"
+    );
     let unconfirmed: Vec<User> = users.drain(..2).collect();
     for u in &unconfirmed {
         let r = fleet.b.logout(&u.id, &u.sid).await;
