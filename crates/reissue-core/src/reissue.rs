@@ -432,6 +432,7 @@ impl<A: Authenticator> Reissue<A> {
                 .await);
         }
         let sid = SessionId::random();
+        crate::endpoint::record_session(&user.user_id, &sid);
         let claims = serde_json::to_string(&user.claims)
             .map_err(|e| Error::Internal(format!("claims do not serialize: {e}")))?;
         let mut session = NewSession::new(
@@ -472,6 +473,7 @@ impl<A: Authenticator> Reissue<A> {
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
         let c = &self.inner.config;
         let rt = self.tokens().verify_refresh(refresh_token)?;
+        crate::endpoint::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let request = RotateRequest::new(
             &rt.sub,
@@ -481,7 +483,17 @@ impl<A: Authenticator> Reissue<A> {
             c.refresh_ttl,
             client,
         );
-        let (successor, kind) = match self.inner.store.rotate(&request).await? {
+        let rotation = self.inner.store.rotate(&request).await?;
+        tracing::Span::current().record(
+            "detail",
+            match &rotation {
+                Rotation::Rotated(_) => "rotated",
+                Rotation::Replayed(_) => "grace_replay",
+                Rotation::Reused => "reuse_detected",
+                Rotation::NotFound => "session_ended",
+            },
+        );
+        let (successor, kind) = match rotation {
             Rotation::Rotated(s) => (s, AuditKind::Reissue),
             Rotation::Replayed(s) => (s, AuditKind::ReissueReplayed),
             Rotation::Reused => {
