@@ -107,7 +107,12 @@ async fn external_verifier(t: Target, file: &str, alg: &str) {
     assert_verified(&verdict.tokens[0], alg, &user);
     // The same key signs refresh tokens: their `typ` keeps an outside
     // verifier from taking one for an access token.
-    assert_eq!(verdict.tokens[1]["ok"], Value::Bool(false), "{}", verdict.tokens[1]);
+    assert_eq!(
+        verdict.tokens[1]["ok"],
+        Value::Bool(false),
+        "{}",
+        verdict.tokens[1]
+    );
     s.me(&user.tokens.access).await.assert_status(200);
 }
 
@@ -138,7 +143,10 @@ async fn rotation_keeps_everyone_logged_in(t: Target) {
     let before = t.start(&[("REISSUE_JWT_KEY", &key("k1-ed25519.pem"))]);
     let prefix = before.redis_prefix().expect("a Redis target").to_owned();
     let user = before.user().await;
-    let k1_kid = header_of(&user.tokens.access)["kid"].as_str().unwrap().to_owned();
+    let k1_kid = header_of(&user.tokens.access)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // After: K2 signs, K1 (its public half is enough) still verifies; the
     // same sessions, as a rolling deploy shares one Redis.
@@ -166,17 +174,30 @@ async fn rotation_keeps_everyone_logged_in(t: Target) {
 
     let doc = jwks(&after).await;
     assert_eq!(doc["keys"].as_array().map(Vec::len), Some(2), "{doc}");
-    let verdict = pyjwt(&after, &[&user.tokens.access, &fresh.access, &stranger, &impostor]);
+    let verdict = pyjwt(
+        &after,
+        &[&user.tokens.access, &fresh.access, &stranger, &impostor],
+    );
     let mut kids = verdict.kids.clone();
     kids.sort();
     let mut expected = vec![k1_kid.clone(), k2_kid.clone()];
     expected.sort();
-    assert_eq!(kids, expected, "the JWKS names K1 and K2 by their thumbprints");
-    let fresh_user = User { tokens: fresh.clone(), ..user.clone() };
+    assert_eq!(
+        kids, expected,
+        "the JWKS names K1 and K2 by their thumbprints"
+    );
+    let fresh_user = User {
+        tokens: fresh.clone(),
+        ..user.clone()
+    };
     assert_verified(&verdict.tokens[0], "EdDSA", &user);
     assert_verified(&verdict.tokens[1], "ES256", &fresh_user);
     for v in &verdict.tokens[2..] {
-        assert_eq!(v["ok"], Value::Bool(false), "PyJWT accepted a stranger's token: {v}");
+        assert_eq!(
+            v["ok"],
+            Value::Bool(false),
+            "PyJWT accepted a stranger's token: {v}"
+        );
     }
 
     // Once K1 is dropped from REISSUE_JWT_VERIFY_KEYS, its tokens are refused.

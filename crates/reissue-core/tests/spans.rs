@@ -88,8 +88,9 @@ impl HttpRequest for Request {
 }
 
 fn tokens(reply: &Reply) -> (String, String) {
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let body = reply.body.as_deref().unwrap_or_default();
+    assert_eq!(reply.status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
     (
         v["access_token"].as_str().unwrap().to_owned(),
         v["refresh_token"].as_str().unwrap().to_owned(),
@@ -126,18 +127,32 @@ fn a_trace_shows_login_reissue_logout_with_session_and_outcome() {
         let (access2, refresh2) = tokens(&r.serve_reissue(&Request::bearer(&refresh), b"").await);
         // The same spent token again, within the grace window: a replay.
         tokens(&r.serve_reissue(&Request::bearer(&refresh), b"").await);
-        assert_eq!(r.serve_sessions(&Request::bearer(&access2)).await.status, 200);
+        assert_eq!(
+            r.serve_sessions(&Request::bearer(&access2)).await.status,
+            200
+        );
         let (other, _) = tokens(&r.serve_login(&Request::json(), br#""ada""#).await);
         let other_sid = sid_of(&other);
         let revoke = r
             .serve_revoke_session(&Request::bearer(&access2), &other_sid)
             .await;
         assert_eq!(revoke.status, 204);
-        assert_eq!(r.serve_logout(&Request::bearer(&access2), b"").await.status, 204);
+        assert_eq!(
+            r.serve_logout(&Request::bearer(&access2), b"").await.status,
+            204
+        );
         // After the logout, the session's refresh token is refused.
-        assert_eq!(r.serve_reissue(&Request::bearer(&refresh2), b"").await.status, 401);
+        assert_eq!(
+            r.serve_reissue(&Request::bearer(&refresh2), b"")
+                .await
+                .status,
+            401
+        );
         let (third, _) = tokens(&r.serve_login(&Request::json(), br#""ada""#).await);
-        assert_eq!(r.serve_logout_all(&Request::bearer(&third)).await.status, 204);
+        assert_eq!(
+            r.serve_logout_all(&Request::bearer(&third)).await.status,
+            204
+        );
         secrets.extend([access, refresh, access2, refresh2, other, third]);
         (sid, other_sid)
     });
@@ -179,7 +194,11 @@ fn a_trace_shows_login_reissue_logout_with_session_and_outcome() {
     for span in &spans {
         for (k, v) in &span.fields {
             for s in &secrets {
-                assert!(!v.contains(s.as_str()), "span {} field {k} carries a token", span.name);
+                assert!(
+                    !v.contains(s.as_str()),
+                    "span {} field {k} carries a token",
+                    span.name
+                );
             }
         }
     }
@@ -188,7 +207,8 @@ fn a_trace_shows_login_reissue_logout_with_session_and_outcome() {
 #[test]
 fn a_refused_login_says_why_and_names_no_account() {
     let recorder = Recorder::default();
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -199,18 +219,32 @@ fn a_refused_login_says_why_and_names_no_account() {
             .build()
             .unwrap();
         // Not JSON: refused before anything else.
-        let reply = r.serve_login(&Request::bearer("x"), br#""ada@example.com""#).await;
+        let reply = r
+            .serve_login(&Request::bearer("x"), br#""ada@example.com""#)
+            .await;
         assert_eq!(reply.status, 400);
         let reply = r.serve_reissue(&Request::bearer("not-a-token"), b"").await;
         assert_eq!(reply.status, 401);
     });
     let spans = recorder.spans.lock().unwrap().clone();
-    let ops: Vec<&SeenSpan> = spans.iter().filter(|s| s.name.starts_with("reissue.")).collect();
+    let ops: Vec<&SeenSpan> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("reissue."))
+        .collect();
     assert_eq!(ops.len(), 2, "{spans:#?}");
-    assert_eq!(ops[0].fields.get("outcome").map(String::as_str), Some("invalid_request"));
-    assert_eq!(ops[1].fields.get("outcome").map(String::as_str), Some("invalid_token"));
+    assert_eq!(
+        ops[0].fields.get("outcome").map(String::as_str),
+        Some("invalid_request")
+    );
+    assert_eq!(
+        ops[1].fields.get("outcome").map(String::as_str),
+        Some("invalid_token")
+    );
     for span in &spans {
-        assert!(span.fields.values().all(|v| !v.contains("ada@example.com")), "{span:#?}");
+        assert!(
+            span.fields.values().all(|v| !v.contains("ada@example.com")),
+            "{span:#?}"
+        );
         assert!(span.fields.get("session_id").is_none(), "{span:#?}");
     }
 }

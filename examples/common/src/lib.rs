@@ -15,8 +15,7 @@ use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, Trusted
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
     Algorithm, Config, CookieTransport, HttpRequest, Identity, Key, KeySet, Origin, Reissue, Reply,
-    RevocationMode,
-    UserClaims, json_body,
+    RevocationMode, UserClaims, json_body,
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
@@ -284,7 +283,8 @@ impl Settings {
             }
         };
         for pem in &self.verify_pems {
-            let key = Key::from_pem_detected(&pem.0).or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", e))?;
+            let key =
+                Key::from_pem_detected(&pem.0).or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", e))?;
             keys = keys
                 .with_verification_key(key)
                 .or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", e))?;
@@ -395,7 +395,9 @@ impl AppState {
                     build_epoch = db.build_epoch(),
                     "SIGHUP: GeoIP database reloaded"
                 ),
-                Err(e) => tracing::error!("SIGHUP: GeoIP database kept, the new file is refused: {e}"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: GeoIP database kept, the new file is refused: {e}")
+                }
             },
         }
     }

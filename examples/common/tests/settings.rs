@@ -57,11 +57,14 @@ fn good_key_files_are_taken() {
     // A retired key may be given by its public half.
     settings(&[
         ("REISSUE_JWT_KEY", &test_key("k2-p256.pem")),
-        ("REISSUE_JWT_VERIFY_KEYS", &format!(
-            "{}, {}",
-            test_key("k1-ed25519.pub.pem"),
-            test_key("k3-rsa2048.pem")
-        )),
+        (
+            "REISSUE_JWT_VERIFY_KEYS",
+            &format!(
+                "{}, {}",
+                test_key("k1-ed25519.pub.pem"),
+                test_key("k3-rsa2048.pem")
+            ),
+        ),
     ])
     .unwrap();
 }
@@ -91,7 +94,11 @@ fn bad_key_files_refuse_to_start_naming_the_variable() {
     refused(
         &[(
             "REISSUE_JWT_VERIFY_KEYS",
-            &format!("{},{}", test_key("k1-ed25519.pem"), test_key("bad-rsa1024.pem")),
+            &format!(
+                "{},{}",
+                test_key("k1-ed25519.pem"),
+                test_key("bad-rsa1024.pem")
+            ),
         )],
         "REISSUE_JWT_VERIFY_KEYS",
     );
