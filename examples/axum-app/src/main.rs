@@ -27,6 +27,7 @@ async fn run() -> Result<(), String> {
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let addr = settings.addr();
     let state = settings.build().await.map_err(|e| e.to_string())?;
+    tokio::spawn(state.metrics_upkeep());
     #[cfg(unix)]
     tokio::spawn(
         state

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
@@ -19,6 +20,12 @@ use reissue_core::{
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
+
+/// Histogram buckets of `reissue_store_duration_seconds`: a local Redis
+/// answers in well under a millisecond, a troubled one in seconds.
+const STORE_LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// The role that may force other users out.
 pub const ADMIN_ROLE: &str = "admin";
@@ -325,12 +332,21 @@ impl Settings {
         if let Some(rule) = self.allowed_countries {
             builder = builder.policy(PolicySet::new().with(rule));
         }
+        // This app's own recorder, not the process-wide one: each app (and
+        // each test server in one process) counts only what it did.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(STORE_LATENCY_BUCKETS)
+            .or_else(|e| fail("metrics", e))?
+            .build_recorder();
+        let metrics = recorder.handle();
+        builder = builder.metrics(Arc::new(recorder));
         let reissue = builder.build().or_else(|e| fail("configuration", e))?;
         Ok(AppState {
             reissue,
             users,
             admin_emails: Arc::new(self.admin_emails),
             geoip,
+            metrics,
         })
     }
 }
@@ -344,6 +360,7 @@ pub struct AppState {
     pub users: UserStore,
     admin_emails: Arc<HashSet<String>>,
     geoip: Option<Arc<GeoIp>>,
+    metrics: PrometheusHandle,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +435,29 @@ impl AppState {
                 state.reload_geoip();
             }
         })
+    }
+
+    /// `GET /metrics`: this app's `reissue_*` counters and histograms in
+    /// the Prometheus text format.
+    pub fn metrics(&self) -> Reply {
+        Reply::with_body(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render(),
+        )
+    }
+
+    /// Drains histogram samples into their buckets now and then, so that an
+    /// app nobody scrapes does not pile them up; spawn it on the app's runtime.
+    pub fn metrics_upkeep(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let handle = self.metrics.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        }
     }
 
     /// `GET /health`.

@@ -1,20 +1,5 @@
 //! Counters and histograms through the `metrics` facade, emitted where the
-//! session decisions are made, so that every adapter reports the same
-//! numbers. The application picks the exporter: a global recorder
-//! (`metrics::set_global_recorder`), or one recorder per [`Reissue`](crate::Reissue)
-//! with [`ReissueBuilder::metrics`](crate::ReissueBuilder::metrics).
-//!
-//! | name | labels | what |
-//! |---|---|---|
-//! | `reissue_logins_total` | `outcome`: `success`, `invalid_credentials`, `throttled`, `denied`, `invalid_request`, `unavailable`, `error` | login attempts |
-//! | `reissue_login_throttled_total` | | attempts refused by the throttle, unchecked |
-//! | `reissue_reissues_total` | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `session_ended`, `invalid_token`, `denied`, `unavailable`, `error` | refresh token exchanges |
-//! | `reissue_revocations_total` | `reason`: `logout`, `logout_all`, `forced`, `reuse_detected`, `max_sessions`, `policy` | sessions ended |
-//! | `reissue_store_errors_total` | `op` | store calls that failed |
-//! | `reissue_store_duration_seconds` | `op` | store call latency (histogram) |
-//!
-//! The protected-route middleware emits nothing: verifying an access token
-//! costs no more with metrics on.
+//! session decisions are made, so that every adapter reports the same numbers.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,7 +13,22 @@ use crate::store::{
 };
 use crate::{Error, Result, Revocations, SessionId, TokenRejection};
 
-/// A recorder the metrics of one [`Reissue`](crate::Reissue) go to.
+/// A recorder the metrics of one [`Reissue`](crate::Reissue) go to, set with
+/// [`ReissueBuilder::metrics`](crate::ReissueBuilder::metrics); without one
+/// they go to the `metrics` facade's global recorder
+/// (`metrics::set_global_recorder`). The application picks the exporter.
+///
+/// | name | labels | what |
+/// |---|---|---|
+/// | `reissue_logins_total` | `outcome`: `success`, `invalid_credentials`, `throttled`, `denied`, `invalid_request`, `unavailable`, `error` | login attempts |
+/// | `reissue_login_throttled_total` | | attempts refused by the throttle, unchecked |
+/// | `reissue_reissues_total` | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `session_ended`, `invalid_token`, `denied`, `unavailable`, `error` | refresh token exchanges |
+/// | `reissue_revocations_total` | `reason`: `logout`, `logout_all`, `forced`, `reuse_detected`, `max_sessions`, `policy` | sessions ended |
+/// | `reissue_store_errors_total` | `op` | store calls of the session operations that failed |
+/// | `reissue_store_duration_seconds` | `op` | their latency (histogram) |
+///
+/// The protected-route middleware emits nothing: verifying an access token
+/// costs the same with metrics on.
 pub type SharedRecorder = Arc<dyn metrics::Recorder + Send + Sync>;
 
 /// Where this instance's metrics go: its own recorder, or the global one.
