@@ -247,6 +247,9 @@ pub(crate) fn rows(
     if wanted("micro.redis-script") {
         micro_redis_script(plan, redis_url, prefix, redis_ok, &mut rows);
     }
+    if wanted("micro.revocation-propagation") {
+        micro_revocation_propagation(plan, redis_url, prefix, redis_ok, &mut rows);
+    }
     if wanted("micro.argon2") {
         micro_argon2(plan, &mut rows);
     }
@@ -410,6 +413,46 @@ fn micro_redis_script(
         },
         Err(e) => MicroRow {
             name: "Redis execution time per EVALSHA".to_owned(),
+            value: format!("not run: {e}"),
+            baseline: String::new(),
+            ratio: None,
+            goal: String::new(),
+            met: None,
+        },
+    };
+    rows.push(row);
+}
+
+fn micro_revocation_propagation(
+    plan: &Plan,
+    redis_url: &str,
+    prefix: &str,
+    redis_ok: &Result<(), String>,
+    rows: &mut Vec<MicroRow>,
+) {
+    eprintln!("instant revocation: propagation to two other instances ...");
+    let n = if plan.passes > 1 { 2000 } else { 300 };
+    let row = match redis_ok
+        .clone()
+        .and_then(|()| redis::propagation(redis_url, prefix, n))
+    {
+        Ok(p) => MicroRow {
+            name: "instant revocation: logout on one instance → refused on two others".to_owned(),
+            value: format!(
+                "p50 {}, p99 {}, max {}",
+                report::fmt_duration(p.p50),
+                report::fmt_duration(p.p99),
+                report::fmt_duration(p.max)
+            ),
+            baseline: format!(
+                "{n} logouts, three instances on one Redis, from the logout's return"
+            ),
+            ratio: None,
+            goal: "p99 ≤ 50 ms".to_owned(),
+            met: Some(p.p99 <= Duration::from_millis(50)),
+        },
+        Err(e) => MicroRow {
+            name: "instant revocation propagation".to_owned(),
             value: format!("not run: {e}"),
             baseline: String::new(),
             ratio: None,

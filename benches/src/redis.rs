@@ -398,3 +398,84 @@ pub(crate) fn script_cost(redis_url: &str, prefix: &str, n: usize) -> Result<Scr
         })
     })
 }
+
+/// How long a revocation takes to reach other instances.
+pub(crate) struct Propagation {
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
+}
+
+/// Three instances in instant mode on one Redis: `n` times, a session is
+/// logged in on the first and logged out there; timed from the logout's
+/// return until both others hold the session as ended (what their protected
+/// routes check, in memory).
+pub(crate) fn propagation(redis_url: &str, prefix: &str, n: usize) -> Result<Propagation, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut instances = Vec::new();
+        for _ in 0..3 {
+            let store = RedisStore::builder(redis_url)
+                .key_prefix(format!("{prefix}propagation:"))
+                .connect()
+                .await
+                .map_err(|e| format!("Redis: {e}"))?;
+            instances.push(fixtures::reissue(
+                Scheme::Hs256,
+                Arc::new(store),
+                RevocationMode::Instant,
+                Cache::On,
+            ));
+        }
+        let started = Instant::now();
+        while !instances
+            .iter()
+            .all(|r| r.verifier().revocations().is_some_and(|f| f.is_synced()))
+        {
+            if started.elapsed() > Duration::from_secs(5) {
+                return Err("the revocation feeds did not get in sync".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut took = Vec::with_capacity(n);
+        for i in 0..n {
+            let login = Login {
+                user: format!("prop-{i}"),
+            };
+            let pair = instances[0]
+                .login(login, &ClientMeta::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let rt = instances[0]
+                .tokens()
+                .verify_refresh(&pair.refresh_token)
+                .map_err(|e| e.to_string())?;
+            instances[0]
+                .logout(&rt.sub, &rt.sid)
+                .await
+                .map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            for other in &instances[1..] {
+                let ended = other.verifier().revocations().expect("instant mode");
+                while !ended.contains(&rt.sid) {
+                    if t0.elapsed() > Duration::from_secs(5) {
+                        return Err(format!("logout {i} not heard within 5 s"));
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            took.push(t0.elapsed());
+        }
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+        Ok(Propagation {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: *took.last().expect("samples"),
+        })
+    })
+}

@@ -711,3 +711,53 @@ async fn cookie_path_follows_the_scope() {
     assert!(all[0].contains("; Path=/api/auth;"), "{all:?}");
     handle.stop(false).await;
 }
+
+/// On a Unix socket there is no peer address: with an address policy
+/// configured, login is refused (403) rather than waved past the policy.
+#[actix_web::test]
+async fn a_policy_on_a_unix_socket_refuses_login() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (allow_unknown, expected) in [(false, "403"), (true, "200")] {
+        let keys = KeySet::new(Key::hmac("k1", Algorithm::HS256, &[7; 32]).unwrap()).unwrap();
+        let reissue = Reissue::builder(
+            Config::new("t", "t").allow_unknown_client_address(allow_unknown),
+            keys,
+            Arc::new(MemoryStore::new()),
+            TestUsers,
+        )
+        .policy(reissue_core::policy::CidrRules::parse("", "192.0.2.0/24").unwrap())
+        .build()
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("app.sock");
+        let server = HttpServer::new(move || {
+            App::new().configure(reissue_actix::configure(reissue.clone()))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind_uds(&socket)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        let body = r#"{"email":"alice@example.com","password":"password1"}"#;
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let request = format!(
+            "POST /auth/login HTTP/1.1\r\nHost: app\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status = response.split(' ').nth(1).unwrap_or("");
+        assert_eq!(
+            status, expected,
+            "allow_unknown_client_address({allow_unknown}): {response}"
+        );
+        if expected == "403" {
+            assert!(response.contains("access_denied"), "{response}");
+        }
+        handle.stop(true).await;
+    }
+}

@@ -237,6 +237,16 @@ async fn a_cut_feed_misses_no_revocation() {
             .expect("a live session is never refused");
     }
     wait_synced(&[&a, &b]).await;
+    // Healthy, the feed stays in sync: its heartbeats (every 500 ms) pass.
+    let feed = b.verifier().revocations().unwrap();
+    let until = Instant::now() + Duration::from_millis(1600);
+    while Instant::now() < until {
+        assert!(
+            feed.is_synced(),
+            "the feed fell out of sync with nothing wrong"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The store down and the feed with it: what an instance knows has ended
