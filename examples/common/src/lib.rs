@@ -48,13 +48,14 @@ fn fail<T>(var: &str, why: impl fmt::Display) -> Result<T, StartError> {
 
 /// Reads a key file; the refusal names the variable and the path, never
 /// the content.
-/// A key file's bytes, which `Debug` (and so a logged `Settings`) never shows.
+/// Key material (a secret, a key file's bytes), which `Debug` (and so a
+/// logged `Settings`) never shows.
 #[derive(Clone)]
-struct Pem(Vec<u8>);
+struct Secret(Vec<u8>);
 
-impl fmt::Debug for Pem {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Pem(..)")
+        f.write_str("Secret(..)")
     }
 }
 
@@ -69,11 +70,11 @@ pub struct Settings {
     database_url: String,
     redis_url: Option<String>,
     redis_prefix: String,
-    secret: Option<Vec<u8>>,
+    secret: Option<Secret>,
     /// `REISSUE_JWT_KEY`'s PEM, checked at read time.
-    signing_pem: Option<Pem>,
+    signing_pem: Option<Secret>,
     /// `REISSUE_JWT_VERIFY_KEYS`' PEMs, checked at read time.
-    verify_pems: Vec<Pem>,
+    verify_pems: Vec<Secret>,
     config: Config,
     admin_emails: HashSet<String>,
     geoip_db: Option<String>,
@@ -129,7 +130,7 @@ impl Settings {
                     format!("must be at least 32 bytes, got {}", s.len()),
                 );
             }
-            other => other.map(String::into_bytes),
+            other => other.map(|s| Secret(s.into_bytes())),
         };
         // Read and parsed here, so that a bad key refuses to start before
         // anything is opened; `build` parses the same bytes again.
@@ -139,7 +140,7 @@ impl Settings {
                 let pem = read_key("REISSUE_JWT_KEY", &path)?;
                 Key::from_private_pem_detected(&pem)
                     .or_else(|e| fail("REISSUE_JWT_KEY", format!("`{path}`: {e}")))?;
-                Some(Pem(pem))
+                Some(Secret(pem))
             }
         };
         let mut verify_pems = Vec::new();
@@ -152,7 +153,7 @@ impl Settings {
             let pem = read_key("REISSUE_JWT_VERIFY_KEYS", path)?;
             Key::from_pem_detected(&pem)
                 .or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", format!("`{path}`: {e}")))?;
-            verify_pems.push(Pem(pem));
+            verify_pems.push(Secret(pem));
         }
         let trusted = match get("REISSUE_TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
@@ -273,13 +274,13 @@ impl Settings {
                 let mut keys = KeySet::new(key).or_else(|e| fail("REISSUE_JWT_KEY", e))?;
                 if let Some(secret) = secret {
                     keys = keys
-                        .with_verification_key(hmac(secret)?)
+                        .with_verification_key(hmac(&secret.0)?)
                         .or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
                 }
                 keys
             }
             (None, Some(secret)) => {
-                KeySet::new(hmac(secret)?).or_else(|e| fail("REISSUE_JWT_SECRET", e))?
+                KeySet::new(hmac(&secret.0)?).or_else(|e| fail("REISSUE_JWT_SECRET", e))?
             }
             (None, None) => {
                 tracing::warn!(

@@ -104,6 +104,10 @@ fn bad_key_files_refuse_to_start_naming_the_variable() {
     );
 }
 
+fn settings_of(vars: &[(&str, &str)]) -> Settings {
+    settings(vars).unwrap()
+}
+
 #[test]
 fn a_refused_key_file_is_never_printed() {
     let path = test_key("bad-rsa1024.pem");
@@ -115,4 +119,11 @@ fn a_refused_key_file_is_never_printed() {
     let k1 = std::fs::read_to_string(test_key("k1-ed25519.pem")).unwrap();
     let debug = format!("{settings:?}");
     assert!(!debug.contains(k1.lines().nth(1).unwrap()), "{debug}");
+    // Nor the HMAC secret, as text or as bytes.
+    let secret = "a-secret-of-at-least-32-bytes-0123456789";
+    let settings = settings_of(&[("REISSUE_JWT_SECRET", secret)]);
+    let debug = format!("{settings:?}");
+    let bytes = format!("{:?}", secret.as_bytes());
+    let inner = bytes.trim_matches(|c| c == '[' || c == ']');
+    assert!(!debug.contains(secret) && !debug.contains(inner), "{debug}");
 }
