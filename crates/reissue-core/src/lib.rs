@@ -14,6 +14,7 @@ mod credentials;
 mod endpoint;
 mod error;
 mod ids;
+mod jws;
 mod keys;
 pub mod policy;
 mod reissue;
