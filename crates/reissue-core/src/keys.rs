@@ -252,10 +252,32 @@ fn publishable(jwk: &mut Jwk, kid: &str) {
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
 }
 
-/// A verification key with its precomputed validation rules.
+/// A verification key with its precomputed validation rules, and an id no
+/// other key of this process has (the per-thread verifier cache is keyed by it).
 pub(crate) struct VerifyingKey {
+    pub(crate) id: u64,
     pub(crate) key: Key,
     pub(crate) validation: Validation,
+}
+
+impl VerifyingKey {
+    fn new(key: Key) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            key,
+            validation: Validation::new(Algorithm::HS256),
+        }
+    }
+}
+
+/// The crypto provider reissue verifies with: the one its features select.
+pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
+    ensure_provider();
+    #[cfg(feature = "aws-lc-rs")]
+    return &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    return &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 }
 
 /// The keys tokens are signed and verified with.
@@ -290,10 +312,7 @@ impl KeySet {
         }
         Ok(Self {
             signing: 0,
-            keys: vec![VerifyingKey {
-                key: signing,
-                validation: Validation::new(Algorithm::HS256),
-            }],
+            keys: vec![VerifyingKey::new(signing)],
         })
     }
 
@@ -302,10 +321,7 @@ impl KeySet {
         if self.keys.iter().any(|k| k.key.kid == key.kid) {
             return Err(Error::Config(format!("duplicate key id `{}`", key.kid)));
         }
-        self.keys.push(VerifyingKey {
-            key: key.verify_only(),
-            validation: Validation::new(Algorithm::HS256),
-        });
+        self.keys.push(VerifyingKey::new(key.verify_only()));
         Ok(self)
     }
 
@@ -342,12 +358,6 @@ impl KeySet {
             .encoding
             .as_ref()
             .expect("checked in KeySet::new")
-    }
-
-    /// The only key when there is one (the token's `kid` is then checked after
-    /// verification, saving a header parse), else the key named by `kid`.
-    pub(crate) fn single(&self) -> Option<&VerifyingKey> {
-        (self.keys.len() == 1).then(|| &self.keys[0])
     }
 
     pub(crate) fn find(&self, kid: &str) -> Option<&VerifyingKey> {

@@ -14,6 +14,7 @@ mod credentials;
 mod endpoint;
 mod error;
 mod ids;
+mod jws;
 mod keys;
 mod metering;
 pub mod policy;
