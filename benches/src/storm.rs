@@ -7,6 +7,7 @@
 //! right password. The storm is run twice: with `UserStore`'s default argon2
 //! bound, and with one hash per core (the bound before it was lowered).
 
+use reissue_core::RevocationMode;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +135,7 @@ fn start(db: String, bound: Bound) -> Result<Target, String> {
         let users = builder.connect().map_err(|e| e.to_string())?;
         let keys = KeySet::new(Scheme::Hs256.key()).map_err(|e| e.to_string())?;
         let reissue = Reissue::builder(
-            fixtures::config(false, Cache::On),
+            fixtures::config(RevocationMode::Stateless, Cache::On),
             keys,
             Arc::new(MemoryStore::new()),
             users,
