@@ -21,6 +21,8 @@ struct Entry {
     rotated_at_ms: u64,
     absolute_expiry_ms: u64,
     created_ms: u64,
+    /// Orders logins of the same millisecond (Redis orders by microseconds).
+    created_seq: u64,
     last_used_ms: u64,
     /// When the idle lifetime runs out (the Redis key's TTL).
     expires_ms: u64,
@@ -146,6 +148,7 @@ impl RefreshStore for MemoryStore {
                 rotated_at_ms: now,
                 absolute_expiry_ms,
                 created_ms: now,
+                created_seq: self.ops.load(Ordering::Relaxed),
                 last_used_ms: now,
                 expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
                 login_country: s.client.country,
@@ -161,10 +164,10 @@ impl RefreshStore for MemoryStore {
             if sessions.len() > max {
                 // Oldest first; the new session is never a candidate, even when
                 // another was created in the same millisecond.
-                let mut by_age: Vec<(u64, SessionId)> = sessions
+                let mut by_age: Vec<((u64, u64), SessionId)> = sessions
                     .iter()
                     .filter(|(sid, _)| **sid != s.sid)
-                    .map(|(sid, e)| (e.created_ms, sid.clone()))
+                    .map(|(sid, e)| ((e.created_ms, e.created_seq), sid.clone()))
                     .collect();
                 by_age.sort();
                 let excess = sessions.len() - max;
@@ -241,7 +244,7 @@ impl RefreshStore for MemoryStore {
                 .map(|s| s.iter().collect())
                 .unwrap_or_default();
             // As the Redis index orders them: by login time, then id.
-            list.sort_by(|a, b| (a.1.created_ms, a.0).cmp(&(b.1.created_ms, b.0)));
+            list.sort_by_key(|(_, e)| (e.created_ms, e.created_seq));
             list.into_iter()
                 .map(|(sid, e)| SessionInfo {
                     sid: sid.clone(),
