@@ -51,7 +51,7 @@ async fn reissue_me(user: reissue_tower::AuthUser<UserClaims>) -> String {
     user.0.user_id
 }
 
-fn reissue_router(verifier: reissue_core::Verifier<UserClaims>) -> axum::Router {
+pub(crate) fn reissue_router(verifier: reissue_core::Verifier<UserClaims>) -> axum::Router {
     axum::Router::new()
         .route("/me", axum::routing::get(reissue_me))
         .route_layer(reissue_tower::ReissueLayer::new(verifier))

@@ -133,6 +133,19 @@ pub(crate) fn run(
     load: Load,
     make: impl Fn(usize) -> Box<dyn Exchange>,
 ) -> Result<Measurement, String> {
+    run_paced(addr, load, None, make)
+}
+
+/// As [`run`], but with `interval` each connection starts a request at most
+/// that often: a light, steady load whose latency shows how quickly the
+/// server answers, not how much it can do. Latency is still from write to
+/// the last body byte (the wait between requests is not counted).
+pub(crate) fn run_paced(
+    addr: SocketAddr,
+    load: Load,
+    interval: Option<Duration>,
+    make: impl Fn(usize) -> Box<dyn Exchange>,
+) -> Result<Measurement, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,7 +157,13 @@ pub(crate) fn run(
         let window_end = window_start + load.measure;
         let mut tasks = tokio::task::JoinSet::new();
         for exchange in exchanges {
-            tasks.spawn(connection(addr, exchange, window_start, window_end));
+            tasks.spawn(connection(
+                addr,
+                exchange,
+                interval,
+                window_start,
+                window_end,
+            ));
         }
         let mut completed = 0;
         let mut latencies = Vec::new();
@@ -162,6 +181,7 @@ pub(crate) fn run(
 async fn connection(
     addr: SocketAddr,
     mut exchange: Box<dyn Exchange>,
+    interval: Option<Duration>,
     window_start: Instant,
     window_end: Instant,
 ) -> Result<(u64, Vec<u64>), String> {
@@ -191,6 +211,9 @@ async fn connection(
         if done >= window_start && done < window_end {
             completed += 1;
             latencies.push((done - sent).as_nanos() as u64);
+        }
+        if let Some(interval) = interval {
+            tokio::time::sleep_until((sent + interval).into()).await;
         }
     }
     Ok((completed, latencies))

@@ -20,6 +20,7 @@ mod redis;
 mod report;
 mod rows;
 mod server;
+mod storm;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -186,7 +187,8 @@ fn main() {
     if let Some(only) = &args.only {
         specs.retain(|s| s.key.contains(only.as_str()) || s.name.contains(only.as_str()));
     }
-    let loads = rows::run_loads(&specs, &plan);
+    let mut loads = rows::run_loads(&specs, &plan);
+    loads.extend(storm::rows(&plan, args.only.as_deref()));
     let micro = micro::rows(&plan, args.only.as_deref(), &args.redis, &prefix, &redis_ok);
     if redis_ok.is_ok() {
         match redis::clean(&args.redis, &prefix) {

@@ -18,19 +18,50 @@ pub(crate) enum Outcome {
     NotRun(String),
 }
 
+/// What a ratio should be: a throughput ratio at least a floor, a latency
+/// ratio at most a ceiling.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    pub(crate) fn value(self) -> f64 {
+        match self {
+            Self::AtLeast(g) | Self::AtMost(g) => g,
+        }
+    }
+
+    fn met(self, value: f64) -> bool {
+        match self {
+            Self::AtLeast(g) => value >= g,
+            Self::AtMost(g) => value <= g,
+        }
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AtLeast(g) => write!(f, "≥ {g:.1}×"),
+            Self::AtMost(g) => write!(f, "≤ {g:.1}×"),
+        }
+    }
+}
+
 /// A ratio against something, with its goal.
 #[derive(Debug, Clone)]
 pub(crate) struct Ratio {
     pub(crate) value: f64,
     /// What the ratio is, e.g. `÷ axum bare` or `reissue HS256 ÷ this`.
     pub(crate) of: String,
-    /// The goal: at least this.
-    pub(crate) goal: Option<f64>,
+    pub(crate) goal: Option<Goal>,
 }
 
 impl Ratio {
     pub(crate) fn met(&self) -> Option<bool> {
-        self.goal.map(|g| self.value >= g)
+        self.goal.map(|g| g.met(self.value))
     }
 }
 
@@ -129,7 +160,7 @@ pub(crate) fn load_table(rows: &[LoadRow]) -> String {
                 [
                     format!("{:.2}×", q.value),
                     q.of.clone(),
-                    q.goal.map(|g| format!("≥ {g:.1}×")).unwrap_or_default(),
+                    q.goal.map(|g| g.to_string()).unwrap_or_default(),
                     met_cell(q).to_owned(),
                 ]
             })
@@ -224,7 +255,11 @@ pub(crate) fn svg(rows: &[LoadRow], title: &str, subtitle: &str) -> String {
     let max_rate = rows.iter().filter_map(LoadRow::rate).fold(1.0, f64::max);
     let max_ratio = rows
         .iter()
-        .filter_map(|r| r.ratios.first().map(|q| q.value.max(q.goal.unwrap_or(0.0))))
+        .filter_map(|r| {
+            r.ratios
+                .first()
+                .map(|q| q.value.max(q.goal.map_or(0.0, Goal::value)))
+        })
         .fold(1.2, f64::max)
         .min(4.0);
     let rate_x = LABEL_W;
@@ -329,7 +364,7 @@ pub(crate) fn svg(rows: &[LoadRow], title: &str, subtitle: &str) -> String {
                 None => "#999",
             };
             let w = RATIO_W * q.value.min(max_ratio) / max_ratio;
-            let goal_x = q.goal.map(|g| RATIO_W * g / max_ratio);
+            let goal_x = q.goal.map(|g| RATIO_W * g.value() / max_ratio);
             let _ = writeln!(
                 s,
                 r#"<rect x="{ratio_x}" y="{}" width="{w:.1}" height="{}" fill="{color}"/><text x="{:.1}" y="{}">{:.2}×</text>"#,

@@ -2,7 +2,7 @@
 
 use crate::fixtures::{self, Cache, Scheme};
 use crate::load::{self, Fixed, Load, Measurement};
-use crate::report::{self, LoadRow, Outcome, Ratio};
+use crate::report::{self, Goal, LoadRow, Outcome, Ratio};
 use crate::{Plan, apps, redis};
 use reissue_core::RevocationMode;
 
@@ -526,7 +526,7 @@ pub(crate) fn run_loads(specs: &[Spec], plan: &Plan) -> Vec<LoadRow> {
                 rows[i].ratios.push(Ratio {
                     value: a / b,
                     of: of.to_owned(),
-                    goal,
+                    goal: goal.map(Goal::AtLeast),
                 });
             }
         }

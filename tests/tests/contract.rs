@@ -121,6 +121,7 @@ conformance! {
         cookie_header_clients_unaffected,
         cookie_transport_off,
         cookie_reissue_401_clears,
+        metrics_move_with_each_decision,
     ],
     redis_only: [
         redis_down_reissue_503,
@@ -2273,4 +2274,136 @@ async fn cookie_reissue_401_clears(t: Target) {
     // The first user's cookie was untouched by all this.
     let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
     assert_cookie_tokens(&r);
+}
+
+/// `GET /metrics`: the `reissue_*` samples of this server, `name{labels}` →
+/// value. Each app has its own recorder, so the numbers are this server's
+/// alone, however many servers the suite runs in this process.
+async fn metrics(s: &TestServer) -> std::collections::BTreeMap<String, f64> {
+    let r = s.send(s.get("/metrics")).await;
+    r.assert_status(200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{}: {:?}",
+        r.what,
+        r.header("content-type")
+    );
+    r.text
+        .lines()
+        .filter(|l| l.starts_with("reissue_"))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_metric(m: &std::collections::BTreeMap<String, f64>, sample: &str, expected: f64) {
+    let found = m.get(sample).copied().unwrap_or(0.0);
+    assert_eq!(found, expected, "{sample}: {m:#?}");
+}
+
+async fn metrics_move_with_each_decision(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_REUSE_GRACE", "1"),
+        ("REISSUE_LOGIN_MAX_FAILURES", "2"),
+    ]);
+    let m = metrics(&s).await;
+    assert!(
+        m.keys().all(|k| !k.starts_with("reissue_logins_total")),
+        "a fresh server has counted no login: {m:#?}"
+    );
+
+    let u = s.user().await;
+    let m = metrics(&s).await;
+    assert_metric(&m, r#"reissue_logins_total{outcome="success"}"#, 1.0);
+    assert_metric(
+        &m,
+        r#"reissue_store_duration_seconds_count{op="create"}"#,
+        1.0,
+    );
+    assert_metric(
+        &m,
+        r#"reissue_store_duration_seconds_count{op="begin_login"}"#,
+        1.0,
+    );
+
+    // Two wrong passwords on another account, then the throttle.
+    let other = email();
+    s.signup(&other, PASSWORD).await;
+    s.login_raw(&other, "wrong password!")
+        .await
+        .assert_invalid_credentials();
+    s.login_raw(&other, "wrong password!")
+        .await
+        .assert_invalid_credentials();
+    s.login_raw(&other, PASSWORD).await.assert_status(429);
+    let m = metrics(&s).await;
+    assert_metric(
+        &m,
+        r#"reissue_logins_total{outcome="invalid_credentials"}"#,
+        2.0,
+    );
+    assert_metric(&m, r#"reissue_logins_total{outcome="throttled"}"#, 1.0);
+    assert_metric(&m, "reissue_login_throttled_total", 1.0);
+    assert_metric(&m, r#"reissue_logins_total{outcome="success"}"#, 1.0);
+
+    // A reissue, then the same token again within the grace window.
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    s.reissue(&u.tokens.refresh).await.tokens();
+    let m = metrics(&s).await;
+    assert_metric(&m, r#"reissue_reissues_total{outcome="rotated"}"#, 1.0);
+    assert_metric(&m, r#"reissue_reissues_total{outcome="grace_replay"}"#, 1.0);
+    assert_metric(
+        &m,
+        r#"reissue_store_duration_seconds_count{op="rotate"}"#,
+        2.0,
+    );
+
+    // After the window: reuse, the session revoked, its latest token dead too.
+    sleep(2.1).await;
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&next.refresh).await.assert_invalid_token();
+    let m = metrics(&s).await;
+    assert_metric(
+        &m,
+        r#"reissue_reissues_total{outcome="reuse_detected"}"#,
+        1.0,
+    );
+    assert_metric(
+        &m,
+        r#"reissue_reissues_total{outcome="session_ended"}"#,
+        1.0,
+    );
+    assert_metric(
+        &m,
+        r#"reissue_revocations_total{reason="reuse_detected"}"#,
+        1.0,
+    );
+    assert_metric(&m, r#"reissue_reissues_total{outcome="rotated"}"#, 1.0);
+
+    // A logout.
+    let again = s.login(&u.email, PASSWORD).await;
+    let r = s.post_auth("/auth/logout", &again.access).await;
+    r.assert_no_content();
+    let m = metrics(&s).await;
+    assert_metric(&m, r#"reissue_logins_total{outcome="success"}"#, 2.0);
+    assert_metric(&m, r#"reissue_revocations_total{reason="logout"}"#, 1.0);
+    assert!(
+        m.keys()
+            .all(|k| !k.starts_with("reissue_store_errors_total")),
+        "no store errors: {m:#?}"
+    );
+
+    // The protected-route middleware counts nothing: a burst of /me leaves
+    // every sample as it was.
+    let live = s.login(&u.email, PASSWORD).await;
+    let before = metrics(&s).await;
+    for _ in 0..20 {
+        s.me(&live.access).await.assert_status(200);
+    }
+    s.me("not-a-token").await.assert_invalid_token();
+    assert_eq!(metrics(&s).await, before, "GET /me moved a metric");
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 use crate::request::{HttpRequest, bearer_token, is_json};
 use crate::{Authenticator, CookieTransport, Error, Reply, Result, SessionId, TokenPair};
@@ -108,9 +109,43 @@ struct SessionView<'a> {
     current: bool,
 }
 
+/// The span of one `/auth` operation: `reissue.<op>`, with the session id
+/// once known and the outcome (`ok` or the error code of CONTRACT.md's
+/// table). Never a token, a password or a typed email: the user is the id
+/// the store knows, or nothing.
+macro_rules! operation_span {
+    ($name:literal) => {
+        tracing::info_span!(
+            target: "reissue",
+            $name,
+            session_id = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            detail = tracing::field::Empty,
+        )
+    };
+}
+
+/// Names the session (and its user) on the current operation's span; a
+/// no-op outside one.
+pub(crate) fn record_session(user_id: &str, sid: &SessionId) {
+    let span = tracing::Span::current();
+    span.record("session_id", sid.as_str());
+    span.record("user_id", user_id);
+}
+
 impl<A: Authenticator> crate::Reissue<A> {
-    fn respond(&self, result: Result<Reply>) -> Reply {
-        result.unwrap_or_else(|e| self.reply(&e))
+    fn respond(&self, span: &tracing::Span, result: Result<Reply>) -> Reply {
+        match result {
+            Ok(reply) => {
+                span.record("outcome", "ok");
+                reply
+            }
+            Err(e) => {
+                span.record("outcome", e.code());
+                self.reply(&e)
+            }
+        }
     }
 
     fn cookies(&self) -> &CookieTransport {
@@ -151,7 +186,9 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// `POST /auth/login`: JSON credentials → 200 token pair (the refresh
     /// token as a cookie for a client that asks for the cookie transport).
     pub async fn serve_login(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
+        let span = operation_span!("reissue.login");
         self.respond(
+            &span,
             async {
                 if self.cookies().requested(req) {
                     // Login CSRF: another site must not plant its session here.
@@ -161,6 +198,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                 let pair = self.login(credentials, &self.client_of(req)).await?;
                 Ok(self.token_reply(req, &pair))
             }
+            .instrument(span.clone())
             .await,
         )
     }
@@ -168,12 +206,15 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// `POST /auth/reissue`: a refresh token (header, JSON body or cookie) →
     /// 200 a new pair; in cookie mode a 401 also removes the cookie.
     pub async fn serve_reissue(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
+        let span = operation_span!("reissue.reissue");
         let reply = self.respond(
+            &span,
             async {
                 let token = refresh_token_of(req, body, self.cookies())?;
                 let pair = self.reissue(&token, &self.client_of(req)).await?;
                 Ok(self.token_reply(req, &pair))
             }
+            .instrument(span.clone())
             .await,
         );
         self.clear_cookie_on(req, reply, &[401])
@@ -183,7 +224,9 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// the cookie → 204; in cookie mode the cookie is removed (also on 401:
     /// a session that cannot be named is over for this browser).
     pub async fn serve_logout(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
+        let span = operation_span!("reissue.logout");
         let reply = self.respond(
+            &span,
             async {
                 let (user_id, sid) = match bearer_token(req) {
                     Ok(token) => {
@@ -197,9 +240,11 @@ impl<A: Authenticator> crate::Reissue<A> {
                     }
                     Err(e) => return Err(e),
                 };
+                record_session(&user_id, &sid);
                 self.logout(&user_id, &sid).await?;
                 Ok(Reply::no_content())
             }
+            .instrument(span.clone())
             .await,
         );
         self.clear_cookie_on(req, reply, &[204, 401])
@@ -208,12 +253,16 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// `POST /auth/logout-all`: the access token → 204, every session ended;
     /// in cookie mode the cookie is removed (also on 401).
     pub async fn serve_logout_all(&self, req: &impl HttpRequest) -> Reply {
+        let span = operation_span!("reissue.logout_all");
         let reply = self.respond(
+            &span,
             async {
                 let id = self.verifier().authenticate_live(req).await?;
+                record_session(&id.user_id, &id.session_id);
                 self.logout_all(&id.user_id).await?;
                 Ok(Reply::no_content())
             }
+            .instrument(span.clone())
             .await,
         );
         self.clear_cookie_on(req, reply, &[204, 401])
@@ -221,9 +270,12 @@ impl<A: Authenticator> crate::Reissue<A> {
 
     /// `GET /auth/sessions`: the caller's live sessions.
     pub async fn serve_sessions(&self, req: &impl HttpRequest) -> Reply {
+        let span = operation_span!("reissue.sessions");
         self.respond(
+            &span,
             async {
                 let id = self.verifier().authenticate_live(req).await?;
+                record_session(&id.user_id, &id.session_id);
                 let sessions = self.sessions(&id.user_id).await?;
                 let view: Vec<SessionView<'_>> = sessions
                     .iter()
@@ -239,6 +291,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                     .collect();
                 Ok(Reply::json(200, &serde_json::json!({ "sessions": view })).no_store())
             }
+            .instrument(span.clone())
             .await,
         )
     }
@@ -246,9 +299,12 @@ impl<A: Authenticator> crate::Reissue<A> {
     /// `DELETE /auth/sessions/{sid}` → 204, or 404 when `sid` is not one of
     /// the caller's live sessions.
     pub async fn serve_revoke_session(&self, req: &impl HttpRequest, sid: &str) -> Reply {
+        let span = operation_span!("reissue.revoke");
         self.respond(
+            &span,
             async {
                 let id = self.verifier().authenticate_live(req).await?;
+                record_session(&id.user_id, &id.session_id);
                 let sid = SessionId::parse(sid).ok_or(Error::NotFound)?;
                 if self.revoke_session(&id.user_id, &sid).await? {
                     Ok(Reply::no_content())
@@ -256,6 +312,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                     Err(Error::NotFound)
                 }
             }
+            .instrument(span.clone())
             .await,
         )
     }

@@ -3,7 +3,11 @@
 
 use std::fmt;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Validation};
 
 use crate::{Error, Result};
@@ -132,6 +136,87 @@ impl Key {
         })
     }
 
+    /// A signing key from a PEM private key whose type picks the algorithm:
+    /// Ed25519 → `EdDSA`, EC P-256 → `ES256`, RSA of at least 2048 bits →
+    /// `RS256`. Its `kid` is its RFC 7638 JWK thumbprint (SHA-256), so the
+    /// same key has the same id on every instance and after every restart,
+    /// with nothing to configure. Anything else (not PEM, a public key, a
+    /// smaller RSA key, another curve or type) is refused with the reason.
+    pub fn from_private_pem_detected(pem: &[u8]) -> Result<Self> {
+        ensure_provider();
+        if !looks_like_pem(pem) {
+            return Err(Error::Config("not a PEM file".into()));
+        }
+        let candidates = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+        let key = candidates
+            .into_iter()
+            .find_map(|alg| Self::from_private_pem("pending", alg, pem).ok())
+            .ok_or_else(|| {
+                Error::Config(
+                    "not an Ed25519, P-256 or RSA private key in PKCS#8 or PKCS#1 PEM \
+                     (for an `EC PRIVATE KEY`: openssl pkcs8 -topk8 -nocrypt)"
+                        .into(),
+                )
+            })?;
+        key.thumbprinted()
+    }
+
+    /// A verification-only key from a PEM key of the kinds
+    /// [`Key::from_private_pem_detected`] takes, private or public: a
+    /// retired signing key. Its `kid` is the thumbprint, the same whichever
+    /// half is given.
+    pub fn from_pem_detected(pem: &[u8]) -> Result<Self> {
+        if !looks_like_pem(pem) {
+            return Err(Error::Config("not a PEM file".into()));
+        }
+        if let Ok(key) = Self::from_private_pem_detected(pem) {
+            return Ok(key.verify_only());
+        }
+        let candidates = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+        let key = candidates
+            .into_iter()
+            .find_map(|alg| Self::from_public_pem("pending", alg, pem).ok())
+            .ok_or_else(|| {
+                Error::Config("not an Ed25519, P-256 or RSA key in PKCS#8 or PKCS#1 PEM".into())
+            })?;
+        key.thumbprinted()
+    }
+
+    /// Checks what a detected key must be (P-256, RSA ≥ 2048) and names it by
+    /// its thumbprint.
+    fn thumbprinted(mut self) -> Result<Self> {
+        let jwk = self
+            .public_jwk
+            .as_mut()
+            .ok_or_else(|| Error::Config("a secret key has no thumbprint".into()))?;
+        match &jwk.algorithm {
+            AlgorithmParameters::EllipticCurve(p) if p.curve != EllipticCurve::P256 => {
+                return Err(Error::Config(format!(
+                    "EC keys must be on P-256 (ES256), this one is on {:?}",
+                    p.curve
+                )));
+            }
+            AlgorithmParameters::RSA(p) => {
+                let n = URL_SAFE_NO_PAD
+                    .decode(&p.n)
+                    .map_err(|_| Error::Config("RSA modulus does not decode".into()))?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return Err(Error::Config(format!(
+                        "RSA keys must have at least 2048 bits, this one has about {bits}"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| Error::Config(format!("no thumbprint: {e}")))?;
+        jwk.common.key_id = Some(kid.clone());
+        self.kid = kid;
+        Ok(self)
+    }
+
     /// This key without its signing half: what a retired signing key becomes.
     pub fn verify_only(mut self) -> Self {
         self.encoding = None;
@@ -149,6 +234,10 @@ impl Key {
     }
 }
 
+fn looks_like_pem(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| s.contains("-----BEGIN "))
+}
+
 fn checked_kid(kid: String) -> Result<String> {
     if kid.is_empty() || kid.len() > 128 || !kid.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::Config(
@@ -163,10 +252,32 @@ fn publishable(jwk: &mut Jwk, kid: &str) {
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
 }
 
-/// A verification key with its precomputed validation rules.
+/// A verification key with its precomputed validation rules, and an id no
+/// other key of this process has (the per-thread verifier cache is keyed by it).
 pub(crate) struct VerifyingKey {
+    pub(crate) id: u64,
     pub(crate) key: Key,
     pub(crate) validation: Validation,
+}
+
+impl VerifyingKey {
+    fn new(key: Key) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            key,
+            validation: Validation::new(Algorithm::HS256),
+        }
+    }
+}
+
+/// The crypto provider reissue verifies with: the one its features select.
+pub(crate) fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
+    ensure_provider();
+    #[cfg(feature = "aws-lc-rs")]
+    return &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    return &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 }
 
 /// The keys tokens are signed and verified with.
@@ -201,10 +312,7 @@ impl KeySet {
         }
         Ok(Self {
             signing: 0,
-            keys: vec![VerifyingKey {
-                key: signing,
-                validation: Validation::new(Algorithm::HS256),
-            }],
+            keys: vec![VerifyingKey::new(signing)],
         })
     }
 
@@ -213,10 +321,7 @@ impl KeySet {
         if self.keys.iter().any(|k| k.key.kid == key.kid) {
             return Err(Error::Config(format!("duplicate key id `{}`", key.kid)));
         }
-        self.keys.push(VerifyingKey {
-            key: key.verify_only(),
-            validation: Validation::new(Algorithm::HS256),
-        });
+        self.keys.push(VerifyingKey::new(key.verify_only()));
         Ok(self)
     }
 
@@ -253,12 +358,6 @@ impl KeySet {
             .encoding
             .as_ref()
             .expect("checked in KeySet::new")
-    }
-
-    /// The only key when there is one (the token's `kid` is then checked after
-    /// verification, saving a header parse), else the key named by `kid`.
-    pub(crate) fn single(&self) -> Option<&VerifyingKey> {
-        (self.keys.len() == 1).then(|| &self.keys[0])
     }
 
     pub(crate) fn find(&self, kid: &str) -> Option<&VerifyingKey> {

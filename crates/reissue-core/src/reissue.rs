@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use crate::audit::{self, AuditEvent, AuditKind};
+use crate::metering::{MeteredStore, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
 use crate::request::HttpRequest;
 use crate::store::{
@@ -48,6 +49,7 @@ struct Inner<A: Authenticator> {
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
     audit: Option<Arc<dyn AuditSink>>,
+    metrics: Metrics,
     clock: Clock,
     warned_no_peer: AtomicBool,
 }
@@ -90,6 +92,7 @@ pub struct ReissueBuilder<A: Authenticator> {
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
     audit: Option<Arc<dyn AuditSink>>,
+    recorder: Option<SharedRecorder>,
     clock: Option<Clock>,
 }
 
@@ -117,6 +120,15 @@ impl<A: Authenticator> ReissueBuilder<A> {
     /// Where audit events go (besides `tracing`).
     pub fn audit(mut self, sink: impl AuditSink) -> Self {
         self.audit = Some(Arc::new(sink));
+        self
+    }
+
+    /// The recorder this instance's metrics go to (see [`SharedRecorder`]
+    /// for what is counted);
+    /// by default the `metrics` facade's global recorder. One recorder per
+    /// instance lets an application (or a test) run several side by side.
+    pub fn metrics(mut self, recorder: SharedRecorder) -> Self {
+        self.recorder = Some(recorder);
         self
     }
 
@@ -161,11 +173,18 @@ impl<A: Authenticator> ReissueBuilder<A> {
             }),
             c.verified_token_cache,
         );
+        let metrics = Metrics::new(self.recorder);
         Ok(Reissue {
             inner: Arc::new(Inner {
                 config: self.config,
                 verifier,
-                store: self.store,
+                // Timed and counted for the session operations only; the
+                // verifier above keeps the bare store.
+                store: Arc::new(MeteredStore {
+                    inner: self.store,
+                    metrics: metrics.clone(),
+                }),
+                metrics,
                 authenticator: self.authenticator,
                 policy: self.policy,
                 countries: self.countries,
@@ -197,6 +216,7 @@ impl<A: Authenticator> Reissue<A> {
             policy: None,
             countries: None,
             audit: None,
+            recorder: None,
             clock: None,
         }
     }
@@ -324,15 +344,19 @@ impl<A: Authenticator> Reissue<A> {
         };
         self.emit(event(AuditKind::PolicyDenied));
         let revoked = match (decision, sid) {
-            (Decision::RevokeUser { .. }, _) => self.end_all(user_id).await.map(|n| !n.is_empty()),
+            (Decision::RevokeUser { .. }, _) => self.end_all(user_id).await.map(|n| n.len()),
             (_, Some(sid))
                 if stage == Stage::Reissue
                     || matches!(decision, Decision::RevokeSession { .. }) =>
             {
-                self.end_session(user_id, sid).await
+                self.end_session(user_id, sid).await.map(usize::from)
             }
-            _ => Ok(false),
+            _ => Ok(0),
         };
+        if let Ok(n) = revoked {
+            self.inner.metrics.revoked("policy", n);
+        }
+        let revoked = revoked.map(|n| n > 0);
         match revoked {
             Ok(true) => {
                 self.emit(event(AuditKind::ForcedLogout));
@@ -385,6 +409,16 @@ impl<A: Authenticator> Reissue<A> {
         credentials: A::Credentials,
         client: &ClientMeta,
     ) -> Result<TokenPair> {
+        let result = self.login_counted(credentials, client).await;
+        self.inner.metrics.login(&result);
+        result
+    }
+
+    async fn login_counted(
+        &self,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+    ) -> Result<TokenPair> {
         let c = &self.inner.config;
         let store = &self.inner.store;
         self.check_address_known(Stage::Login, client)?;
@@ -432,6 +466,7 @@ impl<A: Authenticator> Reissue<A> {
                 .await);
         }
         let sid = SessionId::random();
+        crate::endpoint::record_session(&user.user_id, &sid);
         let claims = serde_json::to_string(&user.claims)
             .map_err(|e| Error::Internal(format!("claims do not serialize: {e}")))?;
         let mut session = NewSession::new(
@@ -450,6 +485,9 @@ impl<A: Authenticator> Reissue<A> {
             store.create(&session)
         )?;
         self.ended_here(&created.evicted);
+        self.inner
+            .metrics
+            .revoked("max_sessions", created.evicted.len());
         for old in created.evicted {
             self.emit(
                 AuditEvent::new(AuditKind::ForcedLogout)
@@ -470,8 +508,20 @@ impl<A: Authenticator> Reissue<A> {
     /// Exchanges a refresh token for a new pair, spending it. See CONTRACT.md
     /// "Rotation, reuse and races" for the grace window and reuse detection.
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
+        let result = self.reissue_counted(refresh_token, client).await;
+        self.inner.metrics.reissue(&result);
+        result.map(|(pair, _)| pair)
+    }
+
+    /// [`Reissue::reissue`], and whether it was a grace-window replay.
+    async fn reissue_counted(
+        &self,
+        refresh_token: &str,
+        client: &ClientMeta,
+    ) -> Result<(TokenPair, bool)> {
         let c = &self.inner.config;
         let rt = self.tokens().verify_refresh(refresh_token)?;
+        crate::endpoint::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let mut request = RotateRequest::new(
             &rt.sub,
@@ -483,11 +533,22 @@ impl<A: Authenticator> Reissue<A> {
         );
         request.issued_at_ms = rt.iat.saturating_mul(1000);
         request.max_ahead = c.lost_write_tolerance;
-        let (successor, kind) = match self.inner.store.rotate(&request).await? {
+        let rotation = self.inner.store.rotate(&request).await?;
+        tracing::Span::current().record(
+            "detail",
+            match &rotation {
+                Rotation::Rotated(_) => "rotated",
+                Rotation::Replayed(_) => "grace_replay",
+                Rotation::Reused => "reuse_detected",
+                Rotation::NotFound => "session_ended",
+            },
+        );
+        let (successor, kind) = match rotation {
             Rotation::Rotated(s) => (s, AuditKind::Reissue),
             Rotation::Replayed(s) => (s, AuditKind::ReissueReplayed),
             Rotation::Reused => {
                 self.ended_here([&rt.sid]);
+                self.inner.metrics.revoked("reuse_detected", 1);
                 let event = AuditEvent::new(AuditKind::ReuseDetected)
                     .user(&rt.sub)
                     .session(&rt.sid)
@@ -516,14 +577,14 @@ impl<A: Authenticator> Reissue<A> {
             .user(&rt.sub)
             .session(&rt.sid)
             .client(client);
-        let event = match kind {
-            AuditKind::ReissueReplayed => {
-                event.reason(format!("generation {} presented again", rt.generation))
-            }
-            _ => event,
+        let replayed = kind == AuditKind::ReissueReplayed;
+        let event = if replayed {
+            event.reason(format!("generation {} presented again", rt.generation))
+        } else {
+            event
         };
         self.emit(event);
-        Ok(pair)
+        Ok((pair, replayed))
     }
 
     /// What this instance itself ended is refused here at once, before the
@@ -558,6 +619,7 @@ impl<A: Authenticator> Reissue<A> {
     /// Ends every session of a user, at the user's request; returns how many.
     pub async fn logout_all(&self, user_id: &str) -> Result<usize> {
         let n = self.end_all(user_id).await?.len();
+        self.inner.metrics.revoked("logout_all", n);
         self.emit(
             AuditEvent::new(AuditKind::LogoutAll)
                 .user(user_id)
@@ -570,6 +632,7 @@ impl<A: Authenticator> Reissue<A> {
     /// session of a user, e.g. when a token was stolen. `reason` goes to the audit trail.
     pub async fn force_logout(&self, user_id: &str, reason: &str) -> Result<usize> {
         let n = self.end_all(user_id).await?.len();
+        self.inner.metrics.revoked("forced", n);
         self.emit(
             AuditEvent::new(AuditKind::ForcedLogout)
                 .user(user_id)
@@ -582,6 +645,7 @@ impl<A: Authenticator> Reissue<A> {
     pub async fn revoke_session(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         let revoked = self.end_session(user_id, sid).await?;
         if revoked {
+            self.inner.metrics.revoked("logout", 1);
             self.emit(
                 AuditEvent::new(AuditKind::Logout)
                     .user(user_id)

@@ -2,10 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
+use std::borrow::Cow;
+
 use jsonwebtoken::{Header, Validation};
-use serde::Deserialize as _;
-use serde::de::DeserializeOwned;
 
 use crate::claims::{AccessClaims, RefreshClaims};
 use crate::keys::KeySet;
@@ -141,14 +140,39 @@ impl TokenCodec {
     /// Verifies an access token: no `crit` header, signature, `alg`, `kid`,
     /// `typ: at+jwt`, `iss`, `aud`, `exp`, `nbf`, and `iat` not in the future
     /// beyond the leeway.
+    ///
+    /// The application's claims `C` are read from the whole payload (unknown
+    /// members ignored), not through `#[serde(flatten)]`, which would buffer
+    /// every member first: a `serde_json::Value` as `C` therefore also sees
+    /// the registered claims.
     pub fn verify_access<C: Claims>(&self, token: &str) -> Result<AccessClaims<C>> {
-        let claims: AccessClaims<C> = self.verify(token, ACCESS_TOKEN_TYPE)?;
+        let payload = self.verified_payload(token, ACCESS_TOKEN_TYPE)?;
+        let wire: AccessWire<'_> = claims_of(&payload)?;
+        self.check_registered(
+            &Registered {
+                iss: &wire.iss,
+                aud: &wire.aud,
+                exp: wire.exp,
+                nbf: wire.nbf,
+            },
+            true,
+        )?;
         // An access token's iat is the clock of the instance that minted it,
         // so a future one means a skewed issuer or a forged lifetime.
-        if claims.iat > now_secs().saturating_add(self.leeway()) {
+        if wire.iat > now_secs().saturating_add(self.leeway()) {
             return Err(Error::InvalidToken(TokenRejection::IssuedInFuture));
         }
-        Ok(claims)
+        let app: C = claims_of(&payload)?;
+        Ok(AccessClaims {
+            iss: wire.iss.into_owned(),
+            aud: wire.aud.into_owned(),
+            sub: wire.sub.into_owned(),
+            sid: wire.sid,
+            jti: wire.jti.into_owned(),
+            iat: wire.iat,
+            exp: wire.exp,
+            app,
+        })
     }
 
     /// Verifies a refresh token the same way, with `typ: rt+jwt`, but without
@@ -157,166 +181,121 @@ impl TokenCodec {
     /// and an instance whose own clock lags the store's must still accept it.
     /// Its `exp` and the store's generation are what bound its use.
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims> {
-        self.verify(token, REFRESH_TOKEN_TYPE)
-    }
-
-    fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str) -> Result<T> {
-        self.verify_with(token, typ, true)
-    }
-
-    /// Every check of [`TokenCodec::verify`]; `exp` only when `check_exp`.
-    fn verify_with<T: DeserializeOwned>(
-        &self,
-        token: &str,
-        typ: &str,
-        check_exp: bool,
-    ) -> Result<T> {
-        let reject = |why| Err(Error::InvalidToken(why));
-        if token.len() > MAX_TOKEN_LEN {
-            return reject(TokenRejection::TooLong);
-        }
-        match has_crit(token) {
-            Some(false) => {}
-            Some(true) => return reject(TokenRejection::CriticalHeader),
-            None => return reject(TokenRejection::Malformed),
-        }
-        // With one key, skip the extra header parse: jsonwebtoken parses it
-        // anyway, and the kid is compared after verification.
-        let (key, kid_checked) = match self.keys.single() {
-            Some(k) => (k, false),
-            None => {
-                let header =
-                    jsonwebtoken::decode_header(token).map_err(|e| rejection_for(token, typ, e))?;
-                match header.kid.as_deref().and_then(|kid| self.keys.find(kid)) {
-                    Some(k) => (k, true),
-                    None => return reject(TokenRejection::UnknownKey),
-                }
-            }
-        };
-        let relaxed;
-        let validation = if check_exp {
-            &key.validation
-        } else {
-            relaxed = Validation {
-                validate_exp: false,
-                ..key.validation.clone()
-            };
-            &relaxed
-        };
-        let data = jsonwebtoken::decode::<T>(token, KeySet::decoding_key(key), validation)
-            .map_err(|e| rejection_for(token, typ, e))?;
-        if !kid_checked && data.header.kid.as_deref() != Some(key.key.kid()) {
-            return reject(TokenRejection::UnknownKey);
-        }
-        if !type_matches(data.header.typ.as_deref(), typ) {
-            return reject(TokenRejection::WrongTokenType);
-        }
-        Ok(data.claims)
+        self.verify_refresh_with(token, true)
     }
 
     /// Reads a refresh token whose signature is valid even if it has expired,
     /// for logout (ending an expired session is still a logout).
     pub(crate) fn verify_refresh_for_logout(&self, token: &str) -> Result<RefreshClaims> {
-        self.verify_with(token, REFRESH_TOKEN_TYPE, false)
+        self.verify_refresh_with(token, false)
     }
-}
 
-/// The part of a JOSE header that jsonwebtoken's `Header` drops but that
-/// must not be ignored: `crit` (RFC 7515 §4.1.11) lists extensions the
-/// recipient must understand, and reissue understands none. Every other
-/// member is skipped unread.
-#[derive(serde::Deserialize)]
-struct CritProbe {
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
-}
-
-/// `true` for any value, `null` included: the member is there.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(d).map(|_| true)
-}
-
-/// Whether the token's header has a `crit` member; `None` when the header is
-/// not base64url JSON (a duplicate `crit` included, so no parser can see one
-/// that this one missed). Reads the first segment only.
-fn has_crit(token: &str) -> Option<bool> {
-    let header = token.split('.').next()?;
-    let json =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).ok()?;
-    serde_json::from_slice::<CritProbe>(&json)
-        .ok()
-        .map(|p| p.crit)
-}
-
-/// RFC 9068 §4: compare `typ` case-insensitively, with or without `application/`.
-/// Never slices inside a character: `typ` is attacker-chosen text.
-fn type_matches(found: Option<&str>, expected: &str) -> bool {
-    const MEDIA: &str = "application/";
-    found.is_some_and(|t| {
-        let t = match t.get(..MEDIA.len()) {
-            Some(prefix) if prefix.eq_ignore_ascii_case(MEDIA) => &t[MEDIA.len()..],
-            _ => t,
-        };
-        t.eq_ignore_ascii_case(expected)
-    })
-}
-
-/// jsonwebtoken reports a header `alg` it does not know (`none` included),
-/// and claims that do not fit (missing, mistyped, or those of the other token
-/// type, whose `typ` it never looks at) as bad JSON; name the real reason.
-fn rejection_for(token: &str, typ: &str, e: jsonwebtoken::errors::Error) -> Error {
-    let ErrorKind::Json(json) = e.kind() else {
-        return rejection(e);
-    };
-    if json.classify() != serde_json::error::Category::Data {
-        return rejection(e);
+    fn verify_refresh_with(&self, token: &str, check_exp: bool) -> Result<RefreshClaims> {
+        let payload = self.verified_payload(token, REFRESH_TOKEN_TYPE)?;
+        let wire: RefreshWire<'_> = claims_of(&payload)?;
+        self.check_registered(
+            &Registered {
+                iss: &wire.iss,
+                aud: &wire.aud,
+                exp: wire.exp,
+                nbf: wire.nbf,
+            },
+            check_exp,
+        )?;
+        Ok(RefreshClaims {
+            iss: wire.iss.into_owned(),
+            aud: wire.aud.into_owned(),
+            sub: wire.sub.into_owned(),
+            sid: wire.sid,
+            generation: wire.generation,
+            iat: wire.iat,
+            exp: wire.exp,
+        })
     }
-    let why = match jsonwebtoken::decode_header(token) {
-        // The header parses, so the claims did not fit (after the signature was verified).
-        Ok(h) if !type_matches(h.typ.as_deref(), typ) => TokenRejection::WrongTokenType,
-        Ok(_) => TokenRejection::MissingClaim,
-        Err(_) => {
-            let alg = token.split('.').next().and_then(|h| {
-                let h =
-                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, h)
-                        .ok()?;
-                serde_json::from_slice::<serde_json::Value>(&h)
-                    .ok()?
-                    .get("alg")?
-                    .as_str()
-                    .map(str::to_owned)
-            });
-            match alg {
-                Some(alg) if alg.parse::<jsonwebtoken::Algorithm>().is_err() => {
-                    TokenRejection::AlgorithmNotAllowed
-                }
-                _ => TokenRejection::Malformed,
-            }
+
+    /// The decoded payload of a token whose header, key, signature and type
+    /// check out (see [`crate::jws`]).
+    fn verified_payload(&self, token: &str, typ: &str) -> Result<Vec<u8>> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Error::InvalidToken(TokenRejection::TooLong));
         }
-    };
-    Error::InvalidToken(why)
+        crate::jws::verify(&self.keys, token, typ)
+    }
+
+    /// The registered claims, in jsonwebtoken's order of checks: `exp` (with
+    /// the leeway), `nbf`, `iss`, `aud`.
+    fn check_registered(&self, r: &Registered<'_>, check_exp: bool) -> Result<()> {
+        let now = now_secs();
+        let leeway = self.leeway();
+        let why = if check_exp && r.exp < now.saturating_sub(leeway) {
+            TokenRejection::Expired
+        } else if r.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            TokenRejection::NotYetValid
+        } else if r.iss != self.issuer {
+            TokenRejection::WrongIssuer
+        } else if r.aud != self.audience {
+            TokenRejection::WrongAudience
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidToken(why))
+    }
 }
 
-fn rejection(e: jsonwebtoken::errors::Error) -> Error {
-    let why = match e.kind() {
-        ErrorKind::InvalidSignature => TokenRejection::BadSignature,
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::InvalidAlgorithmName
-        | ErrorKind::UnsupportedAlgorithm => TokenRejection::AlgorithmNotAllowed,
-        ErrorKind::ExpiredSignature => TokenRejection::Expired,
-        ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
-        ErrorKind::InvalidIssuer => TokenRejection::WrongIssuer,
-        ErrorKind::InvalidAudience => TokenRejection::WrongAudience,
-        ErrorKind::MissingRequiredClaim(_)
-        | ErrorKind::InvalidClaimFormat(_)
-        | ErrorKind::InvalidSubject => TokenRejection::MissingClaim,
-        // Key-shape errors (an EC key handed an RSA token, ...) can only come from
-        // a token whose alg does not fit the key.
-        ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidEddsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat => TokenRejection::AlgorithmNotAllowed,
-        _ => TokenRejection::Malformed,
-    };
-    Error::InvalidToken(why)
+/// The claims of an access token, borrowed from its payload (no
+/// `#[serde(flatten)]`: it would buffer every member). A missing or mistyped
+/// one (an `aud` array, a fractional `exp`) fails to deserialize:
+/// [`TokenRejection::MissingClaim`].
+#[derive(serde::Deserialize)]
+struct AccessWire<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    sid: SessionId,
+    #[serde(borrow)]
+    jti: Cow<'a, str>,
+    iat: u64,
+}
+
+/// The claims of a refresh token, likewise.
+#[derive(serde::Deserialize)]
+struct RefreshWire<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    sid: SessionId,
+    #[serde(rename = "gen")]
+    generation: u64,
+    iat: u64,
+}
+
+/// What [`TokenCodec::check_registered`] looks at.
+struct Registered<'r> {
+    iss: &'r str,
+    aud: &'r str,
+    exp: u64,
+    nbf: Option<u64>,
+}
+
+/// Claims from a verified payload: not JSON is malformed, JSON of the wrong
+/// shape lacks a claim.
+fn claims_of<'a, T: serde::Deserialize<'a>>(payload: &'a [u8]) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| {
+        Error::InvalidToken(match e.classify() {
+            serde_json::error::Category::Data => TokenRejection::MissingClaim,
+            _ => TokenRejection::Malformed,
+        })
+    })
 }

@@ -43,12 +43,16 @@
 //! the database. The pool's checkout timeout is short (2 s by default), so an
 //! unreachable database becomes [`UserError::Unavailable`] quickly.
 //!
-//! argon2 is deliberately slow (about 17-25 ms per hash with the default
-//! parameters on a 2-core test machine). It too runs on the blocking pool,
-//! never on an async worker, and at most as many hashes run at once as there
-//! are CPUs: a burst of logins queues for the CPU instead of starving
-//! ordinary requests. Each concurrent hash keeps its argon2 work area
-//! (19 MiB with the defaults) for reuse, so no login pays for fresh pages.
+//! argon2 is deliberately slow (about 15 ms of one core per hash with the
+//! default parameters on a 2-core test machine). It too runs on the blocking
+//! pool, never on an async worker, and by default at most one hash fewer than
+//! there are CPUs runs at once (at least one): a burst of logins queues for
+//! its own cores and leaves one to every other request, so protected routes
+//! keep their latency while users log in. The bound is
+//! [`UserStoreBuilder::hash_concurrency`]; logins beyond it wait their turn,
+//! first come first served, and none is refused. Each concurrent hash keeps
+//! its argon2 work area (19 MiB with the defaults) for reuse, so no login
+//! pays for fresh pages.
 //!
 //! The futures are plain tokio futures and `Send`: use the store from
 //! actix-web or axum handlers alike.
@@ -56,8 +60,8 @@
 //! ## Login timing
 //!
 //! An unknown email costs the same argon2 work as a wrong password (a verify
-//! against a dummy hash made with the same parameters), and both give
-//! [`reissue_core::Error::InvalidCredentials`]. A hash stored with older
+//! against a dummy hash made with the same parameters, queued behind the same
+//! bound), and both give [`reissue_core::Error::InvalidCredentials`]. A hash stored with older
 //! parameters is replaced on the user's next successful login.
 #![forbid(unsafe_code)]
 

@@ -78,6 +78,8 @@ struct Inner {
     /// Bounds concurrent argon2 runs, so a burst of logins queues here
     /// instead of occupying every blocking thread and every core.
     hash_permits: Arc<Semaphore>,
+    /// The number of `hash_permits`.
+    hash_concurrency: usize,
     /// One permit per pooled connection: callers queue here, so the pool's
     /// short checkout timeout only fires when the database is unreachable.
     db_permits: Arc<Semaphore>,
@@ -89,6 +91,7 @@ impl fmt::Debug for UserStore {
             .field("backend", &self.inner.pools.backend_name())
             .field("max_connections", &self.inner.pools.max_size())
             .field("argon2", &self.inner.hasher.params())
+            .field("hash_concurrency", &self.inner.hash_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -136,9 +139,27 @@ impl UserStoreBuilder {
         self
     }
 
-    /// How many argon2 hashes may run at once. Default: the number of CPUs
-    /// (`std::thread::available_parallelism`). Each keeps its work area
-    /// (the argon2 memory cost, 19 MiB by default) once used.
+    /// How many argon2 hashes (logins, sign-ups, password changes) may run at
+    /// once. Default: one fewer than the CPUs
+    /// (`std::thread::available_parallelism`), and at least one.
+    ///
+    /// Every hash keeps one core busy for its whole run (about 15 ms with
+    /// the default parameters), so with one hash per core a burst of logins
+    /// takes every core, and every other request of the process, a protected
+    /// route's included, waits for the scheduler: on a 2-core machine `GET
+    /// /me` p99 rose 15-25× during 50 concurrent logins. The default leaves
+    /// one core to everything else (docs/BENCHMARKS.md, "Login storm", has
+    /// the figures), at the cost of login throughput: `(cores - 1) / cores`
+    /// of what the machine could hash.
+    /// Raise it on a machine that does little besides logging users in;
+    /// lower it to keep more cores for other work. On one CPU the default is
+    /// one, which protects nothing.
+    ///
+    /// Logins beyond the bound wait in a first-come, first-served queue and
+    /// then proceed; none is refused. An unknown email waits in the same
+    /// queue and then runs its dummy verify under the same bound, so the
+    /// queue cannot tell it from a wrong password. Each running hash keeps
+    /// its work area (the argon2 memory cost, 19 MiB by default) for reuse.
     pub fn hash_concurrency(mut self, permits: usize) -> Self {
         self.hash_concurrency = Some(permits.max(1));
         self
@@ -160,17 +181,16 @@ impl UserStoreBuilder {
             timeout: self.connect_timeout,
         };
         let pools = Pools::connect(&self.url, &config)?;
-        let hash_permits = self.hash_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(2)
-        });
+        let hash_permits = self
+            .hash_concurrency
+            .unwrap_or_else(default_hash_concurrency);
         let db_permits = usize::try_from(pools.max_size()).unwrap_or(1);
         Ok(UserStore {
             inner: Arc::new(Inner {
                 pools,
                 hasher,
                 hash_permits: Arc::new(Semaphore::new(hash_permits)),
+                hash_concurrency: hash_permits,
                 db_permits: Arc::new(Semaphore::new(db_permits)),
             }),
         })
@@ -198,6 +218,12 @@ impl UserStore {
             connect_timeout: Duration::from_secs(2),
             hash_concurrency: None,
         }
+    }
+
+    /// How many argon2 hashes may run at once; see
+    /// [`UserStoreBuilder::hash_concurrency`].
+    pub fn hash_concurrency(&self) -> usize {
+        self.inner.hash_concurrency
     }
 
     /// Creates the `users` table, or brings it up to date: applies the
@@ -423,8 +449,9 @@ impl UserStore {
     }
 
     /// Runs argon2 on tokio's blocking pool, at most `hash_concurrency` at
-    /// once. The permit moves into the task, so a cancelled caller cannot
-    /// free it while the hash still runs.
+    /// once; callers beyond that queue, first come first served (tokio's
+    /// semaphore is fair). The permit moves into the task, so a cancelled
+    /// caller cannot free it while the hash still runs.
     async fn argon2<T, F>(&self, work: F) -> Result<T, UserError>
     where
         F: FnOnce(&Hasher) -> T + Send + 'static,
@@ -456,8 +483,78 @@ where
     }
 }
 
+/// One hash fewer than there are CPUs, and at least one: a core stays free
+/// for the requests that do not hash.
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_sub(1)
+        .max(1)
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn store(hash_concurrency: Option<usize>) -> UserStore {
+        let mut builder =
+            UserStore::builder(":memory:").argon2_params(Argon2Params::new(8, 1, 1).unwrap());
+        if let Some(n) = hash_concurrency {
+            builder = builder.hash_concurrency(n);
+        }
+        builder.connect().unwrap()
+    }
+
+    #[test]
+    fn default_leaves_a_core_free() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let expected = if cores > 1 { cores - 1 } else { 1 };
+        assert_eq!(store(None).hash_concurrency(), expected);
+        assert_eq!(store(Some(3)).hash_concurrency(), 3);
+        assert_eq!(store(Some(0)).hash_concurrency(), 1);
+        assert!(format!("{:?}", store(Some(3))).contains("hash_concurrency: 3"));
+    }
+
+    /// More hashes than permits: all of them run, never more than the bound
+    /// at once. Each holds its permit a little while so that they overlap;
+    /// nothing here depends on how long anything takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashes_beyond_the_bound_queue_and_all_run() {
+        const BOUND: usize = 2;
+        let store = store(Some(BOUND));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let (store, running, most) = (store.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    store
+                        .argon2(move |hasher| {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(5));
+                            let hash = hasher.hash(&format!("password {i}"));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            hash
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap().is_ok());
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=BOUND).contains(&most), "{most} hashes ran at once");
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        assert_eq!(store.inner.hash_permits.available_permits(), BOUND);
+    }
 }

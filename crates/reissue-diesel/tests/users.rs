@@ -539,26 +539,29 @@ async fn concurrent_logins_all_succeed(db: TestDb) {
         .create_user("burst@x.io", "correct horse", &[])
         .await
         .unwrap();
+    // 24 logins for one permit: the right password, a wrong one, an unknown
+    // email. All queue and all get their own answer; none is refused.
     // tokio::spawn also proves the futures are Send + 'static.
-    let tasks: Vec<_> = (0..16)
+    let tasks: Vec<_> = (0..24)
         .map(|i| {
             let store = store.clone();
-            let password = if i % 2 == 0 {
-                "correct horse"
-            } else {
-                "wrong horse"
+            let (email, password) = match i % 3 {
+                0 => ("burst@x.io", "correct horse"),
+                1 => ("burst@x.io", "wrong horse"),
+                _ => ("nobody@x.io", "correct horse"),
             };
-            tokio::spawn(async move {
-                store
-                    .authenticate(login("burst@x.io", password))
-                    .await
-                    .is_ok()
-            })
+            tokio::spawn(async move { store.authenticate(login(email, password)).await })
         })
         .collect();
     let mut ok = 0;
     for task in tasks {
-        ok += usize::from(task.await.unwrap());
+        match task.await.unwrap() {
+            Ok(who) => {
+                assert_eq!(who.claims.email, "burst@x.io");
+                ok += 1;
+            }
+            Err(e) => assert!(matches!(e, Error::InvalidCredentials), "{e:?}"),
+        }
     }
     assert_eq!(ok, 8);
 }

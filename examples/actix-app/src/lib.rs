@@ -25,6 +25,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             // so that it does not answer 401 before that.
             .service(web::resource("/").route(web::get().to(demo_page)))
             .service(web::resource("/health").route(web::get().to(health)))
+            .service(web::resource("/metrics").route(web::get().to(metrics)))
             .service(web::resource("/signup").route(web::post().to(signup)))
             .service(
                 web::resource("/me").route(
@@ -55,6 +56,10 @@ async fn demo_page() -> HttpResponse {
 
 async fn health() -> HttpResponse {
     into_response(AppState::health())
+}
+
+async fn metrics(state: ThinData<AppState>) -> HttpResponse {
+    into_response(state.metrics())
 }
 
 async fn signup(state: ThinData<AppState>, req: BufferedRequest) -> HttpResponse {

@@ -27,6 +27,13 @@ async fn run() -> Result<(), String> {
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let addr = settings.addr();
     let state = settings.build().await.map_err(|e| e.to_string())?;
+    actix_web::rt::spawn(state.metrics_upkeep());
+    #[cfg(unix)]
+    actix_web::rt::spawn(
+        state
+            .reload_on_sighup()
+            .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?,
+    );
     let listener = TcpListener::bind(addr)
         .map_err(|e| format!("REISSUE_ADDR: cannot listen on {addr}: {e}"))?;
     let local = listener

@@ -30,6 +30,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(demo_page))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/signup", post(signup))
         .merge(protected)
         .merge(admin)
@@ -64,6 +65,10 @@ async fn demo_page() -> ReplyResponse {
 
 async fn health() -> ReplyResponse {
     AppState::health().into()
+}
+
+async fn metrics(State(state): State<AppState>) -> ReplyResponse {
+    state.metrics().into()
 }
 
 async fn signup(State(state): State<AppState>, req: BufferedRequest) -> ReplyResponse {

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RedisStore, RefreshStore};
 use reissue_core::{
@@ -19,6 +20,12 @@ use reissue_core::{
 };
 use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
+
+/// Histogram buckets of `reissue_store_duration_seconds`: a local Redis
+/// answers in well under a millisecond, a troubled one in seconds.
+const STORE_LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// The role that may force other users out.
 pub const ADMIN_ROLE: &str = "admin";
@@ -39,6 +46,23 @@ fn fail<T>(var: &str, why: impl fmt::Display) -> Result<T, StartError> {
     Err(StartError(format!("{var}: {why}")))
 }
 
+/// Reads a key file; the refusal names the variable and the path, never
+/// the content.
+/// Key material (a secret, a key file's bytes), which `Debug` (and so a
+/// logged `Settings`) never shows.
+#[derive(Clone)]
+struct Secret(Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+fn read_key(var: &str, path: &str) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).or_else(|e| fail(var, format!("cannot read `{path}`: {e}")))
+}
+
 /// The example apps' configuration (CONTRACT.md, "Configuration, from the environment").
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,7 +70,11 @@ pub struct Settings {
     database_url: String,
     redis_url: Option<String>,
     redis_prefix: String,
-    secret: Option<Vec<u8>>,
+    secret: Option<Secret>,
+    /// `REISSUE_JWT_KEY`'s PEM, checked at read time.
+    signing_pem: Option<Secret>,
+    /// `REISSUE_JWT_VERIFY_KEYS`' PEMs, checked at read time.
+    verify_pems: Vec<Secret>,
     config: Config,
     admin_emails: HashSet<String>,
     geoip_db: Option<String>,
@@ -102,8 +130,31 @@ impl Settings {
                     format!("must be at least 32 bytes, got {}", s.len()),
                 );
             }
-            other => other.map(String::into_bytes),
+            other => other.map(|s| Secret(s.into_bytes())),
         };
+        // Read and parsed here, so that a bad key refuses to start before
+        // anything is opened; `build` parses the same bytes again.
+        let signing_pem = match get("REISSUE_JWT_KEY") {
+            None => None,
+            Some(path) => {
+                let pem = read_key("REISSUE_JWT_KEY", &path)?;
+                Key::from_private_pem_detected(&pem)
+                    .or_else(|e| fail("REISSUE_JWT_KEY", format!("`{path}`: {e}")))?;
+                Some(Secret(pem))
+            }
+        };
+        let mut verify_pems = Vec::new();
+        for path in get("REISSUE_JWT_VERIFY_KEYS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let pem = read_key("REISSUE_JWT_VERIFY_KEYS", path)?;
+            Key::from_pem_detected(&pem)
+                .or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", format!("`{path}`: {e}")))?;
+            verify_pems.push(Secret(pem));
+        }
         let trusted = match get("REISSUE_TRUSTED_PROXIES") {
             None => TrustedProxies::default(),
             Some(v) => TrustedProxies::parse(&v).or_else(|e| fail("REISSUE_TRUSTED_PROXIES", e))?,
@@ -186,6 +237,8 @@ impl Settings {
             redis_url: get("REDIS_URL"),
             redis_prefix: get("REISSUE_REDIS_PREFIX").unwrap_or_else(|| "reissue:".into()),
             secret,
+            signing_pem,
+            verify_pems,
             config,
             admin_emails: get("REISSUE_ADMIN_EMAILS")
                 .map(|v| {
@@ -203,6 +256,48 @@ impl Settings {
     /// The listen address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The key set: `REISSUE_JWT_KEY` signing when set, else the HMAC secret
+    /// (random when unset). With a key, a configured secret stays as a
+    /// verification key, so that moving from the secret to a key logs no one
+    /// out; `REISSUE_JWT_VERIFY_KEYS` are added as verification keys.
+    fn keys(&self) -> Result<KeySet, StartError> {
+        let hmac = |secret: &[u8]| {
+            Key::hmac("hs256-1", Algorithm::HS256, secret)
+                .or_else(|e| fail("REISSUE_JWT_SECRET", e))
+        };
+        let mut keys = match (&self.signing_pem, &self.secret) {
+            (Some(pem), secret) => {
+                let key = Key::from_private_pem_detected(&pem.0)
+                    .or_else(|e| fail("REISSUE_JWT_KEY", e))?;
+                let mut keys = KeySet::new(key).or_else(|e| fail("REISSUE_JWT_KEY", e))?;
+                if let Some(secret) = secret {
+                    keys = keys
+                        .with_verification_key(hmac(&secret.0)?)
+                        .or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
+                }
+                keys
+            }
+            (None, Some(secret)) => {
+                KeySet::new(hmac(&secret.0)?).or_else(|e| fail("REISSUE_JWT_SECRET", e))?
+            }
+            (None, None) => {
+                tracing::warn!(
+                    "REISSUE_JWT_SECRET is unset: a random key is used, tokens die with the process"
+                );
+                let bytes: [u8; 32] = rand::random();
+                KeySet::new(hmac(&bytes)?).or_else(|e| fail("REISSUE_JWT_SECRET", e))?
+            }
+        };
+        for pem in &self.verify_pems {
+            let key =
+                Key::from_pem_detected(&pem.0).or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", e))?;
+            keys = keys
+                .with_verification_key(key)
+                .or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", e))?;
+        }
+        Ok(keys)
     }
 
     /// Opens the databases and builds the app's state.
@@ -227,32 +322,32 @@ impl Settings {
                 Arc::new(MemoryStore::new())
             }
         };
-        let secret = match self.secret {
-            Some(s) => s,
-            None => {
-                tracing::warn!(
-                    "REISSUE_JWT_SECRET is unset: a random key is used, tokens die with the process"
-                );
-                let bytes: [u8; 32] = rand::random();
-                bytes.to_vec()
-            }
-        };
-        let key = Key::hmac("hs256-1", Algorithm::HS256, &secret)
-            .or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
-        let keys = KeySet::new(key).or_else(|e| fail("REISSUE_JWT_SECRET", e))?;
+        let keys = self.keys()?;
         let mut builder = Reissue::builder(self.config, keys, store, users.clone());
+        let mut geoip = None;
         if let Some(path) = &self.geoip_db {
-            let db = GeoIp::open(path).or_else(|e| fail("REISSUE_GEOIP_DB", e))?;
-            builder = builder.countries(Arc::new(db) as Arc<dyn CountryLookup>);
+            let db = Arc::new(GeoIp::open(path).or_else(|e| fail("REISSUE_GEOIP_DB", e))?);
+            builder = builder.countries(db.clone() as Arc<dyn CountryLookup>);
+            geoip = Some(db);
         }
         if let Some(rule) = self.allowed_countries {
             builder = builder.policy(PolicySet::new().with(rule));
         }
+        // This app's own recorder, not the process-wide one: each app (and
+        // each test server in one process) counts only what it did.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(STORE_LATENCY_BUCKETS)
+            .or_else(|e| fail("metrics", e))?
+            .build_recorder();
+        let metrics = recorder.handle();
+        builder = builder.metrics(Arc::new(recorder));
         let reissue = builder.build().or_else(|e| fail("configuration", e))?;
         Ok(AppState {
             reissue,
             users,
             admin_emails: Arc::new(self.admin_emails),
+            geoip,
+            metrics,
         })
     }
 }
@@ -265,6 +360,8 @@ pub struct AppState {
     /// The user database.
     pub users: UserStore,
     admin_emails: Arc<HashSet<String>>,
+    geoip: Option<Arc<GeoIp>>,
+    metrics: PrometheusHandle,
 }
 
 #[derive(Deserialize)]
@@ -302,6 +399,66 @@ impl AppState {
             ("cache-control", "no-cache".to_owned()),
         ]);
         reply
+    }
+
+    /// Reads `REISSUE_GEOIP_DB` again (after geoipupdate replaced it). A
+    /// file that does not open or validate is logged and the database in use
+    /// stays: a bad update never stops country checks.
+    pub fn reload_geoip(&self) {
+        match &self.geoip {
+            None => tracing::info!("SIGHUP: no REISSUE_GEOIP_DB to reload"),
+            Some(db) => match db.reload() {
+                Ok(()) => tracing::info!(
+                    path = %db.path().display(),
+                    build_epoch = db.build_epoch(),
+                    "SIGHUP: GeoIP database reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!("SIGHUP: GeoIP database kept, the new file is refused: {e}")
+                }
+            },
+        }
+    }
+
+    /// Listens for SIGHUP from now on and returns the task that answers each
+    /// with [`AppState::reload_geoip`]; spawn it on the app's runtime. Called
+    /// before the app says it is listening, so that a SIGHUP from then on
+    /// reloads instead of ending the process (its default action).
+    #[cfg(unix)]
+    pub fn reload_on_sighup(
+        &self,
+    ) -> std::io::Result<impl std::future::Future<Output = ()> + 'static> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let state = self.clone();
+        Ok(async move {
+            while hangups.recv().await.is_some() {
+                state.reload_geoip();
+            }
+        })
+    }
+
+    /// `GET /metrics`: this app's `reissue_*` counters and histograms in
+    /// the Prometheus text format.
+    pub fn metrics(&self) -> Reply {
+        Reply::with_body(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            self.metrics.render(),
+        )
+    }
+
+    /// Drains histogram samples into their buckets now and then, so that an
+    /// app nobody scrapes does not pile them up; spawn it on the app's runtime.
+    pub fn metrics_upkeep(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let handle = self.metrics.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        }
     }
 
     /// `GET /health`.

@@ -44,3 +44,86 @@ fn the_secret_never_appears_in_the_refusal() {
     let line = refused(&[("REISSUE_JWT_SECRET", secret)], "REISSUE_JWT_SECRET");
     assert!(!line.contains(secret), "{line}");
 }
+
+fn test_key(name: &str) -> String {
+    format!("{}/../../tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn good_key_files_are_taken() {
+    for file in ["k1-ed25519.pem", "k2-p256.pem", "k3-rsa2048.pem"] {
+        settings(&[("REISSUE_JWT_KEY", &test_key(file))]).unwrap();
+    }
+    // A retired key may be given by its public half.
+    settings(&[
+        ("REISSUE_JWT_KEY", &test_key("k2-p256.pem")),
+        (
+            "REISSUE_JWT_VERIFY_KEYS",
+            &format!(
+                "{}, {}",
+                test_key("k1-ed25519.pub.pem"),
+                test_key("k3-rsa2048.pem")
+            ),
+        ),
+    ])
+    .unwrap();
+}
+
+#[test]
+fn bad_key_files_refuse_to_start_naming_the_variable() {
+    let bad = [
+        "bad-rsa1024.pem",
+        "bad-p384.pem",
+        "bad-x25519.pem",
+        "bad-hmac-secret.txt",
+        "no-such-file.pem",
+    ];
+    for var in ["REISSUE_JWT_KEY", "REISSUE_JWT_VERIFY_KEYS"] {
+        for file in bad {
+            let path = test_key(file);
+            let line = refused(&[(var, &path)], var);
+            assert!(line.contains(file), "{line}");
+        }
+    }
+    // A public key cannot sign.
+    refused(
+        &[("REISSUE_JWT_KEY", &test_key("k1-ed25519.pub.pem"))],
+        "REISSUE_JWT_KEY",
+    );
+    // One bad path among good ones.
+    refused(
+        &[(
+            "REISSUE_JWT_VERIFY_KEYS",
+            &format!(
+                "{},{}",
+                test_key("k1-ed25519.pem"),
+                test_key("bad-rsa1024.pem")
+            ),
+        )],
+        "REISSUE_JWT_VERIFY_KEYS",
+    );
+}
+
+fn settings_of(vars: &[(&str, &str)]) -> Settings {
+    settings(vars).unwrap()
+}
+
+#[test]
+fn a_refused_key_file_is_never_printed() {
+    let path = test_key("bad-rsa1024.pem");
+    let pem = std::fs::read_to_string(&path).unwrap();
+    let line = refused(&[("REISSUE_JWT_KEY", &path)], "REISSUE_JWT_KEY");
+    let body: String = pem.lines().nth(1).unwrap().to_owned();
+    assert!(!line.contains(&body), "{line}");
+    let settings = settings(&[("REISSUE_JWT_KEY", &test_key("k1-ed25519.pem"))]).unwrap();
+    let k1 = std::fs::read_to_string(test_key("k1-ed25519.pem")).unwrap();
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains(k1.lines().nth(1).unwrap()), "{debug}");
+    // Nor the HMAC secret, as text or as bytes.
+    let secret = "a-secret-of-at-least-32-bytes-0123456789";
+    let settings = settings_of(&[("REISSUE_JWT_SECRET", secret)]);
+    let debug = format!("{settings:?}");
+    let bytes = format!("{:?}", secret.as_bytes());
+    let inner = bytes.trim_matches(|c| c == '[' || c == ']');
+    assert!(!debug.contains(secret) && !debug.contains(inner), "{debug}");
+}

@@ -21,7 +21,7 @@ struct Entry {
     rotated_at_ms: u64,
     absolute_expiry_ms: u64,
     created_ms: u64,
-    /// Login order, also within one millisecond (Redis orders by µs).
+    /// Orders logins of the same millisecond (Redis orders by microseconds).
     created_seq: u64,
     last_used_ms: u64,
     /// When the idle lifetime runs out (the Redis key's TTL).
@@ -52,8 +52,6 @@ struct State {
     attempts: HashMap<String, (u32, u64)>,
     /// The instances following revocations (instant mode).
     followers: Vec<Weak<Revocations>>,
-    /// Logins so far: orders sessions created in the same millisecond.
-    logins: u64,
 }
 
 impl State {
@@ -144,14 +142,13 @@ impl MemoryStore {
 impl RefreshStore for MemoryStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
         Ok(self.with(|state, now| {
-            state.logins += 1;
             let absolute_expiry_ms = now.saturating_add(s.max_age.as_millis() as u64);
             let entry = Entry {
                 generation: 1,
                 rotated_at_ms: now,
                 absolute_expiry_ms,
                 created_ms: now,
-                created_seq: state.logins,
+                created_seq: self.ops.load(Ordering::Relaxed),
                 last_used_ms: now,
                 expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
                 login_country: s.client.country,
@@ -167,10 +164,10 @@ impl RefreshStore for MemoryStore {
             if sessions.len() > max {
                 // Oldest first; the new session is never a candidate, even when
                 // another was created in the same millisecond.
-                let mut by_age: Vec<(u64, SessionId)> = sessions
+                let mut by_age: Vec<((u64, u64), SessionId)> = sessions
                     .iter()
                     .filter(|(sid, _)| **sid != s.sid)
-                    .map(|(sid, e)| (e.created_seq, sid.clone()))
+                    .map(|(sid, e)| ((e.created_ms, e.created_seq), sid.clone()))
                     .collect();
                 by_age.sort();
                 let excess = sessions.len() - max;
@@ -247,7 +244,7 @@ impl RefreshStore for MemoryStore {
                 .map(|s| s.iter().collect())
                 .unwrap_or_default();
             // As the Redis index orders them: by login time, then id.
-            list.sort_by_key(|(_, e)| e.created_seq);
+            list.sort_by_key(|(_, e)| (e.created_ms, e.created_seq));
             list.into_iter()
                 .map(|(sid, e)| SessionInfo {
                     sid: sid.clone(),

@@ -1,0 +1,11 @@
+//! SIGHUP reloads `REISSUE_GEOIP_DB` in the running axum app (see
+//! `examples/common/tests/support/sighup.rs`).
+#![cfg(unix)]
+
+#[path = "../../common/tests/support/sighup.rs"]
+mod sighup;
+
+#[test]
+fn sighup_reloads_the_geoip_database() {
+    sighup::reloads_geoip_on_sighup(env!("CARGO_BIN_EXE_axum-app"));
+}
