@@ -34,22 +34,29 @@ pub(super) struct Settings {
 }
 
 impl Settings {
-    /// A pool on `server`; `attempts` is how often fred may send one command
-    /// (1 for the acknowledged path: a resend on another connection would make
-    /// its `WAIT` count nothing).
-    pub(super) fn pool(&self, server: ServerConfig, size: usize, attempts: u32) -> Result<Pool> {
+    /// A builder for `server` whose commands and connections time out.
+    fn builder(&self, server: ServerConfig) -> Builder {
         let mut config = self.config.clone();
         config.server = server;
         let timeout = self.timeout;
-        Builder::from_config(config)
+        let mut builder = Builder::from_config(config);
+        builder
             .with_performance_config(|p| p.default_command_timeout = timeout)
             .with_connection_config(|c| {
                 c.connection_timeout = timeout;
                 c.internal_command_timeout = timeout;
-                // A resent rotation is recognised by its request id, and a late
-                // one refused by its deadline, so resending is safe.
-                c.max_command_attempts = attempts;
-            })
+            });
+        builder
+    }
+
+    /// A pool on `server`; `attempts` is how often fred may send one command
+    /// (1 for the acknowledged path: a resend on another connection would make
+    /// its `WAIT` count nothing).
+    pub(super) fn pool(&self, server: ServerConfig, size: usize, attempts: u32) -> Result<Pool> {
+        self.builder(server)
+            // A resent rotation is recognised by its request id, and a late
+            // one refused by its deadline, so resending is safe.
+            .with_connection_config(|c| c.max_command_attempts = attempts)
             // Reconnect attempts at most 500 ms apart: after a failover the
             // new primary is found within half a second.
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2))
@@ -59,15 +66,7 @@ impl Settings {
 
     /// A client on `server` for the revocation feed.
     pub(super) fn subscriber(&self, server: ServerConfig) -> Result<Client> {
-        let mut config = self.config.clone();
-        config.server = server;
-        let timeout = self.timeout;
-        Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-            })
+        self.builder(server)
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 1_000, 2))
             .build()
             .map_err(|e| Error::Config(format!("REDIS_URL: {}", e.details())))
