@@ -16,6 +16,7 @@ mod error;
 mod ids;
 mod jws;
 mod keys;
+mod live_batch;
 mod metering;
 pub mod policy;
 mod reissue;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use crate::audit::{self, AuditEvent, AuditKind};
+use crate::live_batch::LiveChecks;
 use crate::metering::{MeteredStore, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
 use crate::request::HttpRequest;
@@ -165,7 +166,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
-                store: Some(self.store.clone()),
+                store: Some(LiveChecks::new(self.store.clone())),
                 mode: c.revocation,
                 revocations,
                 fail_closed_while_unsure: c.fail_closed_while_unsure,

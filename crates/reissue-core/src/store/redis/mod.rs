@@ -807,6 +807,47 @@ impl RefreshStore for RedisStore {
         Ok(int(&self.run(&self.scripts.is_live, keys, vec![]).await?)? > 0)
     }
 
+    /// One script for all of them on one server; on a cluster, one per
+    /// bucket (a script reaches one slot), all sent at once.
+    async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        let keys = |group: &[usize]| {
+            let mut keys = Vec::with_capacity(group.len() * 2);
+            for &i in group {
+                let (user_id, sid) = sessions[i];
+                keys.push(self.session_key(user_id, sid));
+                keys.push(self.revoked_before_key(user_id));
+            }
+            keys
+        };
+        let groups: Vec<Vec<usize>> = match &*self.nodes {
+            Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
+            Nodes::Cluster(_) => {
+                let mut by_bucket = std::collections::HashMap::<String, Vec<usize>>::new();
+                for (i, (user_id, _)) in sessions.iter().enumerate() {
+                    by_bucket.entry(self.bucket(user_id)).or_default().push(i);
+                }
+                by_bucket.into_values().collect()
+            }
+        };
+        let replies = futures_util::future::try_join_all(
+            groups
+                .iter()
+                .map(|group| self.run(&self.scripts.are_live, keys(group), vec![])),
+        )
+        .await?;
+        let mut live = vec![false; sessions.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            let reply = array(reply)?;
+            if reply.len() != group.len() {
+                return Err(bad_reply());
+            }
+            for (&i, answer) in group.iter().zip(&reply) {
+                live[i] = int(answer)? > 0;
+            }
+        }
+        Ok(live)
+    }
+
     async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
         let args: Vec<Value> = vec![
             i64::from(a.max_per_network).into(),

@@ -164,13 +164,29 @@ end
 return out
 "#;
 
+// Whether a session is live: it exists, and no logout everywhere came after
+// its creation.
+const LIVE: &str = r#"
+local function live(sk, rbk)
+  local c = redis.call('HGET', sk, 'c')
+  if not c then return 0 end
+  local rb = redis.call('GET', rbk)
+  if rb and tonumber(c) <= tonumber(rb) then return 0 end
+  return 1
+end
+"#;
+
 // KEYS: session, user-wide mark.
 const IS_LIVE: &str = r#"
-local c = redis.call('HGET', KEYS[1], 'c')
-if not c then return 0 end
-local rb = redis.call('GET', KEYS[2])
-if rb and tonumber(c) <= tonumber(rb) then return 0 end
-return 1
+return live(KEYS[1], KEYS[2])
+"#;
+
+// KEYS: session, user-wide mark, for each session (of one slot on a
+// cluster). One answer per pair, in order.
+const ARE_LIVE: &str = r#"
+local out = {}
+for i = 1, #KEYS, 2 do out[#out + 1] = live(KEYS[i], KEYS[i + 1]) end
+return out
 "#;
 
 // KEYS: account + network counter, account counter. ARGV: max per network,
@@ -226,6 +242,7 @@ pub(super) struct Scripts {
     pub(super) revoke_all: Script,
     pub(super) list: Script,
     pub(super) is_live: Script,
+    pub(super) are_live: Script,
     pub(super) begin_login: Script,
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
@@ -244,7 +261,8 @@ impl Scripts {
             revoke: timed(REVOKE),
             revoke_all: timed(REVOKE_ALL),
             list: plain(LIST),
-            is_live: plain(IS_LIVE),
+            is_live: plain(&format!("{LIVE}{IS_LIVE}")),
+            are_live: plain(&format!("{LIVE}{ARE_LIVE}")),
             begin_login: plain(BEGIN_LOGIN),
             end_login: plain(END_LOGIN),
             catch_up: timed(CATCH_UP),
