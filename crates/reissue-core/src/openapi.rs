@@ -228,6 +228,36 @@ impl AuthApi {
             .build()
     }
 
+    /// Describes an application's route behind the access-token middleware
+    /// (`ReissueLayer` / `ReissueMiddleware`): the bearer scheme, and the
+    /// errors the middleware answers (400 and 401 with `WWW-Authenticate`,
+    /// 503 while the store cannot confirm a session; with `role`, 403
+    /// `insufficient_scope`). Add the route's own responses to the result.
+    pub fn protected(&self, operation: OperationBuilder, role: Option<&str>) -> OperationBuilder {
+        let operation = self
+            .access_security(operation)
+            .response("400", self.bad_request(false))
+            .response("401", self.unauthenticated(false))
+            .response("503", self.unavailable());
+        match role {
+            None => operation,
+            Some(role) => operation.response(
+                "403",
+                self.error(
+                    &format!("The access token lacks the `{role}` role"),
+                    &["insufficient_scope"],
+                    Challenge::WwwAuthenticate,
+                ),
+            ),
+        }
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`, for an
+    /// application's route that answers the library's store errors.
+    pub fn unavailable_response(&self) -> Response {
+        self.unavailable()
+    }
+
     fn components(&self) -> Components {
         let code = ObjectBuilder::new()
             .schema_type(Type::String)

@@ -465,9 +465,3 @@ fn the_login_body_is_the_application_credentials() {
         "#/components/schemas/Credentials"
     );
 }
-
-#[test]
-#[ignore]
-fn dump() {
-    println!("{}", AuthApi::new().document().to_pretty_json().unwrap());
-}
