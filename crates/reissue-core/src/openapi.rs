@@ -15,7 +15,7 @@
 //! realm). Set the [prefix](AuthApi::prefix) when the routes are mounted
 //! elsewhere than `/auth`, and the [credentials](AuthApi::credentials) schema
 //! of the login body (the library does not know the application's
-//! [`Authenticator::Credentials`](crate::Authenticator::Credentials)); then
+//! [`Authenticator::Credentials`]); then
 //! merge the result into the application's own document:
 //!
 //! ```
@@ -848,5 +848,68 @@ impl<A: Authenticator> crate::Reissue<A> {
         AuthApi::new()
             .cookie_transport(config.cookies.is_enabled())
             .realm(config.realm.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ERROR_CODES;
+    use crate::{Error, TokenRejection};
+
+    /// Every error the library can answer, one per variant: the match has no
+    /// wildcard, so a new variant does not compile until it is listed here.
+    fn every_error() -> Vec<Error> {
+        let all = [
+            Error::MissingToken,
+            Error::MalformedAuthorization("x"),
+            Error::InvalidToken(TokenRejection::Expired),
+            Error::InsufficientScope("admin".into()),
+            Error::InvalidCredentials,
+            Error::TooManyAttempts { retry_after: 1 },
+            Error::InvalidRequest("x".into()),
+            Error::AccessDenied,
+            Error::CookieRefused("x"),
+            Error::NotFound,
+            Error::NoPublicKeys,
+            Error::unavailable("down"),
+            Error::Misconfigured("x".into()),
+            Error::Config("x".into()),
+            Error::Internal("x".into()),
+        ];
+        for e in &all {
+            match e {
+                Error::MissingToken
+                | Error::MalformedAuthorization(_)
+                | Error::InvalidToken(_)
+                | Error::InsufficientScope(_)
+                | Error::InvalidCredentials
+                | Error::TooManyAttempts { .. }
+                | Error::InvalidRequest(_)
+                | Error::AccessDenied
+                | Error::CookieRefused(_)
+                | Error::NotFound
+                | Error::NoPublicKeys
+                | Error::Unavailable(_)
+                | Error::Misconfigured(_)
+                | Error::Config(_)
+                | Error::Internal(_) => {}
+            }
+        }
+        all.into()
+    }
+
+    #[test]
+    fn every_client_error_code_is_enumerated() {
+        for e in every_error() {
+            if e.status() >= 500 && e.status() != 503 {
+                assert_eq!(e.code(), "server_error", "{e:?}");
+                continue;
+            }
+            assert!(
+                ERROR_CODES.contains(&e.code()),
+                "{e:?}: `{}` is not in ERROR_CODES",
+                e.code()
+            );
+        }
     }
 }
