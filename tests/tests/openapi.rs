@@ -55,7 +55,10 @@ fn python_dir() -> String {
 #[track_caller]
 fn run_python(what: &str, code: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let python = python();
+    // schemathesis keeps a cache in its working directory: not in the repo.
+    let scratch = tempfile::tempdir().expect("temp dir");
     let out = Command::new(&python)
+        .current_dir(scratch.path())
         .arg("-c")
         .arg(code)
         .args(args)
