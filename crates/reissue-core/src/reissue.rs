@@ -28,6 +28,7 @@ pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct TokenPair {
     /// The access token.
@@ -35,6 +36,7 @@ pub struct TokenPair {
     /// The refresh token.
     pub refresh_token: String,
     /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
