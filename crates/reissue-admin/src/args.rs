@@ -1,0 +1,189 @@
+//! The settings the admin CLI shares with the apps, defined once: where the
+//! users and the sessions live, and the lifetimes the store keeps
+//! revocations for. The apps flatten [`StoreArgs`] into their own
+//! arguments, so both read them the same way and connect them with the same
+//! two functions.
+
+use std::time::Duration;
+
+use reissue_core::store::{RedisStore, Retention};
+use reissue_diesel::UserStore;
+
+use crate::Error;
+
+/// `DATABASE_URL` when unset: the example apps' SQLite file in the working
+/// directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://reissue-example.sqlite";
+
+/// The clock skew the apps allow on `exp` (reissue's default leeway): an
+/// ended session's access tokens die at most this much after `exp` on either
+/// clock.
+const LEEWAY: Duration = Duration::from_secs(5);
+
+/// Where users and sessions live, and how long sessions last: the settings
+/// of CONTRACT.md's configuration table that the admin CLI and the apps
+/// share. Each is a flag and its environment variable; a blank variable
+/// counts as unset.
+///
+/// ```
+/// use clap::Parser;
+/// use reissue_admin::StoreArgs;
+///
+/// #[derive(Parser)]
+/// struct App {
+///     #[command(flatten)]
+///     store: StoreArgs,
+/// }
+///
+/// let app = App::try_parse_from(["app", "--redis-url", "redis://127.0.0.1:6379"]).unwrap();
+/// assert_eq!(app.store.redis_url(), Some("redis://127.0.0.1:6379"));
+/// assert_eq!(app.store.redis_prefix(), "reissue:");
+/// ```
+#[derive(Debug, Clone, clap::Args)]
+#[non_exhaustive]
+pub struct StoreArgs {
+    /// The user database: `sqlite://<file>` or `postgres://...`
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
+    database_url: String,
+
+    /// The session store: `redis://`, `rediss://` (TLS),
+    /// `redis-cluster://host:port[?node=host:port&...]` or
+    /// `redis-sentinel://host:port[?node=...]&sentinelServiceName=<name>`.
+    /// Unset: the apps keep sessions in process memory
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    redis_url: Option<String>,
+
+    /// The prefix of every Redis key; no `{` or `}`
+    #[arg(
+        long,
+        env = "REISSUE_REDIS_PREFIX",
+        value_name = "PREFIX",
+        default_value = "reissue:"
+    )]
+    redis_prefix: String,
+
+    /// Access-token lifetime, seconds (ended sessions are remembered for
+    /// instant revocation that long)
+    #[arg(
+        long,
+        env = "REISSUE_ACCESS_TTL",
+        value_name = "SECONDS",
+        default_value = "300"
+    )]
+    access_ttl: String,
+
+    /// Absolute session lifetime, seconds (a "log out everywhere" mark lives
+    /// that long)
+    #[arg(
+        long,
+        env = "REISSUE_SESSION_MAX_AGE",
+        value_name = "SECONDS",
+        default_value = "2592000"
+    )]
+    session_max_age: String,
+}
+
+/// The value, trimmed; `None` when blank (a blank variable counts as unset).
+pub(crate) fn given(raw: &str) -> Option<&str> {
+    Some(raw.trim()).filter(|v| !v.is_empty())
+}
+
+/// A whole number of seconds, or the refusal naming `variable`.
+pub fn seconds(variable: &'static str, raw: &str, default: u64) -> Result<Duration, Error> {
+    match given(raw) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            Error::setting(
+                variable,
+                format!("expected a whole number of seconds, got `{v}`"),
+            )
+        }),
+    }
+}
+
+impl StoreArgs {
+    /// `DATABASE_URL`.
+    pub fn database_url(&self) -> &str {
+        given(&self.database_url).unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// `REDIS_URL`; `None` when unset or blank.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref().and_then(given)
+    }
+
+    /// `REISSUE_REDIS_PREFIX`.
+    pub fn redis_prefix(&self) -> &str {
+        given(&self.redis_prefix).unwrap_or("reissue:")
+    }
+
+    /// `REISSUE_ACCESS_TTL`.
+    pub fn access_ttl(&self) -> Result<Duration, Error> {
+        seconds("REISSUE_ACCESS_TTL", &self.access_ttl, 300)
+    }
+
+    /// `REISSUE_SESSION_MAX_AGE`.
+    pub fn session_max_age(&self) -> Result<Duration, Error> {
+        seconds("REISSUE_SESSION_MAX_AGE", &self.session_max_age, 2_592_000)
+    }
+
+    /// What the store must keep for the apps' instant revocation, as a
+    /// `Reissue` built from these settings tells it: an ended session for
+    /// the access-token lifetime (plus the leeway on both clocks), a
+    /// user-wide mark for the absolute session lifetime. A process that ends
+    /// sessions without a `Reissue` (this CLI) must tell the store the same,
+    /// or its revocations would trim the log and the mark shorter than the
+    /// apps need.
+    pub fn retention(&self) -> Result<Retention, Error> {
+        let mut retention = Retention::default();
+        retention.revoked = self.access_ttl()? + LEEWAY * 2;
+        retention.sessions = self.session_max_age()?;
+        Ok(retention)
+    }
+
+    /// Opens the user database and brings its schema up to date.
+    pub async fn connect_users(&self) -> Result<UserStore, Error> {
+        let users = UserStore::connect(self.database_url())
+            .map_err(|e| Error::setting("DATABASE_URL", crate::error::chain(&e)))?;
+        users
+            .run_migrations()
+            .await
+            .map_err(|e| Error::setting("DATABASE_URL", crate::error::chain(&e)))?;
+        Ok(users)
+    }
+
+    /// Connects to Redis with the prefix, told the [retention](Self::retention);
+    /// `None` when `REDIS_URL` is unset.
+    pub async fn connect_redis(&self) -> Result<Option<RedisStore>, Error> {
+        let Some(url) = self.redis_url() else {
+            return Ok(None);
+        };
+        let retention = self.retention()?;
+        let store = RedisStore::builder(url)
+            .key_prefix(self.redis_prefix())
+            .connect()
+            .await
+            .map_err(|e| Error::setting("REDIS_URL", redis_reason(&e)))?;
+        reissue_core::store::RefreshStore::retain(&store, retention);
+        Ok(Some(store))
+    }
+}
+
+/// A connection failure without the `REDIS_URL: ` the store's own
+/// configuration errors already start with.
+fn redis_reason(e: &reissue_core::Error) -> String {
+    let line = crate::error::chain(e);
+    let line = line
+        .strip_prefix("configuration error: ")
+        .unwrap_or(&line)
+        .to_owned();
+    line.strip_prefix("REDIS_URL: ")
+        .map(str::to_owned)
+        .unwrap_or(line)
+}
