@@ -165,6 +165,7 @@ impl StoreArgs {
             return Ok(None);
         };
         let retention = self.retention()?;
+        check_scheme(url)?;
         let store = RedisStore::builder(url)
             .key_prefix(self.redis_prefix())
             .connect()
@@ -172,6 +173,38 @@ impl StoreArgs {
             .map_err(|e| Error::setting("REDIS_URL", redis_reason(&e)))?;
         reissue_core::store::RefreshStore::retain(&store, retention);
         Ok(Some(store))
+    }
+}
+
+/// The URL forms of CONTRACT.md's "Redis deployments", with TLS. fred takes
+/// any other scheme for `redis://`: a `REDIS_URL` meant for something else
+/// would quietly connect to whatever Redis listens on the host.
+const REDIS_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
+
+fn check_scheme(url: &str) -> Result<(), Error> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme {
+        Some(s) if REDIS_SCHEMES.contains(&s.as_str()) => Ok(()),
+        // The scheme only: the rest may hold a password.
+        Some(s) if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) => {
+            Err(Error::setting(
+                "REDIS_URL",
+                format!(
+                    "expected a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL, got {s}://"
+                ),
+            ))
+        }
+        _ => Err(Error::setting(
+            "REDIS_URL",
+            "expected a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL",
+        )),
     }
 }
 
