@@ -193,7 +193,11 @@ fn check_scheme(url: &str) -> Result<(), Error> {
     match scheme {
         Some(s) if REDIS_SCHEMES.contains(&s.as_str()) => Ok(()),
         // The scheme only: the rest may hold a password.
-        Some(s) if s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) => {
+        Some(s)
+            if s.len() <= 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
             Err(Error::setting(
                 "REDIS_URL",
                 format!(

@@ -176,7 +176,11 @@ async fn sessions(args: &StoreArgs, command: SessionsCommand) -> Result<Report, 
                 return Err(unknown());
             }
             Ok(Report {
-                text: format!("ended session {} of {}\n", session.as_str(), describe(&user)),
+                text: format!(
+                    "ended session {} of {}\n",
+                    session.as_str(),
+                    describe(&user)
+                ),
                 json: json!({ "user": user_json(&user), "ended": [session.as_str()] }),
             })
         }
@@ -262,7 +266,10 @@ fn session_table(user: &User, list: &[SessionInfo]) -> String {
     line(&head);
     for row in &rows {
         // A user agent is client text: keep it on its line.
-        let ua: String = row[5].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let ua: String = row[5]
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         line(&[&row[0], &row[1], &row[2], &row[3], &row[4], &ua]);
     }
     text
@@ -303,7 +310,11 @@ async fn users(args: &StoreArgs, command: UsersCommand) -> Result<Report, Error>
                 .await
                 .map_err(refused)?;
             Ok(Report {
-                text: format!("created {} with roles [{}]\n", describe(&user), user.roles.join(", ")),
+                text: format!(
+                    "created {} with roles [{}]\n",
+                    describe(&user),
+                    user.roles.join(", ")
+                ),
                 json: user_json(&user),
             })
         }
@@ -349,7 +360,10 @@ fn read_password() -> Result<String, Error> {
         return Ok(first);
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(failed)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(failed)?;
     let password = line
         .strip_suffix('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -393,10 +407,7 @@ async fn health(args: &StoreArgs) -> (Report, bool) {
     };
     let database_json = match database_health(args).await {
         Ok(latency) => {
-            text.push_str(&format!(
-                "database  reachable, {} ms\n",
-                millis(latency)
-            ));
+            text.push_str(&format!("database  reachable, {} ms\n", millis(latency)));
             json!({ "reachable": true, "latency_ms": millis(latency) })
         }
         Err(e) => {

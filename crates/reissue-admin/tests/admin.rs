@@ -128,7 +128,10 @@ impl Setup {
     }
 
     fn create_user(&self, email: &str) -> String {
-        let run = self.admin(&["--json", "users", "create", email], &format!("{PASSWORD}\n"));
+        let run = self.admin(
+            &["--json", "users", "create", email],
+            &format!("{PASSWORD}\n"),
+        );
         let user = run.ok_json();
         assert_eq!(user["email"], email, "{run:?}");
         user["id"].as_str().unwrap().to_owned()
@@ -307,40 +310,80 @@ fn sessions_through_an_app(db: Db) {
         client: reqwest::Client::new(),
     };
     let (a, b) = rt.block_on(async { (http.login(&email).await, http.login(&email).await) });
-    let (at_a, rt_a) = (a["access_token"].as_str().unwrap(), a["refresh_token"].as_str().unwrap());
-    let (at_b, rt_b) = (b["access_token"].as_str().unwrap(), b["refresh_token"].as_str().unwrap());
+    let (at_a, rt_a) = (
+        a["access_token"].as_str().unwrap(),
+        a["refresh_token"].as_str().unwrap(),
+    );
+    let (at_b, rt_b) = (
+        b["access_token"].as_str().unwrap(),
+        b["refresh_token"].as_str().unwrap(),
+    );
     let (status, me_a) = rt.block_on(http.me(at_a));
     assert_eq!(status, 200);
-    assert_eq!(me_a["roles"], serde_json::json!(["ops", "auditor"]), "the roles set by the CLI");
+    assert_eq!(
+        me_a["roles"],
+        serde_json::json!(["ops", "auditor"]),
+        "the roles set by the CLI"
+    );
     let sid_a = me_a["sid"].as_str().unwrap().to_owned();
-    let sid_b = rt.block_on(http.me(at_b)).1["sid"].as_str().unwrap().to_owned();
+    let sid_b = rt.block_on(http.me(at_b)).1["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // By email and by id alike; the sids are the app's.
     for who in [email.as_str(), id.as_str()] {
         let list = setup.json(&["sessions", "list", who]);
-        assert_eq!(sids(&list), BTreeSet::from([sid_a.clone(), sid_b.clone()]), "{list}");
+        assert_eq!(
+            sids(&list),
+            BTreeSet::from([sid_a.clone(), sid_b.clone()]),
+            "{list}"
+        );
         assert_eq!(list["user"]["id"], id.as_str());
     }
     let text = setup.admin(&["sessions", "list", &email], "");
-    assert!(text.ok().stdout.starts_with("2 live sessions of user"), "{text:?}");
-    assert!(text.stdout.contains(&sid_a) && text.stdout.contains(&sid_b), "{text:?}");
+    assert!(
+        text.ok().stdout.starts_with("2 live sessions of user"),
+        "{text:?}"
+    );
+    assert!(
+        text.stdout.contains(&sid_a) && text.stdout.contains(&sid_b),
+        "{text:?}"
+    );
 
     let ended = setup.json(&["sessions", "end", &email, &sid_a]);
     assert_eq!(ended["ended"], serde_json::json!([sid_a]));
-    assert_eq!(rt.block_on(http.me_becomes(at_a, 401)), 401, "instant mode refuses the ended session");
-    assert_eq!(rt.block_on(http.reissue(rt_a)), 401, "its refresh token is dead");
+    assert_eq!(
+        rt.block_on(http.me_becomes(at_a, 401)),
+        401,
+        "instant mode refuses the ended session"
+    );
+    assert_eq!(
+        rt.block_on(http.reissue(rt_a)),
+        401,
+        "its refresh token is dead"
+    );
     assert_eq!(rt.block_on(http.me(at_b)).0, 200, "the other session lives");
-    assert_eq!(sids(&setup.json(&["sessions", "list", &id])), BTreeSet::from([sid_b.clone()]));
+    assert_eq!(
+        sids(&setup.json(&["sessions", "list", &id])),
+        BTreeSet::from([sid_b.clone()])
+    );
 
     let again = setup.admin(&["sessions", "end", &email, &sid_a], "");
     let line = again.failed();
-    assert!(line.contains("no live session") && line.contains(&sid_a), "{line}");
+    assert!(
+        line.contains("no live session") && line.contains(&sid_a),
+        "{line}"
+    );
 
     let all = setup.json(&["sessions", "end-all", &id]);
     assert_eq!(all["ended"], serde_json::json!([sid_b]));
     assert_eq!(rt.block_on(http.me_becomes(at_b, 401)), 401);
     assert_eq!(rt.block_on(http.reissue(rt_b)), 401);
-    assert_eq!(sids(&setup.json(&["sessions", "list", &email])), BTreeSet::new());
+    assert_eq!(
+        sids(&setup.json(&["sessions", "list", &email])),
+        BTreeSet::new()
+    );
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
@@ -386,7 +429,11 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
     log_in(&rt, &state, &email, 3);
     let after_login = setup.json(&["health"])["store"]["keys"].as_u64().unwrap();
     assert!(after_login > 0);
-    assert_eq!(after_login as usize, setup.keys_on(6379), "what redis-cli counts");
+    assert_eq!(
+        after_login as usize,
+        setup.keys_on(6379),
+        "what redis-cli counts"
+    );
 
     setup.json(&["sessions", "end-all", &id]);
     let after_end = setup.json(&["health"])["store"]["keys"].as_u64().unwrap();
@@ -394,8 +441,15 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
     assert_eq!(after_end as usize, setup.keys_on(6379));
 
     let text = setup.admin(&["health"], "");
-    assert!(text.ok().stdout.contains("eviction  noeviction"), "{text:?}");
-    assert!(text.stdout.contains(&format!("keys      {after_end} under `{}`", setup.prefix)), "{text:?}");
+    assert!(
+        text.ok().stdout.contains("eviction  noeviction"),
+        "{text:?}"
+    );
+    assert!(
+        text.stdout
+            .contains(&format!("keys      {after_end} under `{}`", setup.prefix)),
+        "{text:?}"
+    );
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
@@ -407,16 +461,30 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(policy: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--maxmemory-policy", policy])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !deploy::ping(port) {
-            assert!(Instant::now() < deadline, "redis-server on {port} did not start");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, port }
@@ -445,7 +513,10 @@ fn health_fails_on_a_redis_that_may_evict() {
     assert_eq!(health["store"]["eviction"], "allkeys-lru");
     assert_eq!(health["store"]["may_evict"], true);
     let text = setup.admin(&["health"], "");
-    assert!(text.stdout.contains("allkeys-lru (may evict sessions"), "{text:?}");
+    assert!(
+        text.stdout.contains("allkeys-lru (may evict sessions"),
+        "{text:?}"
+    );
     assert!(text.stdout.ends_with("NOT OK\n"), "{text:?}");
 }
 
@@ -465,8 +536,16 @@ fn health_counts_keys_on_every_primary_of_a_cluster() {
     let health = setup.json(&["health"]);
     assert_eq!(health["store"]["deployment"], "cluster", "{health}");
     let counted = health["store"]["keys"].as_u64().unwrap() as usize;
-    let per_primary: Vec<usize> = cluster.primaries().iter().map(|p| setup.keys_on(*p)).collect();
-    assert_eq!(counted, per_primary.iter().sum::<usize>(), "{per_primary:?}");
+    let per_primary: Vec<usize> = cluster
+        .primaries()
+        .iter()
+        .map(|p| setup.keys_on(*p))
+        .collect();
+    assert_eq!(
+        counted,
+        per_primary.iter().sum::<usize>(),
+        "{per_primary:?}"
+    );
     assert!(
         per_primary.iter().filter(|n| **n > 0).count() >= 2,
         "keys on several primaries: {per_primary:?}"
@@ -485,14 +564,22 @@ fn the_cli_keeps_revocations_as_long_as_the_apps_need() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = rt.block_on(setup.app_state());
     log_in(&rt, &state, &email, 1);
-    let sid = sids(&setup.json(&["sessions", "list", &id])).pop_first().unwrap();
+    let sid = sids(&setup.json(&["sessions", "list", &id]))
+        .pop_first()
+        .unwrap();
     drop(state);
     setup.json(&["sessions", "end", &id, &sid]);
     let logs = setup.redis_cli(&["--scan", "--pattern", &format!("{}*:rv", setup.prefix)]);
     let log = logs.lines().next().expect("a revocation log");
     let pttl: u64 = setup.redis_cli(&["PTTL", log]).parse().unwrap();
     assert!(pttl > 3_600_000, "the log lives {pttl} ms");
-    assert!(setup.redis_cli(&["ZSCORE", log, &sid]).parse::<u64>().is_ok(), "the session is in it");
+    assert!(
+        setup
+            .redis_cli(&["ZSCORE", log, &sid])
+            .parse::<u64>()
+            .is_ok(),
+        "the session is in it"
+    );
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
@@ -502,33 +589,65 @@ fn errors_are_one_line_and_non_zero() {
     let email = format!("err-{}@example.com", unique());
     let id = setup.create_user(&email);
 
-    let line = setup.admin(&["sessions", "list", "nobody@example.com"], "").failed().to_owned();
+    let line = setup
+        .admin(&["sessions", "list", "nobody@example.com"], "")
+        .failed()
+        .to_owned();
     assert_eq!(line, "no user with id or email `nobody@example.com`");
-    let line = setup.admin(&["sessions", "end-all", "987654321"], "").failed().to_owned();
+    let line = setup
+        .admin(&["sessions", "end-all", "987654321"], "")
+        .failed()
+        .to_owned();
     assert!(line.contains("987654321"), "{line}");
-    let line = setup.admin(&["users", "set-roles", "nobody@example.com", "x"], "").failed().to_owned();
+    let line = setup
+        .admin(&["users", "set-roles", "nobody@example.com", "x"], "")
+        .failed()
+        .to_owned();
     assert!(line.starts_with("no user"), "{line}");
-    let line = setup.admin(&["sessions", "end", &id, "not-a-sid"], "").failed().to_owned();
+    let line = setup
+        .admin(&["sessions", "end", &id, "not-a-sid"], "")
+        .failed()
+        .to_owned();
     assert!(line.contains("no live session `not-a-sid`"), "{line}");
-    let line = setup.admin(&["users", "set-roles", &id, "bad role"], "").failed().to_owned();
+    let line = setup
+        .admin(&["users", "set-roles", &id, "bad role"], "")
+        .failed()
+        .to_owned();
     assert!(line.contains("role"), "{line}");
 
     // A taken email; a password too short, and none at all: never echoed.
     let run = setup.admin(&["users", "create", &email], &format!("{PASSWORD}\n"));
     assert!(run.failed().contains("already exists"), "{run:?}");
     let short = "hunter2";
-    let run = setup.admin(&["users", "create", "new@example.com"], &format!("{short}\n"));
+    let run = setup.admin(
+        &["users", "create", "new@example.com"],
+        &format!("{short}\n"),
+    );
     assert!(!run.failed().contains(short), "{run:?}");
-    assert!(setup.admin(&["users", "create", "new@example.com"], "").failed().starts_with("password:"));
+    assert!(
+        setup
+            .admin(&["users", "create", "new@example.com"], "")
+            .failed()
+            .starts_with("password:")
+    );
     // No flag takes a password.
-    let run = setup.admin(&["users", "create", "new@example.com", "--password", PASSWORD], "");
+    let run = setup.admin(
+        &["users", "create", "new@example.com", "--password", PASSWORD],
+        "",
+    );
     assert_eq!(run.code, Some(2), "{run:?}");
-    assert!(!run.stderr.contains(PASSWORD) || run.stderr.contains("unexpected argument"), "{run:?}");
+    assert!(
+        !run.stderr.contains(PASSWORD) || run.stderr.contains("unexpected argument"),
+        "{run:?}"
+    );
 
     // Redis that does not answer, with credentials in its URL: one line
     // naming the variable, the password not in it.
     setup.set("REDIS_URL", "redis://admin:s3cret-pw@127.0.0.1:1");
-    for args in [&["sessions", "list", email.as_str()][..], &["sessions", "end-all", &id]] {
+    for args in [
+        &["sessions", "list", email.as_str()][..],
+        &["sessions", "end-all", &id],
+    ] {
         let run = setup.admin(args, "");
         let line = run.failed();
         assert!(line.starts_with("REDIS_URL: "), "{line}");
@@ -536,21 +655,40 @@ fn errors_are_one_line_and_non_zero() {
     }
     let run = setup.admin(&["health"], "");
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stdout.contains("store     unreachable: REDIS_URL: "), "{run:?}");
+    assert!(
+        run.stdout.contains("store     unreachable: REDIS_URL: "),
+        "{run:?}"
+    );
     assert!(!run.stdout.contains("s3cret-pw"), "{run:?}");
     // Another scheme is refused, not taken for redis:// on its host.
     for url in ["mongodb://127.0.0.1", "127.0.0.1:6379", "redis//127.0.0.1"] {
         setup.set("REDIS_URL", url);
-        let line = setup.admin(&["sessions", "list", &id], "").failed().to_owned();
-        assert!(line.starts_with("REDIS_URL: expected a redis://"), "{url}: {line}");
+        let line = setup
+            .admin(&["sessions", "list", &id], "")
+            .failed()
+            .to_owned();
+        assert!(
+            line.starts_with("REDIS_URL: expected a redis://"),
+            "{url}: {line}"
+        );
     }
-    setup.set("REDIS_URL", REDIS_URL).set("REISSUE_ACCESS_TTL", "soon");
-    assert!(setup.admin(&["sessions", "list", &id], "").failed().starts_with("REISSUE_ACCESS_TTL: "));
+    setup
+        .set("REDIS_URL", REDIS_URL)
+        .set("REISSUE_ACCESS_TTL", "soon");
+    assert!(
+        setup
+            .admin(&["sessions", "list", &id], "")
+            .failed()
+            .starts_with("REISSUE_ACCESS_TTL: ")
+    );
     setup.unset("REISSUE_ACCESS_TTL");
 
     // Without Redis there is nothing to administer: said so. Users still work.
     setup.unset("REDIS_URL");
-    let line = setup.admin(&["sessions", "list", &id], "").failed().to_owned();
+    let line = setup
+        .admin(&["sessions", "list", &id], "")
+        .failed()
+        .to_owned();
     assert!(line.starts_with("REDIS_URL is unset"), "{line}");
     let health = setup.json(&["health"]);
     assert_eq!(health["store"]["kind"], "memory");
@@ -559,7 +697,10 @@ fn errors_are_one_line_and_non_zero() {
 
     // A database that does not open.
     setup.set("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
-    let line = setup.admin(&["users", "set-roles", &id, "ops"], "").failed().to_owned();
+    let line = setup
+        .admin(&["users", "set-roles", &id, "ops"], "")
+        .failed()
+        .to_owned();
     assert!(line.starts_with("DATABASE_URL: "), "{line}");
 }
 
@@ -573,7 +714,13 @@ fn flags_stand_in_for_variables_and_help_lists_both() {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .args(["--database-url", &setup.vars["DATABASE_URL"]])
-        .args(["--redis-url", REDIS_URL, "--redis-prefix", &setup.prefix, "--json"])
+        .args([
+            "--redis-url",
+            REDIS_URL,
+            "--redis-prefix",
+            &setup.prefix,
+            "--json",
+        ])
         .args(["sessions", "list", &id])
         .output()
         .unwrap();
@@ -590,10 +737,16 @@ fn flags_stand_in_for_variables_and_help_lists_both() {
         ("--session-max-age", "REISSUE_SESSION_MAX_AGE"),
         ("--json", "sessions"),
     ] {
-        assert!(help.ok().stdout.contains(flag) && help.stdout.contains(var), "{flag} {var}: {help:?}");
+        assert!(
+            help.ok().stdout.contains(flag) && help.stdout.contains(var),
+            "{flag} {var}: {help:?}"
+        );
     }
     // The URLs may hold passwords: --help names their variables, not their values.
-    assert!(!help.stdout.contains(&setup.vars["DATABASE_URL"]), "{help:?}");
+    assert!(
+        !help.stdout.contains(&setup.vars["DATABASE_URL"]),
+        "{help:?}"
+    );
     assert!(!help.stdout.contains("127.0.0.1:6379"), "{help:?}");
     let create = setup.admin(&["users", "create", "--help"], "");
     assert!(create.ok().stdout.contains("standard input"), "{create:?}");

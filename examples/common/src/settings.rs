@@ -19,7 +19,9 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use reissue_admin::{StoreArgs, seconds};
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RefreshStore};
-use reissue_core::{Algorithm, Config, CookieTransport, Key, KeySet, Origin, Reissue, RevocationMode};
+use reissue_core::{
+    Algorithm, Config, CookieTransport, Key, KeySet, Origin, Reissue, RevocationMode,
+};
 
 use crate::{AppState, STORE_LATENCY_BUCKETS};
 
@@ -95,7 +97,12 @@ struct AppArgs {
 
     /// HS256 secret, at least 32 bytes; unset: a random one per start.
     /// Prefer the variable: a flag shows in `ps`
-    #[arg(long, env = "REISSUE_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "REISSUE_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     jwt_secret: Option<String>,
 
     /// PEM private key (Ed25519, P-256, RSA >= 2048) to sign with instead of
