@@ -751,3 +751,81 @@ fn flags_stand_in_for_variables_and_help_lists_both() {
     let create = setup.admin(&["users", "create", "--help"], "");
     assert!(create.ok().stdout.contains("standard input"), "{create:?}");
 }
+
+/// A thief rotating a stolen refresh token as fast as it can, from several
+/// connections at once, does not outrun `sessions end-all`: afterwards no
+/// token of the user works and no session is listed.
+#[test]
+fn end_all_wins_over_parallel_rotation() {
+    let setup = Setup::new(Db::Sqlite);
+    let email = format!("race-{}@example.com", unique());
+    let id = setup.create_user(&email);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve(&rt, rt.block_on(setup.app_state()));
+    let http = std::sync::Arc::new(Http {
+        base,
+        client: reqwest::Client::new(),
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut thieves = Vec::new();
+    for _ in 0..4 {
+        let pair = rt.block_on(http.login(&email));
+        let (http, stop) = (http.clone(), stop.clone());
+        thieves.push(rt.spawn(async move {
+            let mut refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+            let mut access = pair["access_token"].as_str().unwrap().to_owned();
+            let mut rotations = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let res = http
+                    .client
+                    .post(format!("{}/auth/reissue", http.base))
+                    .bearer_auth(&refresh)
+                    .send()
+                    .await
+                    .unwrap();
+                if res.status() != 200 {
+                    break;
+                }
+                let next: Value = res.json().await.unwrap();
+                refresh = next["refresh_token"].as_str().unwrap().to_owned();
+                access = next["access_token"].as_str().unwrap().to_owned();
+                rotations += 1;
+            }
+            (refresh, access, rotations)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let ended = setup.json(&["sessions", "end-all", &id]);
+    assert_eq!(ended["ended"].as_array().unwrap().len(), 4, "{ended}");
+    stop.store(true, Ordering::Relaxed);
+    let last: Vec<(String, String, u32)> = rt.block_on(async { futures_join(thieves).await });
+    assert!(
+        last.iter().any(|(_, _, n)| *n > 0),
+        "the thieves did rotate: {last:?}"
+    );
+    for (refresh, access, _) in &last {
+        assert_eq!(
+            rt.block_on(http.reissue(refresh)),
+            401,
+            "a last refresh token still works"
+        );
+        assert_eq!(
+            rt.block_on(http.me_becomes(access, 401)),
+            401,
+            "a last access token still works"
+        );
+    }
+    assert_eq!(
+        sids(&setup.json(&["sessions", "list", &id])),
+        BTreeSet::new()
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
