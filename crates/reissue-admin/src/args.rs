@@ -4,6 +4,7 @@
 //! arguments, so both read them the same way and connect them with the same
 //! two functions.
 
+use std::fmt;
 use std::time::Duration;
 
 use reissue_core::store::{RedisStore, Retention};
@@ -39,7 +40,7 @@ const LEEWAY: Duration = Duration::from_secs(5);
 /// assert_eq!(app.store.redis_url(), Some("redis://127.0.0.1:6379"));
 /// assert_eq!(app.store.redis_prefix(), "reissue:");
 /// ```
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 #[non_exhaustive]
 pub struct StoreArgs {
     /// The user database: `sqlite://<file>` or `postgres://...`
@@ -87,6 +88,44 @@ pub struct StoreArgs {
         default_value = "2592000"
     )]
     session_max_age: String,
+}
+
+/// The URLs may carry a password: `Debug` (and so a logged `Settings`)
+/// shows them without it.
+impl fmt::Debug for StoreArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreArgs")
+            .field("database_url", &without_password(&self.database_url))
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(without_password),
+            )
+            .field("redis_prefix", &self.redis_prefix)
+            .field("access_ttl", &self.access_ttl)
+            .field("session_max_age", &self.session_max_age)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host...` as `scheme://user:..@host...`; a
+/// `password=` query parameter's value likewise.
+fn without_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
+            if let Some(colon) = out[start..at].find(':').map(|i| start + i) {
+                out.replace_range(colon + 1..at, "..");
+            }
+        }
+    }
+    if let Some(i) = out.find("password=").map(|i| i + "password=".len()) {
+        let end = out[i..].find('&').map_or(out.len(), |e| i + e);
+        out.replace_range(i..end, "..");
+    }
+    out
 }
 
 /// The value, trimmed; `None` when blank (a blank variable counts as unset).
@@ -223,4 +262,27 @@ fn redis_reason(e: &reissue_core::Error) -> String {
     line.strip_prefix("REDIS_URL: ")
         .map(str::to_owned)
         .unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn debug_hides_url_passwords() {
+        assert_eq!(
+            without_password("postgres://app:s3cret@db:5432/app"),
+            "postgres://app:..@db:5432/app"
+        );
+        assert_eq!(
+            without_password("redis://:p@ss@127.0.0.1:6379/0"),
+            "redis://:..@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            without_password("postgres://db/app?user=a&password=s3cret&sslmode=require"),
+            "postgres://db/app?user=a&password=..&sslmode=require"
+        );
+        assert_eq!(without_password("sqlite://users.db"), "sqlite://users.db");
+        assert_eq!(without_password("redis://user@host"), "redis://user@host");
+    }
 }

@@ -59,6 +59,8 @@ enum SessionsCommand {
         /// The user's id or email
         user: String,
         /// The session id (from `sessions list`)
+        // base64url: an id may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         sid: String,
     },
     /// Ends every session of a user (a forced logout)

@@ -609,6 +609,16 @@ fn errors_are_one_line_and_non_zero() {
         .failed()
         .to_owned();
     assert!(line.contains("no live session `not-a-sid`"), "{line}");
+    // A session id is base64url: one may start with `-`, and is not a flag.
+    let dash = "-AAAAAAAAAAAAAAAAAAAAA";
+    let line = setup
+        .admin(&["sessions", "end", &id, dash], "")
+        .failed()
+        .to_owned();
+    assert!(
+        line.contains(&format!("no live session `{dash}`")),
+        "{line}"
+    );
     let line = setup
         .admin(&["users", "set-roles", &id, "bad role"], "")
         .failed()

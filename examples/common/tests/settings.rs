@@ -169,3 +169,26 @@ fn a_blank_variable_counts_as_unset() {
     ]);
     assert_eq!(s.addr().port(), 3000);
 }
+
+#[test]
+fn debug_never_shows_a_url_password() {
+    let s = settings_of(&[
+        (
+            "DATABASE_URL",
+            "postgres://app:db-s3cret@127.0.0.1:5432/app",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://default:redis-s3cret@cache.example.com:6380",
+        ),
+    ]);
+    let debug = format!("{s:?}");
+    assert!(
+        !debug.contains("db-s3cret") && !debug.contains("redis-s3cret"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("cache.example.com"),
+        "the rest is shown: {debug}"
+    );
+}
