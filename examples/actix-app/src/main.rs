@@ -1,4 +1,5 @@
-//! `actix-app`: configured from the environment (see CONTRACT.md), listens,
+//! `actix-app`: configured from flags and the environment (see CONTRACT.md;
+//! `actix-app --help` lists them), listens,
 //! prints `listening on http://<addr>`, serves until Ctrl-C.
 
 use std::net::TcpListener;

@@ -1,5 +1,5 @@
-//! `cargo run -p axum-app`: the example app, configured from the environment
-//! (see CONTRACT.md).
+//! `cargo run -p axum-app`: the example app, configured from flags and the
+//! environment (see CONTRACT.md; `axum-app --help` lists them).
 
 use std::process::ExitCode;
 

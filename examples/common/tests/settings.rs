@@ -127,3 +127,68 @@ fn a_refused_key_file_is_never_printed() {
     let inner = bytes.trim_matches(|c| c == '[' || c == ']');
     assert!(!debug.contains(secret) && !debug.contains(inner), "{debug}");
 }
+
+#[test]
+fn a_flag_is_refused_as_its_variable_is() {
+    for (flag, var) in [
+        ("--access-ttl=soon", "REISSUE_ACCESS_TTL"),
+        ("--session-max-age=-1", "REISSUE_SESSION_MAX_AGE"),
+        ("--trusted-proxies=10.0.0.0/99", "REISSUE_TRUSTED_PROXIES"),
+        ("--jwt-secret=", "REISSUE_JWT_SECRET"),
+        ("--jwt-secret=short", "REISSUE_JWT_SECRET"),
+        ("--allowed-countries=GB", "REISSUE_ALLOWED_COUNTRIES"),
+        ("--revocation=sometimes", "REISSUE_REVOCATION"),
+        ("--cookies=maybe", "REISSUE_COOKIES"),
+        ("--addr=nowhere", "REISSUE_ADDR"),
+    ] {
+        match Settings::try_from_args(["app", flag]) {
+            Err(StartError(line)) => {
+                assert!(line.starts_with(var), "{flag}: {line:?}");
+                assert!(!line.contains('\n'), "one line: {line:?}");
+                assert!(!line.contains("short"), "the secret is not echoed: {line}");
+            }
+            Ok(s) => panic!("{flag}: expected a refusal naming {var}, got {s:?}"),
+        }
+    }
+    let s = Settings::try_from_args(["app", "--addr", "127.0.0.1:4321"]).unwrap();
+    assert_eq!(s.addr().port(), 4321);
+    // A flag the apps do not have: clap's first line only.
+    match Settings::try_from_args(["app", "--no-such-flag"]) {
+        Err(StartError(line)) => assert!(line.contains("--no-such-flag") && !line.contains('\n')),
+        Ok(s) => panic!("{s:?}"),
+    }
+}
+
+#[test]
+fn a_blank_variable_counts_as_unset() {
+    let s = settings_of(&[
+        ("REISSUE_ADDR", " "),
+        ("REISSUE_ACCESS_TTL", ""),
+        ("DATABASE_URL", "  "),
+        ("REDIS_URL", ""),
+    ]);
+    assert_eq!(s.addr().port(), 3000);
+}
+
+#[test]
+fn debug_never_shows_a_url_password() {
+    let s = settings_of(&[
+        (
+            "DATABASE_URL",
+            "postgres://app:db-s3cret@127.0.0.1:5432/app",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://default:redis-s3cret@cache.example.com:6380",
+        ),
+    ]);
+    let debug = format!("{s:?}");
+    assert!(
+        !debug.contains("db-s3cret") && !debug.contains("redis-s3cret"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("cache.example.com"),
+        "the rest is shown: {debug}"
+    );
+}

@@ -50,6 +50,7 @@ use crate::revocation::Revocations;
 use crate::{Country, Error, Result, SessionId};
 
 mod feed;
+mod health;
 mod nodes;
 mod scripts;
 

@@ -1,0 +1,16 @@
+//! The command line of `actix-app`: `--help`, variables and flags.
+
+#[path = "../../common/tests/support/cli.rs"]
+mod cli;
+
+const BIN: &str = env!("CARGO_BIN_EXE_actix-app");
+
+#[test]
+fn help_lists_every_variable() {
+    cli::help_lists_every_variable(BIN);
+}
+
+#[test]
+fn env_and_flag_both_work() {
+    cli::env_and_flag_both_work(BIN);
+}
