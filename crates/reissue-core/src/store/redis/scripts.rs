@@ -151,11 +151,10 @@ ended(log, evicted, now, tonumber(ARGV[10]))
 return out
 "#;
 
-// The first layout's rotation, for a session found there. KEYS as ROTATE's.
+// The first layout's rotation, for a session not found in the user's key:
+// the first layout's code. KEYS and ARGV as ROTATE's.
 const V1_ROTATE: &str = r#"
-local function v1_rotate()
-local sk, ik, rbk, log = KEYS[3], KEYS[4], KEYS[5], KEYS[2]
-local sid, keep = ARGV[7], tonumber(ARGV[10])
+local sk, ik, rbk = KEYS[3], KEYS[4], KEYS[5]
 local v = redis.call('HMGET', sk, 'g', 'r', 'a', 'x', 'cl', 'lc', 'c', 'q')
 if not v[1] then return {0} end
 local g, r, a, x = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
@@ -191,7 +190,6 @@ end
 redis.call('DEL', sk); redis.call('ZREM', ik, sid)
 ended(log, {sid}, now, keep)
 return {3}
-end
 "#;
 
 // KEYS: user, log, v1 session, v1 index, v1 mark. ARGV: generation, grace,
@@ -201,46 +199,69 @@ end
 // Returns {-1} past the deadline, {0} not found, {1, ...} rotated, {2, ...}
 // replayed in the grace window, {3} reuse (session revoked). The successor is
 // {gen, rotated_at, idle_exp, abs, claims, login_country}.
-const ROTATE: &str = r#"
+//
+// The hot path creates no closure and no table but its reply: Lua allocation
+// (and the garbage collection Redis runs after scripts) costs about as much
+// as a redis.call. The helpers are defined on the paths that need them.
+const ROTATE_HEAD: &str = r#"
 local uk, log = KEYS[1], KEYS[2]
 local sid, keep = ARGV[7], tonumber(ARGV[10])
 if now > tonumber(ARGV[9]) then return {-1} end
 local v = redis.call('GET', uk)
 local i, j
-if v then i, j = find(v, sid) end
-if not i then return v1_rotate() end
-local g, c, r, a, x, q = struct.unpack(STATE, v, i + 24)
-if now >= a or now >= x then
-  save(uk, string.sub(v, 1, i - 1) .. string.sub(v, j))
-  return {0}
+if v then
+  local at, n = 1, #v
+  while at < n do
+    local len = struct.unpack('>I2', v, at)
+    if string.sub(v, at + 2, at + 23) == sid then i, j = at, at + 2 + len; break end
+    at = at + 2 + len
+  end
 end
+if not i then
+"#;
+
+const ROTATE: &str = r#"
+end
+local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
 local lc = string.sub(v, i + 57, i + 58)
 local n = struct.unpack('>I2', v, i + 59)
-local claims = string.sub(v, i + 61, i + 60 + n)
-local country = lc == '\0\0' and '' or lc
 local p = tonumber(ARGV[1])
 -- A token ahead of the store, signed by us, can only come from rotations the
 -- store lost (a failover before they reached the replica): bounded in how far
 -- ahead, and only if it was minted no earlier than the store's newest state.
-local lost = p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r
-if p == g or lost then
+local live = now < a and now < x
+if live and (p == g or (p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r)) then
   local idle = tonumber(ARGV[3])
   local exp = math.min(now + idle, a)
-  local body = sid .. struct.pack(STATE, p + 1, c, now, a, exp, tonumber(ARGV[8])) .. lc
-    .. string.sub(v, i + 59, i + 60 + n) .. client_of(ARGV[4], lc)
+  local client = ARGV[4]
+  if lc ~= '\0\0' and string.sub(client, 1, 2) == lc then client = '=' .. string.sub(client, 3) end
+  local body = sid .. struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, tonumber(ARGV[8])) .. lc
+    .. string.sub(v, i + 59, i + 60 + n) .. client
   v = string.sub(v, 1, i - 1) .. struct.pack('>I2', #body) .. body .. string.sub(v, j)
-  local s = step(idle)
-  if ceil_to(exp, s) > ceil_to(x, s) then save(uk, v, cover(v, s)) else save(uk, v) end
-  return {1, p + 1, now, exp, a, claims, country}
-elseif p + 1 == g and q == tonumber(ARGV[8]) then
+  local s = math.min(math.max(math.floor(idle / 16), 1000), 3600000)
+  if math.ceil(exp / s) > math.ceil(x / s) then
+    -- past the key's expiry step: cover every session's idle expiry
+    local m, at, len = exp, 1, #v
+    while at < len do
+      local e = struct.unpack('>I6', v, at + 2 + 45)
+      if e > m then m = e end
+      at = at + 2 + struct.unpack('>I2', v, at)
+    end
+    redis.call('SET', uk, v, 'PXAT', math.ceil(m / s) * s)
+  else
+    redis.call('SET', uk, v, 'KEEPTTL')
+  end
+  return {1, p + 1, now, exp, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+elseif live and p + 1 == g and q == tonumber(ARGV[8]) then
   -- the store client resent this very call (its reply was lost): answer as the first time
-  return {1, g, r, x, a, claims, country}
-elseif p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
-  return {2, g, r, x, a, claims, country}
+  return {1, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+elseif live and p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
+  return {2, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
 end
-save(uk, string.sub(v, 1, i - 1) .. string.sub(v, j))
-ended(log, {sid}, now, keep)
-return {3}
+-- dead (past its idle or absolute expiry) or reuse: the record goes
+v = string.sub(v, 1, i - 1) .. string.sub(v, j)
+if v == '' then redis.call('DEL', uk) else redis.call('SET', uk, v, 'KEEPTTL') end
+if not live then return {0} end
 "#;
 
 // KEYS: user, log, v1 session, v1 index. ARGV: sid, keep.
@@ -401,7 +422,11 @@ impl Scripts {
         let plain = |body: &str| Script::from_lua(format!("{SHEBANG}{body}"));
         Self {
             create: sessions(CREATE),
-            rotate: sessions(&format!("{V1_ROTATE}{ROTATE}")),
+            // ENDED only where a session ends: a closure per call otherwise
+            rotate: Script::from_lua(format!(
+                "{SHEBANG}{CLOCK}{ROTATE_HEAD}{ENDED}{V1_ROTATE}{ROTATE}{ENDED}\
+                 ended(log, {{sid}}, now, keep)\nreturn {{3}}\n"
+            )),
             revoke: sessions(REVOKE),
             revoke_all: sessions(REVOKE_ALL),
             list: sessions(LIST),
