@@ -882,16 +882,19 @@ impl RefreshStore for RedisStore {
                 } else {
                     decode_client(bytes(&c[4]), bytes(&c[3])).ok_or_else(bad_reply)?
                 };
-                Ok(SessionInfo {
+                let created_ms = int(&c[1])?;
+                let info = SessionInfo {
                     sid,
-                    created_at: int(&c[1])? / 1000,
+                    created_at: created_ms / 1000,
                     last_used_at: int(&c[2])? / 1000,
                     client,
-                })
+                };
+                Ok((created_ms, info))
             })
             .collect::<Result<Vec<_>>>()?;
-        sessions.sort_by_key(|s| s.created_at);
-        Ok(sessions)
+        // oldest first, across both layouts
+        sessions.sort_by_key(|(created_ms, _)| *created_ms);
+        Ok(sessions.into_iter().map(|(_, s)| s).collect())
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
