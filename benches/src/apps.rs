@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, web};
 use reissue_core::UserClaims;
+use reissue_core::store::MemoryStore;
 
 use crate::fixtures::{self, AUDIENCE, Cache, ISSUER, LEEWAY, Scheme, Subject, USER_ID, pem};
 use crate::server::{Server, spawn_actix, spawn_axum, spawn_axum07};
@@ -69,6 +70,89 @@ pub(crate) fn axum_reissue(scheme: Scheme, cache: Cache) -> Result<Target, Strin
     Ok(Target {
         server,
         headers: bearer(&token),
+    })
+}
+
+/// [`axum_reissue`] (HS256, cache on) with the example apps' Prometheus
+/// recorder attached: what metrics cost a protected request.
+pub(crate) fn axum_reissue_metered() -> Result<Target, String> {
+    let (reissue, token) = fixtures::logged_in(fixtures::metered(
+        Scheme::Hs256,
+        Arc::new(MemoryStore::new()),
+        RevocationMode::Stateless,
+        Cache::On,
+    ));
+    let router = reissue_router(reissue.verifier().clone());
+    let (server, ()) = spawn_axum(
+        "axum-reissue-metered",
+        move || async move { Ok(((), router)) },
+    )?;
+    Ok(Target {
+        server,
+        headers: bearer(&token),
+    })
+}
+
+/// reissue checking sessions in the memory store (strict: every request asks
+/// it; instant: the in-process revocation set), beside session-guard's
+/// memory store.
+pub(crate) fn axum_reissue_memory(mode: RevocationMode) -> Result<Target, String> {
+    let (server, token) = spawn_axum("axum-reissue-memory", move || async move {
+        let reissue =
+            fixtures::reissue(Scheme::Hs256, Arc::new(MemoryStore::new()), mode, Cache::On);
+        let token = fixtures::access_token(&reissue, USER_ID).await;
+        Ok((token, reissue_router(reissue.verifier().clone())))
+    })?;
+    Ok(Target {
+        server,
+        headers: bearer(&token),
+    })
+}
+
+/// session-guard 0.3 with its defaults: its layer authenticates `/me` by the
+/// session cookie, one store read per request plus its risk checks; the
+/// session was logged in from the load generator's address and user agent
+/// (none), so no check steps up. On its own Redis store (`redis` = url and
+/// key prefix) or its memory store.
+pub(crate) fn session_guard(redis: Option<(&str, &str)>) -> Result<Target, String> {
+    use session_guard::{
+        AuthSession, ClientContext, Guard, MemoryStore, SessionStore, ValkeyStore,
+    };
+
+    async fn me(session: AuthSession<String>) -> String {
+        session.subject
+    }
+    async fn guarded<St: SessionStore>(store: St) -> Result<(String, axum::Router), String> {
+        let guard = Guard::builder(store, Default::default())
+            .subject::<String>()
+            .build();
+        let ctx = ClientContext::new([127, 0, 0, 1].into());
+        let session = guard
+            .login(&USER_ID.to_owned(), &ctx, None)
+            .await
+            .map_err(|e| format!("session-guard login: {e}"))?;
+        let cookie = format!("__Host-sid={}", session.token.expose());
+        let router = axum::Router::new()
+            .route("/me", axum::routing::get(me))
+            .layer(guard.layer());
+        Ok((cookie, router))
+    }
+    let redis = redis.map(|(url, prefix)| (url.to_owned(), format!("{prefix}sg:")));
+    let (server, cookie) = spawn_axum("session-guard", move || async move {
+        match redis {
+            Some((url, prefix)) => {
+                let store = ValkeyStore::connect(&url)
+                    .await
+                    .map_err(|e| format!("Redis: {e}"))?
+                    .key_prefix(prefix);
+                guarded(store).await
+            }
+            None => guarded(MemoryStore::new()).await,
+        }
+    })?;
+    Ok(Target {
+        server,
+        headers: vec![("cookie", cookie)],
     })
 }
 

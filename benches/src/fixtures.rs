@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use reissue_core::store::{ClientMeta, MemoryStore, RefreshStore};
 use reissue_core::{
-    Algorithm, Authenticated, Authenticator, Config, Key, KeySet, Reissue, UserClaims,
+    Algorithm, Authenticated, Authenticator, Config, Key, KeySet, Reissue, ReissueBuilder,
+    UserClaims,
 };
 use serde::Deserialize;
 
@@ -116,10 +117,33 @@ pub(crate) fn reissue(
     mode: RevocationMode,
     cache: Cache,
 ) -> Reissue<AnyUser> {
-    let keys = KeySet::new(scheme.key()).expect("a signing key");
-    Reissue::builder(config(mode, cache), keys, store, AnyUser)
+    builder(scheme, store, mode, cache)
         .build()
         .expect("a valid configuration")
+}
+
+/// [`reissue`] with a Prometheus recorder attached, as the example apps run.
+pub(crate) fn metered(
+    scheme: Scheme,
+    store: Arc<dyn RefreshStore>,
+    mode: RevocationMode,
+    cache: Cache,
+) -> Reissue<AnyUser> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    builder(scheme, store, mode, cache)
+        .metrics(Arc::new(recorder))
+        .build()
+        .expect("a valid configuration")
+}
+
+fn builder(
+    scheme: Scheme,
+    store: Arc<dyn RefreshStore>,
+    mode: RevocationMode,
+    cache: Cache,
+) -> ReissueBuilder<AnyUser> {
+    let keys = KeySet::new(scheme.key()).expect("a signing key");
+    Reissue::builder(config(mode, cache), keys, store, AnyUser)
 }
 
 /// Logs `user` in and returns the access token.
@@ -137,12 +161,17 @@ pub(crate) async fn access_token(reissue: &Reissue<AnyUser>, user: &str) -> Stri
 /// A stateless reissue instance (memory store, never consulted by the layer)
 /// and an access token of [`USER_ID`] signed with `scheme`.
 pub(crate) fn stateless(scheme: Scheme, cache: Cache) -> (Reissue<AnyUser>, String) {
-    let reissue = reissue(
+    logged_in(reissue(
         scheme,
         Arc::new(MemoryStore::new()),
         RevocationMode::Stateless,
         cache,
-    );
+    ))
+}
+
+/// `reissue` and an access token of [`USER_ID`], logged in outside any
+/// server's runtime (for stores that need none, like the memory store).
+pub(crate) fn logged_in(reissue: Reissue<AnyUser>) -> (Reissue<AnyUser>, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -21,8 +21,13 @@ use crate::server::spawn_axum;
 /// The store's default pool size; the raw baseline uses the same.
 const POOL_SIZE: usize = 4;
 
-/// `/auth/reissue` behind reissue-tower's router on a Redis store.
-pub(crate) fn reissue_endpoint(redis_url: &str, prefix: &str) -> Result<Target, String> {
+/// `/auth/reissue` behind reissue-tower's router on a Redis store; `metered`:
+/// with the example apps' Prometheus recorder attached.
+pub(crate) fn reissue_endpoint(
+    redis_url: &str,
+    prefix: &str,
+    metered: bool,
+) -> Result<Target, String> {
     let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
     let (server, ()) = spawn_axum("reissue-endpoint", move || async move {
         let store = RedisStore::builder(url)
@@ -30,14 +35,96 @@ pub(crate) fn reissue_endpoint(redis_url: &str, prefix: &str) -> Result<Target, 
             .pool_size(POOL_SIZE)
             .connect()
             .await;
-        let store = store.map_err(|e| format!("Redis: {e}"))?;
+        let store = Arc::new(store.map_err(|e| format!("Redis: {e}"))?);
+        let make = if metered {
+            fixtures::metered
+        } else {
+            fixtures::reissue
+        };
+        let reissue = make(Scheme::Hs256, store, RevocationMode::Stateless, Cache::On);
+        Ok(((), reissue_tower::router(reissue)))
+    })?;
+    Ok(Target {
+        server,
+        headers: Vec::new(),
+    })
+}
+
+/// What a rotation cannot go below on this stack: an axum route that runs
+/// one `EVALSHA` of `return 1` over a pool like the store's and signs an
+/// access and a refresh token with reissue's codec, answering the same JSON
+/// as `/auth/reissue` (served at `/auth/login` and `/auth/reissue`, so the
+/// same client drives it).
+pub(crate) fn reissue_limit(redis_url: &str) -> Result<Target, String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use reissue_core::{SessionId, UserClaims};
+
+    struct Limit {
+        pool: Pool,
+        sha: String,
+        /// For its token codec only (a memory store it never uses).
+        reissue: reissue_core::Reissue<fixtures::AnyUser>,
+        generation: AtomicU64,
+    }
+    async fn pair(
+        State(limit): State<Arc<Limit>>,
+    ) -> Result<axum::Json<serde_json::Value>, (StatusCode, String)> {
+        let fail = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e);
+        let _: i64 = limit
+            .pool
+            .next()
+            .evalsha(&limit.sha, Vec::<String>::new(), Vec::<String>::new())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let sid = SessionId::random();
+        let generation = limit.generation.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| fail(e.to_string()))?
+            .as_secs();
+        let claims = UserClaims::new("rotating@example.com", vec!["user".to_owned()]);
+        let tokens = limit.reissue.tokens();
+        let access = tokens
+            .issue_access(fixtures::USER_ID, &sid, &claims, now, 300)
+            .map_err(|e| fail(e.to_string()))?;
+        let refresh = tokens
+            .issue_refresh(fixtures::USER_ID, &sid, generation, now, now + 1_209_600)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(axum::Json(serde_json::json!({
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": 300,
+        })))
+    }
+    let url = redis_url.to_owned();
+    let (server, ()) = spawn_axum("reissue-limit", move || async move {
+        let pool = pool(&url).await?;
+        let sha: String = pool
+            .next()
+            .script_load("return 1")
+            .await
+            .map_err(|e| e.to_string())?;
         let reissue = fixtures::reissue(
             Scheme::Hs256,
-            Arc::new(store),
+            Arc::new(reissue_core::store::MemoryStore::new()),
             RevocationMode::Stateless,
             Cache::On,
         );
-        Ok(((), reissue_tower::router(reissue)))
+        let limit = Arc::new(Limit {
+            pool,
+            sha,
+            reissue,
+            generation: AtomicU64::new(1),
+        });
+        let router = axum::Router::new()
+            .route("/auth/login", axum::routing::post(pair))
+            .route("/auth/reissue", axum::routing::post(pair))
+            .with_state(limit);
+        Ok(((), router))
     })?;
     Ok(Target {
         server,

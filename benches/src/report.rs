@@ -44,7 +44,7 @@ impl Goal {
 impl std::fmt::Display for Goal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::AtLeast(g) => write!(f, "≥ {g:.1}×"),
+            Self::AtLeast(g) => write!(f, "≥ {g}×"),
             Self::AtMost(g) => write!(f, "≤ {g:.1}×"),
         }
     }

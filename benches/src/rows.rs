@@ -32,6 +32,21 @@ fn get_me(start: impl Fn() -> Result<apps::Target, String> + 'static) -> Runner 
     })
 }
 
+/// Rotations on a fresh server: each connection logs in once, then rotates
+/// its own refresh token on every request.
+fn rotating(
+    redis_url: &str,
+    start: impl Fn(&str) -> Result<apps::Target, String> + 'static,
+) -> Runner {
+    let url = redis_url.to_owned();
+    Box::new(move |load| {
+        let target = start(&url)?;
+        load::run(target.server.addr, load, |i| {
+            Box::new(redis::Rotating::new(i))
+        })
+    })
+}
+
 pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>) -> Vec<Spec> {
     let spec = |key, group, name: &str, note, run| Spec {
         key,
@@ -56,6 +71,34 @@ pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>
             "reissue layer HS256",
             None,
             get_me(move || apps::axum_reissue(Scheme::Hs256, on)),
+        ),
+        spec(
+            "axum.reissue.hs256.metrics",
+            "axum 0.8",
+            "reissue layer HS256, Prometheus recorder attached",
+            None,
+            get_me(apps::axum_reissue_metered),
+        ),
+        spec(
+            "memory.reissue.strict",
+            "memory store",
+            "reissue layer HS256, strict revocation, memory store",
+            None,
+            get_me(|| apps::axum_reissue_memory(RevocationMode::Strict)),
+        ),
+        spec(
+            "memory.reissue.instant",
+            "memory store",
+            "reissue layer HS256, instant revocation, memory store",
+            None,
+            get_me(|| apps::axum_reissue_memory(RevocationMode::Instant)),
+        ),
+        spec(
+            "memory.session-guard",
+            "memory store",
+            "session-guard 0.3 layer, memory store",
+            Some("opaque cookie session: one store read + risk checks per request, no JWT"),
+            get_me(|| apps::session_guard(None)),
         ),
         spec(
             "axum.reissue.hs256.nocache",
@@ -206,18 +249,41 @@ pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>
             },
         ),
         (
+            "redis.session-guard",
+            "session-guard 0.3 layer, its Redis store",
+            "req/s",
+            {
+                let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
+                get_me(move || apps::session_guard(Some((&url, &prefix))))
+            },
+        ),
+        (
             "redis.reissue",
             "POST /auth/reissue (rotation, axum)",
             "req/s",
             {
-                let (url, prefix) = (redis_url.to_owned(), prefix.to_owned());
-                Box::new(move |load| {
-                    let target = redis::reissue_endpoint(&url, &prefix)?;
-                    load::run(target.server.addr, load, |i| {
-                        Box::new(redis::Rotating::new(i))
-                    })
+                let prefix = prefix.to_owned();
+                rotating(redis_url, move |url| {
+                    redis::reissue_endpoint(url, &prefix, false)
                 })
             },
+        ),
+        (
+            "redis.reissue.metrics",
+            "POST /auth/reissue, Prometheus recorder attached",
+            "req/s",
+            {
+                let prefix = prefix.to_owned();
+                rotating(redis_url, move |url| {
+                    redis::reissue_endpoint(url, &prefix, true)
+                })
+            },
+        ),
+        (
+            "redis.reissue.limit",
+            "same stack: one EVALSHA `return 1` + two tokens signed",
+            "req/s",
+            rotating(redis_url, redis::reissue_limit),
         ),
         (
             "redis.raw",
@@ -437,19 +503,62 @@ const GOALS: &[(&str, &str, &str, Option<f64>, &str)] = &[
     (
         "redis.reissue",
         SELF,
-        "redis.raw",
-        Some(0.7),
-        "÷ raw EVALSHA",
+        "redis.reissue.limit",
+        Some(0.8),
+        "÷ same-stack limit",
+    ),
+    ("redis.reissue", SELF, "redis.raw", None, "÷ raw EVALSHA"),
+    (
+        "redis.reissue.metrics",
+        SELF,
+        "redis.reissue",
+        Some(0.95),
+        "÷ without metrics",
+    ),
+    (
+        "axum.reissue.hs256.metrics",
+        SELF,
+        "axum.reissue.hs256",
+        Some(0.95),
+        "÷ without metrics",
+    ),
+    (
+        "redis.session-guard",
+        "redis.strict",
+        SELF,
+        Some(1.0),
+        "reissue strict ÷ this",
+    ),
+    (
+        "redis.session-guard",
+        "redis.instant",
+        SELF,
+        Some(1.0),
+        "reissue instant ÷ this",
+    ),
+    (
+        "memory.session-guard",
+        "memory.reissue.strict",
+        SELF,
+        Some(1.0),
+        "reissue strict ÷ this",
+    ),
+    (
+        "memory.session-guard",
+        "memory.reissue.instant",
+        SELF,
+        Some(1.0),
+        "reissue instant ÷ this",
     ),
 ];
 
 /// The bare route of the same stack, for the "÷ bare" column.
 fn bare_of(key: &str) -> Option<&'static str> {
-    if key.ends_with(".bare") || key == "redis.raw" || key == "redis.reissue" {
+    if key.ends_with(".bare") || key == "redis.raw" || key.starts_with("redis.reissue") {
         return None;
     }
     match key.split('.').next()? {
-        "axum" | "redis" => Some("axum.bare"),
+        "axum" | "redis" | "memory" => Some("axum.bare"),
         "axum07" => Some("axum07.bare"),
         "actix" => Some("actix.bare"),
         _ => None,

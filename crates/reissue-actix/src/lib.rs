@@ -41,6 +41,8 @@
 //!   [`HttpRequest`](reissue_core::HttpRequest), for calling core yourself.
 //! - [`into_response`] and [`ReissueError`]: core's replies and errors as
 //!   actix-web responses, byte for byte what core says.
+//! - With the `openapi` feature, [`openapi`]: the OpenAPI 3.1 document of
+//!   these routes, `reissue.openapi().prefix(DEFAULT_PREFIX).document()`.
 #![forbid(unsafe_code)]
 
 mod extract;
@@ -54,5 +56,11 @@ pub use middleware::{ReissueMiddleware, ReissueService, ResponseFuture};
 pub use request::RequestHead;
 pub use response::{ReissueError, into_response};
 pub use routes::{DEFAULT_PREFIX, configure, scope};
+
+/// The OpenAPI 3.1 document of the routes [`scope`] mounts (feature
+/// `openapi`): `reissue.openapi().prefix(prefix).document()`, to serve or
+/// merge into the application's own; see [`AuthApi`](reissue_core::openapi::AuthApi).
+#[cfg(feature = "openapi")]
+pub use reissue_core::openapi;
 
 pub use reissue_core;

@@ -15,8 +15,13 @@ use crate::{Authenticator, CookieTransport, Error, Reply, Result, SessionId, Tok
 /// refresh token fit in far less).
 pub const MAX_BODY_LEN: usize = 16 * 1024;
 
+/// The JSON body of `POST /auth/reissue` and `POST /auth/logout` when the
+/// refresh token travels neither in `Authorization` nor in the cookie.
 #[derive(Deserialize)]
-struct RefreshBody {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct RefreshBody {
+    /// The refresh token (not empty).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     refresh_token: Option<String>,
 }
 
@@ -91,21 +96,44 @@ fn body_or_cookie_token(
 
 /// The token response without `refresh_token`, which travels in the cookie.
 #[derive(serde::Serialize)]
-struct CookieTokenResponse<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct CookieTokenResponse<'a> {
+    /// The access token.
     access_token: &'a str,
+    /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     token_type: &'a str,
+    /// Seconds until the access token expires.
     expires_in: u64,
+    /// Seconds until the refresh token (in the cookie) expires unless used.
     refresh_expires_in: u64,
 }
 
+/// `GET /auth/sessions`: the caller's live sessions.
 #[derive(serde::Serialize)]
-struct SessionView<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct SessionList<'a> {
+    /// One entry per live session of the caller.
+    sessions: Vec<SessionView<'a>>,
+}
+
+/// One live session.
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct SessionView<'a> {
+    /// The session id: `DELETE /auth/sessions/{sid}` ends it.
     sid: &'a str,
+    /// When the session began (login), Unix seconds.
     created_at: u64,
+    /// When its refresh token was last used, Unix seconds.
     last_used_at: u64,
+    /// The client address at the last login or reissue.
     ip: Option<String>,
+    /// The ISO 3166 country of that address, when known.
     country: Option<&'a str>,
+    /// The `User-Agent` at the last login or reissue.
     user_agent: Option<&'a str>,
+    /// Whether this is the session of the access token that asked.
     current: bool,
 }
 
@@ -289,7 +317,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                         current: s.sid == id.session_id,
                     })
                     .collect();
-                Ok(Reply::json(200, &serde_json::json!({ "sessions": view })).no_store())
+                Ok(Reply::json(200, &SessionList { sessions: view }).no_store())
             }
             .instrument(span.clone())
             .await,

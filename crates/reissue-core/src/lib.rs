@@ -4,6 +4,9 @@
 //! kept in a store (Redis or memory), rotation with reuse detection, logout,
 //! logout everywhere and forced logout. No HTTP types: the `reissue-tower` and
 //! `reissue-actix` adapters translate between their framework and this crate.
+//!
+//! With the `openapi` feature, [`openapi::AuthApi`] is the OpenAPI 3.1
+//! document of the `/auth` routes the adapters mount.
 #![forbid(unsafe_code)]
 
 mod audit;
@@ -16,7 +19,10 @@ mod error;
 mod ids;
 mod jws;
 mod keys;
+mod live_batch;
 mod metering;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod policy;
 mod reissue;
 mod reply;

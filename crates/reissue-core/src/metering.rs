@@ -156,6 +156,10 @@ impl RefreshStore for MeteredStore {
         timed!(self, "is_live", self.inner.is_live(user_id, sid))
     }
 
+    async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        timed!(self, "are_live", self.inner.are_live(sessions))
+    }
+
     async fn begin_login(&self, attempt: &LoginAttempt<'_>) -> Result<Admission> {
         timed!(self, "begin_login", self.inner.begin_login(attempt))
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use crate::audit::{self, AuditEvent, AuditKind};
+use crate::live_batch::LiveChecks;
 use crate::metering::{MeteredStore, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
 use crate::request::HttpRequest;
@@ -27,6 +28,7 @@ pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct TokenPair {
     /// The access token.
@@ -34,6 +36,7 @@ pub struct TokenPair {
     /// The refresh token.
     pub refresh_token: String,
     /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -165,7 +168,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
-                store: Some(self.store.clone()),
+                store: Some(LiveChecks::new(self.store.clone())),
                 mode: c.revocation,
                 revocations,
                 fail_closed_while_unsure: c.fail_closed_while_unsure,

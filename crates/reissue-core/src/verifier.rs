@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::live_batch::LiveChecks;
 use crate::request::{HttpRequest, bearer_token};
-use crate::store::RefreshStore;
 use crate::token::now_secs;
 use crate::token_cache::TokenCache;
 use crate::{
@@ -77,7 +77,8 @@ pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 8192;
 
 pub(crate) struct VerifierInner {
     pub(crate) codec: TokenCodec,
-    pub(crate) store: Option<Arc<dyn RefreshStore>>,
+    /// The store's liveness checks, batched across concurrent requests.
+    pub(crate) store: Option<LiveChecks>,
     pub(crate) mode: RevocationMode,
     /// Instant mode: the ended sessions this instance has heard of.
     pub(crate) revocations: Option<Arc<Revocations>>,

@@ -503,6 +503,80 @@ async fn logout_all_holds_without_the_index() {
     r.reissue(&again.refresh_token, &client).await.unwrap();
 }
 
+// ---- strict mode under a crowd ----------------------------------------------
+
+/// Strict mode sends the checks of concurrent requests together. Under eight
+/// tasks checking forty sessions as fast as they can, while another instance
+/// logs half of them out one by one: every check that began after a logout
+/// returned refuses that session, and a session never logged out is never
+/// refused. A check that joined a store call already on its way would break
+/// the first rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_checks_in_a_crowd_see_every_logout_before_them() {
+    let server = RedisServer::shared();
+    let s = store(&server.url(), "crowd:").await;
+    let a = instance(s.clone(), config().revocation(RevocationMode::Strict));
+    let b = instance(s.clone(), config().revocation(RevocationMode::Strict));
+    let client = ClientMeta::default();
+    let mut sessions = Vec::new();
+    for i in 0..40 {
+        let user = format!("crowd-{i}");
+        let pair = a.login(user.clone(), &client).await.unwrap();
+        let id = admitted(&a, &pair.access_token).await.unwrap();
+        sessions.push((user, id.session_id, pair.access_token));
+    }
+    let sessions = Arc::new(sessions);
+    let ended: Arc<Vec<AtomicBool>> = Arc::new((0..40).map(|_| AtomicBool::new(false)).collect());
+    let done = Arc::new(AtomicBool::new(false));
+    let checkers: Vec<_> = (0..8)
+        .map(|t| {
+            let (a, sessions, ended, done) =
+                (a.clone(), sessions.clone(), ended.clone(), done.clone());
+            tokio::spawn(async move {
+                let (mut checked, mut refused_after) = (0u32, 0u32);
+                let mut j = t;
+                while !done.load(Ordering::SeqCst) {
+                    j = (j + 7) % sessions.len();
+                    let (_, _, access) = &sessions[j];
+                    let was_ended = ended[j].load(Ordering::SeqCst);
+                    let result = admitted(&a, access).await;
+                    checked += 1;
+                    match result {
+                        Err(Error::InvalidToken(TokenRejection::SessionRevoked)) => {
+                            assert!(j % 2 == 0, "session {j} was never logged out, yet refused");
+                            refused_after += u32::from(was_ended);
+                        }
+                        Ok(_) => {
+                            assert!(!was_ended, "session {j} accepted after its logout returned")
+                        }
+                        Err(e) => panic!("session {j}: {e:?}"),
+                    }
+                }
+                (checked, refused_after)
+            })
+        })
+        .collect();
+    for j in (0..40).step_by(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (user, sid, _) = &sessions[j];
+        b.logout(user, sid).await.unwrap();
+        ended[j].store(true, Ordering::SeqCst);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    done.store(true, Ordering::SeqCst);
+    let (mut checked, mut refused_after) = (0, 0);
+    for c in checkers {
+        let (n, r) = c.await.unwrap();
+        checked += n;
+        refused_after += r;
+    }
+    assert!(
+        refused_after > 0,
+        "no check came after a logout ({checked} checks)"
+    );
+    println!("{checked} checks, {refused_after} of them after their session's logout");
+}
+
 // ---- a hung Redis, and a resent rotation -----------------------------------
 
 /// SIGSTOP: requests that need the store answer 503 within the command
@@ -516,28 +590,47 @@ async fn a_hung_redis_answers_503_and_runs_nothing_late() {
         store(&server.url(), "hung:").await,
         config().reuse_grace(Duration::ZERO),
     );
+    let strict = instance(
+        store(&server.url(), "hung:").await,
+        config().revocation(RevocationMode::Strict),
+    );
     let client = ClientMeta::default();
     let p = r.login("erin".into(), &client).await.unwrap();
     r.login("frank".into(), &client).await.unwrap();
+    let checked = strict.login("hana".into(), &client).await.unwrap();
     server.pause();
     let started = Instant::now();
-    let (reissue, login, logout) = tokio::join!(
+    // Strict checks in parallel share store calls: a hung call must fail
+    // each check it carries, and the ones queued behind it, in time.
+    let checks =
+        futures_util::future::join_all((0..20).map(|_| admitted(&strict, &checked.access_token)));
+    let (reissue, login, logout, checks) = tokio::join!(
         r.reissue(&p.refresh_token, &client),
         r.login("gina".into(), &client),
         r.logout_all("frank"),
+        checks,
     );
     let took = started.elapsed();
+    let checks = checks
+        .into_iter()
+        .map(|c| ("strict check", c.map(drop).unwrap_err()));
     for (what, err) in [
         ("reissue", reissue.map(drop).unwrap_err()),
         ("login", login.map(drop).unwrap_err()),
         ("logout-all", logout.map(drop).unwrap_err()),
-    ] {
+    ]
+    .into_iter()
+    .chain(checks)
+    {
         assert!(matches!(err, Error::Unavailable(_)), "{what}: {err:?}");
         assert_eq!(err.retry_after(), Some(2), "{what}: Retry-After");
     }
     assert!(took < Duration::from_secs(5), "answered in {took:?}");
     server.resume();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    admitted(&strict, &checked.access_token)
+        .await
+        .expect("strict checks work again once Redis is back");
     // The late ROTATE found itself past its deadline: generation 1 is current.
     let next = r.reissue(&p.refresh_token, &client).await.unwrap();
     r.reissue(&next.refresh_token, &client).await.unwrap();

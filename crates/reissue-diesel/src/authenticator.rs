@@ -11,11 +11,14 @@ use crate::validate::email;
 /// The login body: `{"email": "...", "password": "..."}`. Unknown fields are
 /// ignored. `Debug` never shows the password.
 #[derive(Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub struct EmailPassword {
     /// The email, as typed; it is normalised before the lookup.
+    #[cfg_attr(feature = "openapi", schema(format = Email))]
     pub email: String,
     /// The password.
+    #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub password: String,
 }
 

@@ -96,6 +96,13 @@
 //! answer sent early (that 400, the layer's 401, a 404 or 405) can be lost
 //! to a client still sending; [`DrainBodyLayer`] reads the rest away first.
 //! The router applies it to itself; apply it to the whole application, last.
+//!
+//! ## OpenAPI
+//!
+//! With the `openapi` feature, [`openapi`] (reissue-core's) describes the
+//! router's routes: `reissue.openapi().prefix("/auth").document()` is an
+//! OpenAPI 3.1 document to merge into the application's own (the example
+//! apps serve theirs at `GET /openapi.json`).
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -118,3 +125,9 @@ pub use reply::ReplyResponse;
 pub use request::RequestHead;
 #[cfg(feature = "axum")]
 pub use router::{router, router_at};
+
+/// The OpenAPI 3.1 document of the routes [`router_at`] mounts (feature
+/// `openapi`): `reissue.openapi().prefix(prefix).document()`, to serve or
+/// merge into the application's own; see [`AuthApi`](reissue_core::openapi::AuthApi).
+#[cfg(feature = "openapi")]
+pub use reissue_core::openapi;

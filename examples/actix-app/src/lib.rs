@@ -26,6 +26,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             .service(web::resource("/").route(web::get().to(demo_page)))
             .service(web::resource("/health").route(web::get().to(health)))
             .service(web::resource("/metrics").route(web::get().to(metrics)))
+            .service(web::resource("/openapi.json").route(web::get().to(openapi)))
             .service(web::resource("/signup").route(web::post().to(signup)))
             .service(
                 web::resource("/me").route(
@@ -60,6 +61,10 @@ async fn health() -> HttpResponse {
 
 async fn metrics(state: ThinData<AppState>) -> HttpResponse {
     into_response(state.metrics())
+}
+
+async fn openapi(state: ThinData<AppState>) -> HttpResponse {
+    into_response(state.openapi())
 }
 
 async fn signup(state: ThinData<AppState>, req: BufferedRequest) -> HttpResponse {

@@ -16,8 +16,9 @@ use example_common::{ADMIN_ROLE, AppState};
 use reissue_core::UserClaims;
 use reissue_tower::{AuthUser, BufferedRequest, DrainBodyLayer, ReissueLayer, ReplyResponse};
 
-/// The application: the demo page at `/`, `/health`, `/signup`, `/me`,
-/// `/admin/users/{id}/logout` and the `/auth` endpoints.
+/// The application: the demo page at `/`, `/health`, `/metrics`,
+/// `/openapi.json`, `/signup`, `/me`, `/admin/users/{id}/logout` and the
+/// `/auth` endpoints.
 pub fn app(state: AppState) -> Router {
     let verifier = state.reissue.verifier().clone();
     let protected = Router::new()
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(demo_page))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/signup", post(signup))
         .merge(protected)
         .merge(admin)
@@ -69,6 +71,10 @@ async fn health() -> ReplyResponse {
 
 async fn metrics(State(state): State<AppState>) -> ReplyResponse {
     state.metrics().into()
+}
+
+async fn openapi(State(state): State<AppState>) -> ReplyResponse {
+    state.openapi().into()
 }
 
 async fn signup(State(state): State<AppState>, req: BufferedRequest) -> ReplyResponse {

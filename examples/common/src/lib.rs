@@ -2,8 +2,11 @@
 //! framework glue: the configuration of CONTRACT.md read from the environment,
 //! the wiring of a [`Reissue`] over the user database, and the app's own
 //! endpoints (`/health`, `/signup`, `/me`, `/admin/users/{id}/logout`) as
-//! framework-neutral functions returning a [`Reply`].
+//! framework-neutral functions returning a [`Reply`], and `GET /openapi.json`
+//! describing them all.
 #![forbid(unsafe_code)]
+
+mod openapi;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -364,9 +367,14 @@ pub struct AppState {
     metrics: PrometheusHandle,
 }
 
-#[derive(Deserialize)]
+/// The signup body.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Signup {
+    /// The account's email.
+    #[schema(format = Email)]
     email: String,
+    /// At least 8 characters.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -463,7 +471,7 @@ impl AppState {
 
     /// `GET /health`.
     pub fn health() -> Reply {
-        Reply::json(200, &serde_json::json!({ "status": "ok" }))
+        Reply::json(200, &openapi::Health { status: "ok" })
     }
 
     /// `POST /signup`: `{"email","password"}` → 201 `{"id","email"}`; 409
@@ -481,7 +489,10 @@ impl AppState {
         match self.users.create_user(&email, &password, roles).await {
             Ok(user) => Reply::json(
                 201,
-                &serde_json::json!({ "id": user.id.to_string(), "email": user.email }),
+                &openapi::SignedUp {
+                    id: user.id.to_string(),
+                    email: user.email,
+                },
             ),
             Err(UserError::EmailTaken) => {
                 error(409, "email_taken", "an account with this email exists")
@@ -494,12 +505,12 @@ impl AppState {
     pub fn me(identity: &Identity<UserClaims>) -> Reply {
         Reply::json(
             200,
-            &serde_json::json!({
-                "id": identity.user_id,
-                "email": identity.claims.email,
-                "roles": identity.claims.roles,
-                "sid": identity.session_id,
-            }),
+            &openapi::Me {
+                id: &identity.user_id,
+                email: &identity.claims.email,
+                roles: &identity.claims.roles,
+                sid: identity.session_id.as_str(),
+            },
         )
     }
 

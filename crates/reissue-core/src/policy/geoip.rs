@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -11,8 +10,6 @@ use maxminddb::{Reader, geoip2};
 use super::CountryLookup;
 use crate::{Country, Error};
 
-mod layout;
-
 /// Countries from a MaxMind country (or city) database, read into memory at
 /// start-up and reloadable without a restart.
 ///
@@ -20,10 +17,11 @@ mod layout;
 /// the database has no country for the network. Loopback, private, link-local
 /// and other local addresses are `None` without a look-up.
 ///
-/// The whole file is checked when it is read: every node of the search tree and
-/// every record it points to. A corrupt file is refused at [`GeoIp::open`] or
-/// [`GeoIp::reload`] with an error, so look-ups on the request path cannot
-/// fail on it later.
+/// The whole file is checked when it is read (maxminddb's `Reader::verify`:
+/// the metadata, every node of the search tree, every record it points to,
+/// with cycles and nesting bounded). A corrupt file is refused at
+/// [`GeoIp::open`] or [`GeoIp::reload`] with an error, so look-ups on the
+/// request path cannot fail on it later.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), reissue_core::Error> {
@@ -77,7 +75,7 @@ impl GeoIp {
 
     /// When the database in use was built, in Unix seconds (from its metadata).
     pub fn build_epoch(&self) -> u64 {
-        self.current().metadata.build_epoch
+        self.current().metadata().build_epoch
     }
 
     fn current(&self) -> Arc<Reader<Vec<u8>>> {
@@ -93,7 +91,7 @@ impl CountryLookup for GeoIp {
             return None;
         }
         let reader = self.current();
-        if reader.metadata.ip_version == 4 && ip.is_ipv6() {
+        if reader.metadata().ip_version == 4 && ip.is_ipv6() {
             return None;
         }
         country_of(&reader, ip).ok().flatten()
@@ -105,8 +103,8 @@ impl fmt::Debug for GeoIp {
         let reader = self.current();
         f.debug_struct("GeoIp")
             .field("path", &self.path)
-            .field("database_type", &reader.metadata.database_type)
-            .field("build_epoch", &reader.metadata.build_epoch)
+            .field("database_type", &reader.metadata().database_type)
+            .field("build_epoch", &reader.metadata().build_epoch)
             .finish()
     }
 }
@@ -115,11 +113,10 @@ fn country_of(
     reader: &Reader<Vec<u8>>,
     ip: IpAddr,
 ) -> Result<Option<Country>, maxminddb::MaxMindDbError> {
-    let Some(record) = reader.lookup::<geoip2::Country<'_>>(ip)? else {
+    let Some(record) = reader.lookup(ip)?.decode::<geoip2::Country<'_>>()? else {
         return Ok(None);
     };
-    let code =
-        |c: Option<geoip2::country::Country<'_>>| c.and_then(|c| c.iso_code).and_then(Country::new);
+    let code = |c: geoip2::country::Country<'_>| c.iso_code.and_then(Country::new);
     Ok(code(record.country).or_else(|| code(record.registered_country)))
 }
 
@@ -162,21 +159,117 @@ fn load(path: &Path) -> Result<Reader<Vec<u8>>, Error> {
     })
 }
 
-/// Checks the whole file (see [`layout`]), then has maxminddb decode every
-/// distinct record once, so that no look-up can later fail or panic on it.
-/// The panic guards are a second line: `layout` already refuses everything
-/// maxminddb would slice out of bounds or recurse on without end.
+/// Opens the file and has maxminddb verify all of it. maxminddb up to 0.26
+/// trusted the file (out-of-bounds slices and unbounded pointer recursion on
+/// corrupt input), which a validator of our own guarded against; 0.32's
+/// verification refuses every truncation, single-byte corruption and cycle
+/// the tests below try, and look-ups on what it accepts never panic.
 fn check(bytes: Vec<u8>) -> Result<Reader<Vec<u8>>, String> {
-    let probes = layout::check(&bytes)?;
-    let reader = catch_unwind(AssertUnwindSafe(|| Reader::from_source(bytes)))
-        .map_err(|_| "corrupt metadata or search tree".to_owned())?
-        .map_err(|e| e.to_string())?;
-    for ip in probes {
-        match catch_unwind(AssertUnwindSafe(|| country_of(&reader, ip))) {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(format!("the record for {ip}: {e}")),
-            Err(_) => return Err(format!("corrupt record for {ip}")),
+    let reader = Reader::from_source(bytes).map_err(|e| e.to_string())?;
+    reader.verify().map_err(|e| e.to_string())?;
+    Ok(reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+
+    const TEST_DB: &[u8] = include_bytes!("../../tests/data/test-countries.mmdb");
+
+    /// Addresses of every record of the test database, and some outside it.
+    const PROBES: &[&str] = &[
+        "81.2.69.142",
+        "2001:218::1",
+        "203.0.113.1",
+        "8.8.8.8",
+        "::ffff:81.2.69.160",
+        "2002::1",
+        "89.160.20.112",
+        "2.125.160.216",
+        "216.160.83.56",
+        "67.43.156.1",
+        "2001:480::1",
+    ];
+
+    /// Whether `bytes` is refused; if accepted, look-ups must not panic.
+    fn refused_or_safe(bytes: &[u8]) -> bool {
+        let Ok(reader) = check(bytes.to_vec()) else {
+            return true;
+        };
+        for ip in PROBES {
+            let ip: IpAddr = ip.parse().unwrap();
+            let looked_up = catch_unwind(AssertUnwindSafe(|| country_of(&reader, ip)));
+            assert!(
+                looked_up.is_ok(),
+                "a look-up of {ip} panicked on an accepted file"
+            );
+        }
+        false
+    }
+
+    fn node_count() -> usize {
+        let reader = Reader::from_source(TEST_DB).unwrap();
+        usize::try_from(reader.metadata().node_count).unwrap()
+    }
+
+    #[test]
+    fn the_test_database_is_accepted() {
+        let reader = check(TEST_DB.to_vec()).unwrap();
+        assert_eq!(
+            country_of(&reader, "81.2.69.142".parse().unwrap()).unwrap(),
+            Country::new("GB")
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        for len in 0..TEST_DB.len() {
+            assert!(refused_or_safe(&TEST_DB[..len]), "accepted {len} bytes");
         }
     }
-    Ok(reader)
+
+    #[test]
+    fn every_single_byte_corruption_is_refused_or_safe() {
+        let mut refused = 0;
+        for at in 0..TEST_DB.len() {
+            let old = TEST_DB[at];
+            for new in [0x00, 0xff, old ^ 0x01, old ^ 0x10, old ^ 0x20, old ^ 0x80] {
+                if new == old {
+                    continue;
+                }
+                let mut bytes = TEST_DB.to_vec();
+                bytes[at] = new;
+                refused += usize::from(refused_or_safe(&bytes));
+            }
+        }
+        assert!(refused > 1000, "only {refused} corruptions refused");
+    }
+
+    #[test]
+    fn a_data_pointer_cycle_is_refused() {
+        // The first record becomes a pointer to itself (24-bit records).
+        let data_start = node_count() * 6 + 16;
+        let mut bytes = TEST_DB.to_vec();
+        bytes[data_start..data_start + 2].copy_from_slice(&[0x20, 0x00]);
+        assert!(refused_or_safe(&bytes));
+        assert!(check(bytes).is_err());
+    }
+
+    #[test]
+    fn every_search_tree_cycle_is_refused() {
+        // Each node's left or right record pointing back to the root or to
+        // itself: a walk of the tree would never end.
+        for node in 0..node_count() {
+            for target in [0, node] {
+                for side in [0, 3] {
+                    let mut bytes = TEST_DB.to_vec();
+                    let at = node * 6 + side;
+                    bytes[at..at + 3].copy_from_slice(&(target as u32).to_be_bytes()[1..]);
+                    assert!(check(bytes).is_err(), "node {node} side {side} -> {target}");
+                }
+            }
+        }
+    }
 }

@@ -334,6 +334,18 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Whether the session is live (strict revocation asks this per request).
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool>;
 
+    /// [`is_live`](Self::is_live) for several sessions, answers in order:
+    /// strict revocation sends the checks of concurrent requests together.
+    /// The default asks one at a time; a store with round trips to save
+    /// answers them in as few as it can.
+    async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        let mut live = Vec::with_capacity(sessions.len());
+        for (user_id, sid) in sessions {
+            live.push(self.is_live(user_id, sid).await?);
+        }
+        Ok(live)
+    }
+
     /// Counts a login attempt before the password is checked, or refuses it
     /// when a limit is reached; one atomic step, so parallel attempts cannot
     /// get past the limit.

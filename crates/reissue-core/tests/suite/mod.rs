@@ -35,6 +35,7 @@ macro_rules! store_suite {
     ($cell:ident, |$prefix:ident| $make:expr) => {
         $crate::suite::store_suite!(@cell $cell, $prefix, $make, [
     create_list_is_live,
+    are_live_answers_each_in_order,
     rotate_happy_path,
     replay_within_grace_changes_nothing,
     reuse_after_grace_revokes,
@@ -204,6 +205,60 @@ pub async fn create_list_is_live(store: Store) {
     assert!(store.is_live("alice", &b).await.unwrap());
     assert!(!store.is_live("alice", &SessionId::random()).await.unwrap());
     assert_eq!(store.list("bob").await.unwrap(), vec![]);
+}
+
+/// The batched check strict mode sends: one answer per session, in order,
+/// the same as `is_live`'s, across users of many buckets (one script each on
+/// a cluster), ended one by one, all at once (the user-wide mark) or never
+/// created.
+pub async fn are_live_answers_each_in_order(store: Store) {
+    assert_eq!(store.are_live(&[]).await.unwrap(), Vec::<bool>::new());
+    let users: Vec<String> = (0..24).map(|i| format!("user-{i}")).collect();
+    let mut checks: Vec<(String, SessionId, bool)> = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let kept = create(&store, user).await;
+        let ended = create(&store, user).await;
+        match i % 3 {
+            0 => {
+                assert!(store.revoke(user, &ended).await.unwrap());
+                checks.push((user.clone(), kept, true));
+                checks.push((user.clone(), ended, false));
+            }
+            1 => {
+                store.revoke_all(user).await.unwrap();
+                checks.push((user.clone(), kept, false));
+                checks.push((user.clone(), ended, false));
+            }
+            _ => {
+                checks.push((user.clone(), ended, true));
+                checks.push((user.clone(), SessionId::random(), false));
+                checks.push((user.clone(), kept, true));
+            }
+        }
+    }
+    // Another user's session id under this user is not live.
+    let (other_user, other_sid) = (checks[0].0.clone(), checks[0].1.clone());
+    checks.push(("someone-else".into(), other_sid, false));
+    let batch: Vec<(&str, &SessionId)> = checks.iter().map(|(u, s, _)| (u.as_str(), s)).collect();
+    let live = store.are_live(&batch).await.unwrap();
+    let expected: Vec<bool> = checks.iter().map(|c| c.2).collect();
+    assert_eq!(live, expected);
+    for (user, sid, want) in &checks {
+        assert_eq!(
+            store.is_live(user, sid).await.unwrap(),
+            *want,
+            "{user} {sid:?}"
+        );
+    }
+    // The same session twice in one batch gets the same answer twice.
+    let sid = &checks[0].1;
+    assert_eq!(
+        store
+            .are_live(&[(other_user.as_str(), sid), (other_user.as_str(), sid)])
+            .await
+            .unwrap(),
+        vec![true, true]
+    );
 }
 
 pub async fn rotate_happy_path(store: Store) {

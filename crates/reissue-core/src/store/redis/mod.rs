@@ -882,18 +882,18 @@ impl RefreshStore for RedisStore {
                 } else {
                     decode_client(bytes(&c[4]), bytes(&c[3])).ok_or_else(bad_reply)?
                 };
-                let created_ms = int(&c[1])?;
+                let created_us = int(&c[1])?;
                 let info = SessionInfo {
                     sid,
-                    created_at: created_ms / 1000,
+                    created_at: created_us / 1_000_000,
                     last_used_at: int(&c[2])? / 1000,
                     client,
                 };
-                Ok((created_ms, info))
+                Ok((created_us, info))
             })
             .collect::<Result<Vec<_>>>()?;
         // oldest first, across both layouts
-        sessions.sort_by_key(|(created_ms, _)| *created_ms);
+        sessions.sort_by_key(|(created_us, _)| *created_us);
         Ok(sessions.into_iter().map(|(_, s)| s).collect())
     }
 
@@ -905,6 +905,54 @@ impl RefreshStore for RedisStore {
         ];
         let args = vec![sid.as_str().into()];
         Ok(int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0)
+    }
+
+    /// One script for all of them on one server; on a cluster, one per
+    /// bucket (a script reaches one slot), all sent at once.
+    async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        let keys = |group: &[usize]| {
+            let mut keys = Vec::with_capacity(group.len() * 2);
+            for &i in group {
+                let (user_id, sid) = sessions[i];
+                keys.push(self.user_key(user_id));
+                keys.push(self.session_key(user_id, sid));
+                keys.push(self.revoked_before_key(user_id));
+            }
+            keys
+        };
+        let sids = |group: &[usize]| -> Vec<Value> {
+            group
+                .iter()
+                .map(|&i| sessions[i].1.as_str().into())
+                .collect()
+        };
+        let groups: Vec<Vec<usize>> = match &*self.nodes {
+            Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
+            Nodes::Cluster(_) => {
+                let mut by_bucket = std::collections::HashMap::<String, Vec<usize>>::new();
+                for (i, (user_id, _)) in sessions.iter().enumerate() {
+                    by_bucket.entry(self.bucket(user_id)).or_default().push(i);
+                }
+                by_bucket.into_values().collect()
+            }
+        };
+        let replies = futures_util::future::try_join_all(
+            groups
+                .iter()
+                .map(|group| self.run(&self.scripts.are_live, keys(group), sids(group))),
+        )
+        .await?;
+        let mut live = vec![false; sessions.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            let reply = array(reply)?;
+            if reply.len() != group.len() {
+                return Err(bad_reply());
+            }
+            for (&i, answer) in group.iter().zip(&reply) {
+                live[i] = int(answer)? > 0;
+            }
+        }
+        Ok(live)
     }
 
     async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {

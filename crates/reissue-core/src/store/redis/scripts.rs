@@ -304,7 +304,7 @@ return gone
 "#;
 
 // KEYS: user, v1 index, v1 mark. ARGV: v1 session key base.
-// A flat list per live session: sid, created (ms), last used (ms), login
+// A flat list per live session: sid, created (µs), last used (ms), login
 // country, client (this layout's encoding; empty for the first layout's), and
 // the first layout's ip, country, user agent.
 const LIST: &str = r#"
@@ -315,7 +315,7 @@ if v then
     if now < e[7] and now < e[8] then
       local i = e[1]
       local n = struct.unpack('>I2', v, i + 59)
-      table.insert(out, e[3]); table.insert(out, math.floor(e[5] / 1000)); table.insert(out, e[6])
+      table.insert(out, e[3]); table.insert(out, e[5]); table.insert(out, e[6])
       table.insert(out, string.sub(v, i + 57, i + 58))
       table.insert(out, string.sub(v, i + 61 + n, e[2] - 1))
       table.insert(out, ''); table.insert(out, ''); table.insert(out, '')
@@ -326,7 +326,7 @@ local rb = tonumber(redis.call('GET', KEYS[3]) or '-1')
 for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local s = redis.call('HMGET', ARGV[1] .. m, 'c', 'r', 'ip', 'cc', 'ua')
   if s[1] and tonumber(s[1]) > rb then
-    table.insert(out, m); table.insert(out, math.floor(tonumber(s[1]) / 1000)); table.insert(out, s[2])
+    table.insert(out, m); table.insert(out, tonumber(s[1])); table.insert(out, s[2])
     table.insert(out, ''); table.insert(out, '')
     table.insert(out, s[3] or ''); table.insert(out, s[4] or ''); table.insert(out, s[5] or '')
   else
@@ -336,21 +336,38 @@ end
 return out
 "#;
 
+// Whether a session is live: in the user's key and within its idle and
+// absolute expiry; or, for one of the first layout, its hash exists and no
+// logout everywhere came after its creation.
+const LIVE: &str = r#"
+local function live(uk, sid, sk, rbk)
+  local v = redis.call('GET', uk)
+  local i
+  if v then i = find(v, sid) end
+  if i then
+    local a, x = struct.unpack('>I6I6', v, i + 24 + 17)
+    if now < a and now < x then return 1 end
+    return 0
+  end
+  local c = redis.call('HGET', sk, 'c')
+  if not c then return 0 end
+  local rb = redis.call('GET', rbk)
+  if rb and tonumber(c) <= tonumber(rb) then return 0 end
+  return 1
+end
+"#;
+
 // KEYS: user, v1 session, v1 mark. ARGV: sid.
 const IS_LIVE: &str = r#"
-local v = redis.call('GET', KEYS[1])
-local i
-if v then i = find(v, ARGV[1]) end
-if i then
-  local a, x = struct.unpack('>I6I6', v, i + 24 + 17)
-  if now < a and now < x then return 1 end
-  return 0
-end
-local c = redis.call('HGET', KEYS[2], 'c')
-if not c then return 0 end
-local rb = redis.call('GET', KEYS[3])
-if rb and tonumber(c) <= tonumber(rb) then return 0 end
-return 1
+return live(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
+"#;
+
+// KEYS: user, v1 session, v1 mark, for each session (of one slot on a
+// cluster); ARGV: their sids. One answer per session, in order.
+const ARE_LIVE: &str = r#"
+local out = {}
+for i = 1, #KEYS, 3 do out[#out + 1] = live(KEYS[i], ARGV[(i + 2) / 3], KEYS[i + 1], KEYS[i + 2]) end
+return out
 "#;
 
 // KEYS: account + network counter, account counter. ARGV: max per network,
@@ -406,6 +423,7 @@ pub(super) struct Scripts {
     pub(super) revoke_all: Script,
     pub(super) list: Script,
     pub(super) is_live: Script,
+    pub(super) are_live: Script,
     pub(super) begin_login: Script,
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
@@ -430,7 +448,8 @@ impl Scripts {
             revoke: sessions(REVOKE),
             revoke_all: sessions(REVOKE_ALL),
             list: sessions(LIST),
-            is_live: sessions(IS_LIVE),
+            is_live: sessions(&format!("{LIVE}{IS_LIVE}")),
+            are_live: sessions(&format!("{LIVE}{ARE_LIVE}")),
             begin_login: plain(BEGIN_LOGIN),
             end_login: plain(END_LOGIN),
             catch_up: timed(CATCH_UP),
