@@ -75,7 +75,10 @@ mod tests {
         );
         let long = "é".repeat(100);
         let kept = summary(&long);
-        assert!(kept.len() <= MAX_STORED && long.starts_with(&kept), "{kept}");
+        assert!(
+            kept.len() <= MAX_STORED && long.starts_with(&kept),
+            "{kept}"
+        );
         assert_eq!(summary(""), "");
     }
 }
