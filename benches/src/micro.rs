@@ -368,7 +368,7 @@ fn micro_redis_bytes(
                 rows.push(MicroRow {
                     name: format!("Redis bytes per session: {}", s.label),
                     value: format!("{:.0} B", s.bytes),
-                    baseline: "MEMORY USAGE (hash + share of index)".to_owned(),
+                    baseline: "MEMORY USAGE of the user's key (sessions + index)".to_owned(),
                     ratio: None,
                     goal: "≤ 300 B (reissue-core's bench goal)".to_owned(),
                     met: Some(s.bytes <= 300.0),

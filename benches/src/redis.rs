@@ -258,7 +258,7 @@ pub(crate) fn raw_evalsha(redis_url: &str, load: Load) -> Result<Measurement, St
 #[derive(Debug, Clone)]
 pub(crate) struct SessionBytes {
     pub(crate) label: String,
-    /// Session hash plus its share of the user's index.
+    /// The user's key (sessions and index in one) per session.
     pub(crate) bytes: f64,
 }
 
@@ -301,19 +301,18 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
             let mut total = 0;
             for u in 0..N {
                 let user = format!("user-{i}-{u:06}");
-                total += login_and_measure(&reissue, &store, &client, &user, meta).await?;
-                total += memory_usage(&client, &store.index_key(&user)).await?;
+                login(&reissue, &user, meta).await?;
+                total += memory_usage(&client, &store.user_key(&user)).await?;
             }
             out.push(SessionBytes {
                 label: format!("{label}, 1 session per user"),
                 bytes: total as f64 / N as f64,
             });
             let user = format!("many-{i}");
-            let mut total = 0;
             for _ in 0..N {
-                total += login_and_measure(&reissue, &store, &client, &user, meta).await?;
+                login(&reissue, &user, meta).await?;
             }
-            total += memory_usage(&client, &store.index_key(&user)).await?;
+            let total = memory_usage(&client, &store.user_key(&user)).await?;
             out.push(SessionBytes {
                 label: format!("{label}, {N} sessions of 1 user"),
                 bytes: total as f64 / N as f64,
@@ -323,30 +322,21 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
     })
 }
 
-/// Logs `user` in and returns the bytes of the new session's hash.
-async fn login_and_measure(
+/// Logs `user` in (one key holds all of a user's sessions, their index
+/// included: that key is what a session costs).
+async fn login(
     reissue: &reissue_core::Reissue<fixtures::AnyUser>,
-    store: &RedisStore,
-    client: &fred::prelude::Client,
     user: &str,
     meta: &ClientMeta,
-) -> Result<u64, String> {
+) -> Result<(), String> {
     let login = Login {
         user: user.to_owned(),
     };
-    let pair = reissue
+    reissue
         .login(login, meta)
         .await
         .map_err(|e| e.to_string())?;
-    let claims = reissue
-        .tokens()
-        .verify_refresh(&pair.refresh_token)
-        .map_err(|e| e.to_string())?;
-    memory_usage(
-        client,
-        &format!("{}{}", store.session_key_base(user), claims.sid.as_str()),
-    )
-    .await
+    Ok(())
 }
 
 async fn memory_usage(client: &fred::prelude::Client, key: &str) -> Result<u64, String> {

@@ -423,17 +423,13 @@ async fn memory_per_session(store: &RedisStore) {
         }
         let after = used_memory(client).await;
         let (user, sid) = last.unwrap();
+        let _ = sid;
         let session: u64 = client
-            .memory_usage(format!("{}{sid}", store.session_key_base(&user)), Some(0))
-            .await
-            .unwrap();
-        let index: u64 = client
-            .memory_usage(store.index_key(&user), Some(0))
+            .memory_usage(store.user_key(&user), Some(0))
             .await
             .unwrap();
         println!(
-            "redis bytes per session ({label}): MEMORY USAGE session {session} + index {index} = {}; used_memory growth {} per session",
-            session + index,
+            "redis bytes per session ({label}): MEMORY USAGE of the user's key (sessions + index) {session}; used_memory growth {} per session",
             (after - before) / N,
         );
     }

@@ -31,6 +31,7 @@ mod revocation;
 pub mod store;
 mod token;
 mod token_cache;
+mod user_agent;
 mod verifier;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink};

@@ -37,6 +37,7 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_every_primary() {
     for i in 0..48 {
         let user = format!("user-{i}");
         let keys = [
+            store.user_key(&user),
             store.index_key(&user),
             format!("{}{}", store.session_key_base(&user), SessionId::random()),
             store.revocation_log_key(&user),
@@ -57,7 +58,7 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_every_primary() {
 async fn a_key_of_another_slot_fails_loudly() {
     let cluster = deploy::Cluster::shared();
     let store = redis_store(&cluster.url(), "slots:").await;
-    let declared = store.index_key("alice");
+    let declared = store.user_key("alice");
     let pool = store.pool_for(&declared).expect("alice's primary");
     let client = pool.next();
     // Another key served by the same primary but in another slot: the

@@ -419,19 +419,20 @@ async fn skewed_instance_clocks_do_not_change_the_rules() {
         "{err:?}"
     );
 
-    // A slow instance's login cannot make the index expire before the session.
+    // A slow instance's login cannot make the user's key (the sessions and
+    // their index) expire before the session.
     let r = slow.login("carol".into(), &client).await.unwrap();
     let id = slow.tokens().verify_refresh(&r.refresh_token).unwrap();
     let raw = store(&server.url(), "skew:").await;
     let conn = raw.pool().next();
-    let session_ttl: i64 = conn
-        .pttl(format!("{}{}", raw.session_key_base("carol"), id.sid))
+    let key_expiry_ms: i64 = conn
+        .custom(fred::cmd!("PEXPIRETIME"), vec![raw.user_key("carol")])
         .await
         .unwrap();
-    let index_ttl: i64 = conn.pttl(raw.index_key("carol")).await.unwrap();
     assert!(
-        index_ttl >= session_ttl,
-        "index {index_ttl} ms < session {session_ttl} ms"
+        key_expiry_ms >= (id.exp * 1000) as i64,
+        "key expires at {key_expiry_ms} ms, the session at {} s",
+        id.exp
     );
     assert_eq!(
         fast.logout_all("carol").await.unwrap(),

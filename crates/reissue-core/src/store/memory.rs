@@ -152,7 +152,7 @@ impl RefreshStore for MemoryStore {
                 last_used_ms: now,
                 expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
                 login_country: s.client.country,
-                client: s.client.clone(),
+                client: stored(&s.client),
                 claims: s.claims.clone(),
             };
             let first = entry.successor();
@@ -198,7 +198,7 @@ impl RefreshStore for MemoryStore {
                 e.rotated_at_ms = now;
                 e.last_used_ms = now;
                 e.expires_ms = idle_expiry(now, r.idle_ttl, e.absolute_expiry_ms);
-                e.client = r.client.clone();
+                e.client = stored(r.client);
                 Rotation::Rotated(e.successor())
             } else if r.generation + 1 == e.generation
                 && !r.grace.is_zero()
@@ -310,5 +310,14 @@ impl RefreshStore for MemoryStore {
         // Everything that ends from now on reaches it under the store's lock.
         revocations.set_synced(true);
         Ok(())
+    }
+}
+
+/// The client as a session keeps it: the user agent reduced as the Redis
+/// store reduces it, so both list the same.
+fn stored(client: &ClientMeta) -> ClientMeta {
+    ClientMeta {
+        user_agent: client.stored_user_agent(),
+        ..client.clone()
     }
 }

@@ -80,7 +80,8 @@ pub struct ClientMeta {
     pub ip: Option<IpAddr>,
     /// Its country.
     pub country: Option<Country>,
-    /// The `User-Agent`, truncated to 256 bytes.
+    /// The `User-Agent`, truncated to 256 bytes (what a policy sees; the
+    /// stores keep only a summary of it, see [`SessionInfo::client`]).
     pub user_agent: Option<String>,
 }
 
@@ -99,6 +100,16 @@ impl ClientMeta {
             country,
             user_agent,
         }
+    }
+
+    /// What a store keeps of the user agent, and what the session list then
+    /// shows: "Firefox 128 / Windows 10" for a browser, else the header cut
+    /// short. Both stores keep this, never the header.
+    pub(crate) fn stored_user_agent(&self) -> Option<String> {
+        self.user_agent
+            .as_deref()
+            .map(crate::user_agent::summary)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -204,7 +215,9 @@ pub struct SessionInfo {
     pub created_at: u64,
     /// Last login or reissue, Unix seconds.
     pub last_used_at: u64,
-    /// The client at the last login or reissue.
+    /// The client at the last login or reissue; its user agent is the
+    /// stored summary ("Firefox 128 / Windows 10", or an unknown client's
+    /// header cut to 48 bytes).
     pub client: ClientMeta,
 }
 

@@ -192,7 +192,11 @@ pub async fn create_list_is_live(store: Store) {
     );
     assert_eq!(list[0].created_at, created.first.rotated_at_ms / 1000);
     assert_eq!(list[0].last_used_at, list[0].created_at);
-    assert_eq!(list[0].client, client());
+    assert_eq!(
+        list[0].client,
+        ClientMeta::new(client().ip, client().country, Some("Firefox 128 / Linux")),
+        "the client, its user agent as the session list shows it"
+    );
     assert!(store.is_live("alice", &a).await.unwrap());
     assert!(store.is_live("alice", &b).await.unwrap());
     assert!(!store.is_live("alice", &SessionId::random()).await.unwrap());

@@ -11,16 +11,17 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `reissue:{b<n>}:<user>:s:<sid>` | hash | one session: generation, times, client, claims |
-//! | `reissue:{b<n>}:<user>:i` | sorted set | the user's session ids, scored by login time |
-//! | `reissue:{b<n>}:<user>:rb` | string | "every session created before this was revoked" (µs), set by logout-all |
+//! | `reissue:{b<n>}u:<user>` | string | all of the user's sessions, packed (scripts.rs has the format): generation, times, request id, login country, claims, client |
 //! | `reissue:{b<n>}:rv` | sorted set | the bucket's revocation log: ended sessions by the time they ended; also its sharded pub/sub channel |
 //! | `reissue:f:{<account digest>}` | string | login attempts on an account, from all networks |
 //! | `reissue:f:{<account digest>}:<network>` | string | login attempts on an account from one network |
 //!
-//! Every key has a TTL: a session's is its idle lifetime (capped by its
-//! absolute one), renewed by each reissue; the index outlives its newest
-//! session; the user-wide mark lives as long as a session can; a log keeps an
+//! Sessions of the first layout (`reissue:{b<n>}:<user>:s:<sid>` hashes, the
+//! `:i` index, the `:rb` mark, which logout-all still sets) are read and
+//! rotated where they are until they expire (DESIGN.md, "What Redis holds").
+//!
+//! Every key has a TTL: a user's key lives until the latest idle expiry of
+//! its sessions (rounded up to a step), renewed by reissues; a log keeps an
 //! entry for the access-token lifetime.
 //!
 //! Time is Redis's own (`TIME` inside each script), so instances whose clocks
@@ -408,7 +409,13 @@ impl RedisStore {
         format!("{{b{n}}}")
     }
 
-    /// `reissue:{b<n>}:<user>:s:`: a user's session keys are this plus the sid.
+    /// `reissue:{b<n>}u:<user>`: the key holding all of a user's sessions.
+    pub fn user_key(&self, user_id: &str) -> String {
+        format!("{}{}u:{}", self.prefix, self.bucket(user_id), tag(user_id))
+    }
+
+    /// `reissue:{b<n>}:<user>:s:`: in the first layout, still read, a user's
+    /// session keys are this plus the sid.
     pub fn session_key_base(&self, user_id: &str) -> String {
         format!(
             "{}{}:{}:s:",
@@ -422,12 +429,13 @@ impl RedisStore {
         format!("{}{}", self.session_key_base(user_id), sid.as_str())
     }
 
-    /// The key of a user's session index.
+    /// The key of a user's session index in the first layout, still read.
     pub fn index_key(&self, user_id: &str) -> String {
         format!("{}{}:{}:i", self.prefix, self.bucket(user_id), tag(user_id))
     }
 
-    /// The key of a user's "everything before this was revoked" mark.
+    /// The key of a user's "everything before this was revoked" mark, which
+    /// ends the first layout's sessions that its index lost.
     fn revoked_before_key(&self, user_id: &str) -> String {
         format!(
             "{}{}:{}:rb",
@@ -622,6 +630,73 @@ fn opt_arg<T: ToString>(v: Option<T>) -> Value {
     Value::from(v.map(|x| x.to_string()).unwrap_or_default())
 }
 
+/// The client as a session record holds it (scripts.rs, "client"): the
+/// country (2 bytes, zeros for none; the script writes "=" instead when it
+/// is the login country), the address (a length byte, 0, 4 or 16, then its
+/// bytes) and the user-agent summary.
+fn encode_client(client: &ClientMeta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    match client.country {
+        Some(c) => out.extend_from_slice(c.as_str().as_bytes()),
+        None => out.extend_from_slice(&[0, 0]),
+    }
+    match client.ip {
+        None => out.push(0),
+        Some(IpAddr::V4(ip)) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        Some(IpAddr::V6(ip)) => {
+            out.push(16);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    if let Some(ua) = client.stored_user_agent() {
+        out.extend_from_slice(ua.as_bytes());
+    }
+    out
+}
+
+fn country_of(bytes: &[u8]) -> Option<Country> {
+    std::str::from_utf8(bytes).ok().and_then(Country::new)
+}
+
+/// Reads [`encode_client`]'s bytes back; `login_country` is the record's.
+fn decode_client(bytes: &[u8], login_country: &[u8]) -> Option<ClientMeta> {
+    let (country, rest) = match bytes {
+        [b'=', rest @ ..] => (country_of(login_country), rest),
+        [a, b, rest @ ..] => (country_of(&[*a, *b]), rest),
+        _ => return None,
+    };
+    let (ip, ua) = match rest {
+        [0, ua @ ..] => (None, ua),
+        [4, ip @ ..] if ip.len() >= 4 => {
+            let (ip, ua) = ip.split_at(4);
+            let ip: [u8; 4] = ip.try_into().ok()?;
+            (Some(IpAddr::from(ip)), ua)
+        }
+        [16, ip @ ..] if ip.len() >= 16 => {
+            let (ip, ua) = ip.split_at(16);
+            let ip: [u8; 16] = ip.try_into().ok()?;
+            (Some(IpAddr::from(ip)), ua)
+        }
+        _ => return None,
+    };
+    let user_agent = std::str::from_utf8(ua)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    Some(ClientMeta {
+        ip,
+        country,
+        user_agent,
+    })
+}
+
+fn bytes(v: &Value) -> &[u8] {
+    v.as_bytes().unwrap_or_default()
+}
+
 fn successor(a: &[Value]) -> Result<Successor> {
     if a.len() < 7 {
         return Err(bad_reply());
@@ -644,18 +719,17 @@ fn ms_arg(d: Duration) -> Value {
 impl RefreshStore for RedisStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
         let keys = vec![
-            self.session_key(&s.user_id, &s.sid),
-            self.index_key(&s.user_id),
+            self.user_key(&s.user_id),
             self.revocation_log_key(&s.user_id),
+            self.index_key(&s.user_id),
         ];
         let args: Vec<Value> = vec![
             s.sid.as_str().into(),
             ms_arg(s.max_age),
             ms_arg(s.idle_ttl),
             (s.max_sessions.clamp(1, i64::MAX as usize) as i64).into(),
-            opt_arg(s.client.ip),
+            encode_client(&s.client).as_slice().into(),
             opt_arg(s.client.country),
-            opt_arg(s.client.user_agent.as_deref()),
             s.claims.as_str().into(),
             self.session_key_base(&s.user_id).into(),
             self.deadline().into(),
@@ -688,25 +762,31 @@ impl RefreshStore for RedisStore {
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
         let keys = vec![
+            self.user_key(r.user_id),
+            self.revocation_log_key(r.user_id),
             self.session_key(r.user_id, r.sid),
             self.index_key(r.user_id),
             self.revoked_before_key(r.user_id),
-            self.revocation_log_key(r.user_id),
         ];
-        let request_id: u64 = rand::random();
+        let request_id: u32 = rand::random();
         let args: Vec<Value> = vec![
             (r.generation.min(i64::MAX as u64) as i64).into(),
             ms_arg(r.grace),
             ms_arg(r.idle_ttl),
-            opt_arg(r.client.ip),
-            opt_arg(r.client.country),
-            opt_arg(r.client.user_agent.as_deref()),
+            encode_client(r.client).as_slice().into(),
+            "".into(),
+            "".into(),
             r.sid.as_str().into(),
             request_id.to_string().into(),
             self.deadline().into(),
             self.revoked_keep().into(),
             (r.issued_at_ms.min(i64::MAX as u64) as i64).into(),
             (r.max_ahead.min(i64::MAX as u64) as i64).into(),
+            "".into(),
+            // a session of the first layout keeps its client as text
+            opt_arg(r.client.ip),
+            opt_arg(r.client.country),
+            opt_arg(r.client.stored_user_agent()),
         ];
         let reply = if self.acknowledged_rotations {
             self.run_acknowledged(&self.scripts.rotate, keys, args)
@@ -742,9 +822,10 @@ impl RefreshStore for RedisStore {
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         let keys = vec![
+            self.user_key(user_id),
+            self.revocation_log_key(user_id),
             self.session_key(user_id, sid),
             self.index_key(user_id),
-            self.revocation_log_key(user_id),
         ];
         let args = vec![sid.as_str().into(), self.revoked_keep().into()];
         let n = self
@@ -755,9 +836,10 @@ impl RefreshStore for RedisStore {
 
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let keys = vec![
+            self.user_key(user_id),
+            self.revocation_log_key(user_id),
             self.index_key(user_id),
             self.revoked_before_key(user_id),
-            self.revocation_log_key(user_id),
         ];
         let args = vec![
             self.session_key_base(user_id).into(),
@@ -775,10 +857,15 @@ impl RefreshStore for RedisStore {
     }
 
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let keys = vec![self.index_key(user_id), self.revoked_before_key(user_id)];
+        let keys = vec![
+            self.user_key(user_id),
+            self.index_key(user_id),
+            self.revoked_before_key(user_id),
+        ];
         let args = vec![self.session_key_base(user_id).into()];
         let flat = array(self.run(&self.scripts.list, keys, args).await?)?;
-        flat.chunks_exact(6)
+        let mut sessions = flat
+            .chunks_exact(8)
             .filter_map(|c| {
                 text(&c[0])
                     .as_deref()
@@ -786,26 +873,39 @@ impl RefreshStore for RedisStore {
                     .map(|sid| (sid, c))
             })
             .map(|(sid, c)| {
-                Ok(SessionInfo {
+                let client = if bytes(&c[4]).is_empty() {
+                    // a session of the first layout
+                    ClientMeta {
+                        ip: text(&c[5]).and_then(|s| s.parse::<IpAddr>().ok()),
+                        country: text(&c[6]).as_deref().and_then(Country::new),
+                        user_agent: text(&c[7]),
+                    }
+                } else {
+                    decode_client(bytes(&c[4]), bytes(&c[3])).ok_or_else(bad_reply)?
+                };
+                let created_us = int(&c[1])?;
+                let info = SessionInfo {
                     sid,
-                    created_at: int(&c[1])? / 1000,
+                    created_at: created_us / 1_000_000,
                     last_used_at: int(&c[2])? / 1000,
-                    client: ClientMeta {
-                        ip: text(&c[3]).and_then(|s| s.parse::<IpAddr>().ok()),
-                        country: text(&c[4]).as_deref().and_then(Country::new),
-                        user_agent: text(&c[5]),
-                    },
-                })
+                    client,
+                };
+                Ok((created_us, info))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // oldest first, across both layouts
+        sessions.sort_by_key(|(created_us, _)| *created_us);
+        Ok(sessions.into_iter().map(|(_, s)| s).collect())
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
         let keys = vec![
+            self.user_key(user_id),
             self.session_key(user_id, sid),
             self.revoked_before_key(user_id),
         ];
-        Ok(int(&self.run(&self.scripts.is_live, keys, vec![]).await?)? > 0)
+        let args = vec![sid.as_str().into()];
+        Ok(int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0)
     }
 
     /// One script for all of them on one server; on a cluster, one per
@@ -815,10 +915,17 @@ impl RefreshStore for RedisStore {
             let mut keys = Vec::with_capacity(group.len() * 2);
             for &i in group {
                 let (user_id, sid) = sessions[i];
+                keys.push(self.user_key(user_id));
                 keys.push(self.session_key(user_id, sid));
                 keys.push(self.revoked_before_key(user_id));
             }
             keys
+        };
+        let sids = |group: &[usize]| -> Vec<Value> {
+            group
+                .iter()
+                .map(|&i| sessions[i].1.as_str().into())
+                .collect()
         };
         let groups: Vec<Vec<usize>> = match &*self.nodes {
             Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
@@ -833,7 +940,7 @@ impl RefreshStore for RedisStore {
         let replies = futures_util::future::try_join_all(
             groups
                 .iter()
-                .map(|group| self.run(&self.scripts.are_live, keys(group), vec![])),
+                .map(|group| self.run(&self.scripts.are_live, keys(group), sids(group))),
         )
         .await?;
         let mut live = vec![false; sessions.len()];

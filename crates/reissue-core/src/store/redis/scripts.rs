@@ -34,55 +34,127 @@ local function ended(log, sids, now, keep)
 end
 "#;
 
-// KEYS: session, index, log. ARGV: sid, max_age, idle, max_sessions, ip,
-// country, user agent, claims, session key base, deadline, keep.
+// A user's sessions are ONE string key (`{b<n>}u:<user>`): their records one
+// after the other, each `I2 length .. body`, with
+//   body   = sid (22 bytes) .. STATE .. login country (2 bytes, "\0\0": none)
+//            .. I2 length .. claims .. client
+//   STATE  = generation, created (µs), last rotation, absolute expiry, idle
+//            expiry (ms), request id: struct '>I4I7I6I6I6I4', 33 bytes
+//   client = the store client's encoding (country, address, user-agent
+//            summary), opaque here but for its first two bytes: a country
+//            equal to the login country is stored as "=" (not twice).
+// Reading a session is one GET and writing it one SET: each redis.call costs
+// Redis about as much as a whole `return 1` script, so a rotation is TIME, GET
+// and SET (plus, now and then, the key's expiry). A string has no size class
+// to fall out of (a hash with one value over hash-max-listpack-value, 64 B,
+// turns into a hashtable several times its size), and the user's index is the
+// key itself. The key expires at the latest idle expiry of its sessions,
+// rounded up to a step (1/16 of the idle lifetime, between 1 s and 1 h) so
+// that most rotations keep the expiry (SET KEEPTTL) instead of setting it; a
+// session past its idle or absolute expiry is dead to every script, and
+// dropped by the next one that writes the key.
+//
+// Sessions written by the first layout (a hash per session, a sorted set
+// index, the `rb` mark) keep working where they are until they expire: each
+// script falls back to them (the `v1_*` parts, the first layout's code) for a
+// session it does not find in the user's key.
+const RECORDS: &str = r#"
+local STATE = '>I4I7I6I6I6I4'
+-- sid's record in v: the position of its length prefix and the position past it
+local function find(v, sid)
+  local i, n = 1, #v
+  while i < n do
+    local len = struct.unpack('>I2', v, i)
+    if string.sub(v, i + 2, i + 23) == sid then return i, i + 2 + len end
+    i = i + 2 + len
+  end
+end
+-- every record: {i, j, sid, g, c, r, a, x}
+local function each(v)
+  local out, i, n = {}, 1, #v
+  while i < n do
+    local len = struct.unpack('>I2', v, i)
+    local g, c, r, a, x = struct.unpack(STATE, v, i + 24)
+    table.insert(out, {i, i + 2 + len, string.sub(v, i + 2, i + 23), g, c, r, a, x})
+    i = i + 2 + len
+  end
+  return out
+end
+local function step(idle)
+  return math.min(math.max(math.floor(idle / 16), 1000), 3600000)
+end
+local function ceil_to(t, s) return math.ceil(t / s) * s end
+-- Writes the user's key: DEL when no session is left; else SET, with the
+-- expiry `at` (PXAT) or, when nil, the one it has (KEEPTTL).
+local function save(uk, v, at)
+  if v == '' then redis.call('DEL', uk)
+  elseif at then redis.call('SET', uk, v, 'PXAT', at)
+  else redis.call('SET', uk, v, 'KEEPTTL') end
+end
+-- The expiry that covers every session of v: the latest idle expiry, rounded up.
+local function cover(v, s)
+  local m = 0
+  for _, e in ipairs(each(v)) do if e[8] > m then m = e[8] end end
+  return ceil_to(m, s)
+end
+local function client_of(client, lc)
+  if lc ~= '\0\0' and string.sub(client, 1, 2) == lc then return '=' .. string.sub(client, 3) end
+  return client
+end
+"#;
+
+// KEYS: user, log, v1 index. ARGV: sid, max_age, idle, max_sessions, client,
+// login country, claims, v1 session key base, deadline, keep.
 // Returns {-1} past the deadline (the caller gave up), else
 // {now, idle_expiry, absolute_expiry, evicted sids...}.
 const CREATE: &str = r#"
-local sk, ik, log, base = KEYS[1], KEYS[2], KEYS[3], ARGV[9]
-if now > tonumber(ARGV[10]) then return {-1} end
+local uk, log, ik, base, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[1]
+if now > tonumber(ARGV[9]) then return {-1} end
+local idle = tonumber(ARGV[3])
 local abs = now + tonumber(ARGV[2])
-local exp = math.min(now + tonumber(ARGV[3]), abs)
+local exp = math.min(now + idle, abs)
 local max = tonumber(ARGV[4])
-local fields = {'g', 1, 'r', now, 'a', abs, 'c', us, 'x', exp, 'cl', ARGV[8]}
-if ARGV[5] ~= '' then table.insert(fields, 'ip'); table.insert(fields, ARGV[5]) end
-if ARGV[6] ~= '' then
-  table.insert(fields, 'cc'); table.insert(fields, ARGV[6])
-  table.insert(fields, 'lc'); table.insert(fields, ARGV[6])
-end
-if ARGV[7] ~= '' then table.insert(fields, 'ua'); table.insert(fields, ARGV[7]) end
-redis.call('HSET', sk, unpack(fields))
-redis.call('PEXPIREAT', sk, exp)
-redis.call('ZADD', ik, us, ARGV[1])
-if redis.call('PTTL', ik) < abs - now then redis.call('PEXPIREAT', ik, abs) end
--- the user's other live sessions, oldest first; the new one is never a candidate
-local live = {}
-for _, m in ipairs(redis.call('ZRANGE', ik, 0, -1)) do
-  if m ~= ARGV[1] then
-    if redis.call('EXISTS', base .. m) == 1 then table.insert(live, m) else redis.call('ZREM', ik, m) end
+local lc = ARGV[6] ~= '' and ARGV[6] or '\0\0'
+local body = sid .. struct.pack(STATE, 1, us, now, abs, exp, 0) .. lc
+  .. struct.pack('>I2', #ARGV[7]) .. ARGV[7] .. client_of(ARGV[5], lc)
+-- the user's other live sessions (dead ones are dropped), oldest first; the
+-- new one is never a candidate
+local v, live = redis.call('GET', uk) or '', {}
+local kept = {}
+for _, e in ipairs(each(v)) do
+  if now < e[7] and now < e[8] and e[3] ~= sid then
+    table.insert(kept, string.sub(v, e[1], e[2] - 1))
+    table.insert(live, {e[5], e[3], #kept})
   end
 end
-local out, evicted = {now, exp, abs}, {}
-for i = 1, #live + 1 - max do
-  redis.call('DEL', base .. live[i])
-  redis.call('ZREM', ik, live[i])
-  table.insert(evicted, live[i])
-  table.insert(out, live[i])
+-- sessions of the first layout count too
+local old = redis.call('ZRANGE', ik, 0, -1, 'WITHSCORES')
+for n = 1, #old, 2 do
+  if redis.call('EXISTS', base .. old[n]) == 1 then
+    table.insert(live, {tonumber(old[n + 1]), old[n]})
+  else
+    redis.call('ZREM', ik, old[n])
+  end
 end
-ended(log, evicted, now, tonumber(ARGV[11]))
+table.sort(live, function(p, q) return p[1] < q[1] end)
+local out, evicted = {now, exp, abs}, {}
+for n = 1, #live + 1 - max do
+  local e = live[n]
+  if e[3] then kept[e[3]] = '' else redis.call('DEL', base .. e[2]); redis.call('ZREM', ik, e[2]) end
+  table.insert(evicted, e[2])
+  table.insert(out, e[2])
+end
+table.insert(kept, struct.pack('>I2', #body) .. body)
+v = table.concat(kept)
+save(uk, v, cover(v, step(idle)))
+ended(log, evicted, now, tonumber(ARGV[10]))
 return out
 "#;
 
-// KEYS: session, index, user-wide mark, log. ARGV: generation, grace, idle,
-// ip, country, user agent, sid, request id, deadline, keep, the presented
-// token's iat (ms), how far ahead a lost write may be.
-// Returns {-1} past the deadline, {0} not found, {1, ...} rotated, {2, ...}
-// replayed in the grace window, {3} reuse (session revoked). The successor is
-// {gen, rotated_at, idle_exp, abs, claims, login_country}.
-const ROTATE: &str = r#"
-local sk, ik, rbk, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local sid, keep = ARGV[7], tonumber(ARGV[10])
-if now > tonumber(ARGV[9]) then return {-1} end
+// The first layout's rotation, for a session not found in the user's key:
+// the first layout's code. KEYS and ARGV as ROTATE's.
+const V1_ROTATE: &str = r#"
+local sk, ik, rbk = KEYS[3], KEYS[4], KEYS[5]
 local v = redis.call('HMGET', sk, 'g', 'r', 'a', 'x', 'cl', 'lc', 'c', 'q')
 if not v[1] then return {0} end
 local g, r, a, x = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
@@ -98,16 +170,12 @@ if now >= a or now >= x then
   return {0}
 end
 local p = tonumber(ARGV[1])
--- A token ahead of the store, signed by us, can only come from rotations the
--- store lost (a failover before they reached the replica): bounded in how far
--- ahead, and only if it was minted no earlier than the store's newest state.
 local lost = p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r
 if p == g or lost then
   local exp = math.min(now + tonumber(ARGV[3]), a)
-  -- one HSET and at most one HDEL: each redis.call from Lua costs more than the work it does
   local set, gone = {'g', p + 1, 'r', now, 'x', exp, 'q', ARGV[8]}, {}
   for i, f in ipairs({'ip', 'cc', 'ua'}) do
-    local val = ARGV[3 + i]
+    local val = ARGV[13 + i]
     if val ~= '' then table.insert(set, f); table.insert(set, val) else table.insert(gone, f) end
   end
   redis.call('HSET', sk, unpack(set))
@@ -115,7 +183,6 @@ if p == g or lost then
   redis.call('PEXPIREAT', sk, exp)
   return {1, p + 1, now, exp, a, v[5], v[6] or ''}
 elseif p + 1 == g and v[8] == ARGV[8] then
-  -- the store client resent this very call (its reply was lost): answer as the first time
   return {1, g, r, x, a, v[5], v[6] or ''}
 elseif p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
   return {2, g, r, x, a, v[5], v[6] or ''}
@@ -125,49 +192,163 @@ ended(log, {sid}, now, keep)
 return {3}
 "#;
 
-// KEYS: session, index, log. ARGV: sid, keep.
+// KEYS: user, log, v1 session, v1 index, v1 mark. ARGV: generation, grace,
+// idle, client, (unused: 5, 6), sid, request id, deadline, keep, the presented
+// token's iat (ms), how far ahead a lost write may be, (unused: 13), and for a
+// session of the first layout the client as text: ip, country, user agent.
+// Returns {-1} past the deadline, {0} not found, {1, ...} rotated, {2, ...}
+// replayed in the grace window, {3} reuse (session revoked). The successor is
+// {gen, rotated_at, idle_exp, abs, claims, login_country}.
+//
+// The hot path creates no closure and no table but its reply: Lua allocation
+// (and the garbage collection Redis runs after scripts) costs about as much
+// as a redis.call. The helpers are defined on the paths that need them.
+const ROTATE_HEAD: &str = r#"
+local uk, log = KEYS[1], KEYS[2]
+local sid, keep = ARGV[7], tonumber(ARGV[10])
+if now > tonumber(ARGV[9]) then return {-1} end
+local v = redis.call('GET', uk)
+local i, j
+if v then
+  local at, n = 1, #v
+  while at < n do
+    local len = struct.unpack('>I2', v, at)
+    if string.sub(v, at + 2, at + 23) == sid then i, j = at, at + 2 + len; break end
+    at = at + 2 + len
+  end
+end
+if not i then
+"#;
+
+const ROTATE: &str = r#"
+end
+local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
+local lc = string.sub(v, i + 57, i + 58)
+local n = struct.unpack('>I2', v, i + 59)
+local p = tonumber(ARGV[1])
+-- A token ahead of the store, signed by us, can only come from rotations the
+-- store lost (a failover before they reached the replica): bounded in how far
+-- ahead, and only if it was minted no earlier than the store's newest state.
+local live = now < a and now < x
+if live and (p == g or (p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r)) then
+  local idle = tonumber(ARGV[3])
+  local exp = math.min(now + idle, a)
+  local client = ARGV[4]
+  if lc ~= '\0\0' and string.sub(client, 1, 2) == lc then client = '=' .. string.sub(client, 3) end
+  local body = sid .. struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, tonumber(ARGV[8])) .. lc
+    .. string.sub(v, i + 59, i + 60 + n) .. client
+  v = string.sub(v, 1, i - 1) .. struct.pack('>I2', #body) .. body .. string.sub(v, j)
+  local s = math.min(math.max(math.floor(idle / 16), 1000), 3600000)
+  if math.ceil(exp / s) > math.ceil(x / s) then
+    -- past the key's expiry step: cover every session's idle expiry
+    local m, at, len = exp, 1, #v
+    while at < len do
+      local e = struct.unpack('>I6', v, at + 2 + 45)
+      if e > m then m = e end
+      at = at + 2 + struct.unpack('>I2', v, at)
+    end
+    redis.call('SET', uk, v, 'PXAT', math.ceil(m / s) * s)
+  else
+    redis.call('SET', uk, v, 'KEEPTTL')
+  end
+  return {1, p + 1, now, exp, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+elseif live and p + 1 == g and q == tonumber(ARGV[8]) then
+  -- the store client resent this very call (its reply was lost): answer as the first time
+  return {1, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+elseif live and p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
+  return {2, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+end
+-- dead (past its idle or absolute expiry) or reuse: the record goes
+v = string.sub(v, 1, i - 1) .. string.sub(v, j)
+if v == '' then redis.call('DEL', uk) else redis.call('SET', uk, v, 'KEEPTTL') end
+if not live then return {0} end
+"#;
+
+// KEYS: user, log, v1 session, v1 index. ARGV: sid, keep.
 const REVOKE: &str = r#"
-local n = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if n > 0 then ended(KEYS[3], {ARGV[1]}, now, tonumber(ARGV[2])) end
+local v, n = redis.call('GET', KEYS[1]), 0
+local i, j
+if v then i, j = find(v, ARGV[1]) end
+if i then
+  local a, x = struct.unpack('>I6I6', v, i + 24 + 17)
+  if now < a and now < x then n = 1 end
+  save(KEYS[1], string.sub(v, 1, i - 1) .. string.sub(v, j))
+else
+  n = redis.call('DEL', KEYS[3])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+if n > 0 then ended(KEYS[2], {ARGV[1]}, now, tonumber(ARGV[2])) end
 return n
 "#;
 
-// KEYS: index, user-wide mark, log. ARGV: session key base, mark lifetime, keep.
-// The mark ends also the sessions the index no longer lists (an evicting
-// Redis may have dropped it): rotation and liveness checks compare against it.
+// KEYS: user, log, v1 index, v1 mark. ARGV: v1 session key base, v1 mark
+// lifetime, keep. The v1 mark ends also the first layout's sessions its index
+// no longer lists (an evicting Redis may have dropped it); the user's key is
+// its own index, so its sessions cannot hide.
 const REVOKE_ALL: &str = r#"
-redis.call('SET', KEYS[2], us, 'PX', ARGV[2])
 local gone = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local v = redis.call('GET', KEYS[1])
+if v then
+  for _, e in ipairs(each(v)) do
+    if now < e[7] and now < e[8] then table.insert(gone, e[3]) end
+  end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('SET', KEYS[4], us, 'PX', ARGV[2])
+for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   if redis.call('DEL', ARGV[1] .. m) == 1 then table.insert(gone, m) end
 end
-redis.call('DEL', KEYS[1])
-ended(KEYS[3], gone, now, tonumber(ARGV[3]))
+redis.call('DEL', KEYS[3])
+ended(KEYS[2], gone, now, tonumber(ARGV[3]))
 return gone
 "#;
 
-// KEYS: index, user-wide mark. ARGV: session key base.
-// A flat list: sid, created, last_used, ip, country, ua per live session, oldest first.
+// KEYS: user, v1 index, v1 mark. ARGV: v1 session key base.
+// A flat list per live session: sid, created (µs), last used (ms), login
+// country, client (this layout's encoding; empty for the first layout's), and
+// the first layout's ip, country, user agent.
 const LIST: &str = r#"
-local rb = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local v = redis.call('HMGET', ARGV[1] .. m, 'c', 'r', 'ip', 'cc', 'ua')
-  if v[1] and tonumber(v[1]) > rb then
-    table.insert(out, m); table.insert(out, math.floor(tonumber(v[1]) / 1000)); table.insert(out, v[2])
-    table.insert(out, v[3] or ''); table.insert(out, v[4] or ''); table.insert(out, v[5] or '')
+local v = redis.call('GET', KEYS[1])
+if v then
+  for _, e in ipairs(each(v)) do
+    if now < e[7] and now < e[8] then
+      local i = e[1]
+      local n = struct.unpack('>I2', v, i + 59)
+      table.insert(out, e[3]); table.insert(out, e[5]); table.insert(out, e[6])
+      table.insert(out, string.sub(v, i + 57, i + 58))
+      table.insert(out, string.sub(v, i + 61 + n, e[2] - 1))
+      table.insert(out, ''); table.insert(out, ''); table.insert(out, '')
+    end
+  end
+end
+local rb = tonumber(redis.call('GET', KEYS[3]) or '-1')
+for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local s = redis.call('HMGET', ARGV[1] .. m, 'c', 'r', 'ip', 'cc', 'ua')
+  if s[1] and tonumber(s[1]) > rb then
+    table.insert(out, m); table.insert(out, tonumber(s[1])); table.insert(out, s[2])
+    table.insert(out, ''); table.insert(out, '')
+    table.insert(out, s[3] or ''); table.insert(out, s[4] or ''); table.insert(out, s[5] or '')
   else
-    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], m)
   end
 end
 return out
 "#;
 
-// Whether a session is live: it exists, and no logout everywhere came after
-// its creation.
+// Whether a session is live: in the user's key and within its idle and
+// absolute expiry; or, for one of the first layout, its hash exists and no
+// logout everywhere came after its creation.
 const LIVE: &str = r#"
-local function live(sk, rbk)
+local function live(uk, sid, sk, rbk)
+  local v = redis.call('GET', uk)
+  local i
+  if v then i = find(v, sid) end
+  if i then
+    local a, x = struct.unpack('>I6I6', v, i + 24 + 17)
+    if now < a and now < x then return 1 end
+    return 0
+  end
   local c = redis.call('HGET', sk, 'c')
   if not c then return 0 end
   local rb = redis.call('GET', rbk)
@@ -176,16 +357,16 @@ local function live(sk, rbk)
 end
 "#;
 
-// KEYS: session, user-wide mark.
+// KEYS: user, v1 session, v1 mark. ARGV: sid.
 const IS_LIVE: &str = r#"
-return live(KEYS[1], KEYS[2])
+return live(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
 "#;
 
-// KEYS: session, user-wide mark, for each session (of one slot on a
-// cluster). One answer per pair, in order.
+// KEYS: user, v1 session, v1 mark, for each session (of one slot on a
+// cluster); ARGV: their sids. One answer per session, in order.
 const ARE_LIVE: &str = r#"
 local out = {}
-for i = 1, #KEYS, 2 do out[#out + 1] = live(KEYS[i], KEYS[i + 1]) end
+for i = 1, #KEYS, 3 do out[#out + 1] = live(KEYS[i], ARGV[(i + 2) / 3], KEYS[i + 1], KEYS[i + 2]) end
 return out
 "#;
 
@@ -254,15 +435,21 @@ impl Scripts {
         // keys of one slot only, declared or not (without it, Redis 7 lets
         // an undeclared key of another slot through if the node has it).
         let timed = |body: &str| Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{body}"));
+        let sessions =
+            |body: &str| Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{RECORDS}{body}"));
         let plain = |body: &str| Script::from_lua(format!("{SHEBANG}{body}"));
         Self {
-            create: timed(CREATE),
-            rotate: timed(ROTATE),
-            revoke: timed(REVOKE),
-            revoke_all: timed(REVOKE_ALL),
-            list: plain(LIST),
-            is_live: plain(&format!("{LIVE}{IS_LIVE}")),
-            are_live: plain(&format!("{LIVE}{ARE_LIVE}")),
+            create: sessions(CREATE),
+            // ENDED only where a session ends: a closure per call otherwise
+            rotate: Script::from_lua(format!(
+                "{SHEBANG}{CLOCK}{ROTATE_HEAD}{ENDED}{V1_ROTATE}{ROTATE}{ENDED}\
+                 ended(log, {{sid}}, now, keep)\nreturn {{3}}\n"
+            )),
+            revoke: sessions(REVOKE),
+            revoke_all: sessions(REVOKE_ALL),
+            list: sessions(LIST),
+            is_live: sessions(&format!("{LIVE}{IS_LIVE}")),
+            are_live: sessions(&format!("{LIVE}{ARE_LIVE}")),
             begin_login: plain(BEGIN_LOGIN),
             end_login: plain(END_LOGIN),
             catch_up: timed(CATCH_UP),
