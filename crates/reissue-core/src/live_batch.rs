@@ -151,28 +151,27 @@ impl Shared {
         let mut checks = Vec::with_capacity(others.len() + 1);
         checks.push((user_id, sid));
         checks.extend(others.iter().map(|w| (w.user_id.as_str(), &w.sid)));
-        let result = self.store.are_live(&checks).await;
+        let n = checks.len();
+        let result = self.store.are_live(&checks).await.and_then(|live| {
+            if live.len() == n {
+                Ok(live)
+            } else {
+                Err(Error::Internal(format!(
+                    "the store answered {} liveness checks for {n}",
+                    live.len()
+                )))
+            }
+        });
         drop(checks);
         // Free the slot before answering, so that the next batch is on its
         // way while the answers go out.
         drop(slot);
         match result {
-            Ok(live) if live.len() == others.len() + 1 => {
+            Ok(live) => {
                 for (waiter, live) in others.into_iter().zip(&live[1..]) {
                     let _ = waiter.reply.send(Turn::Answer(Ok(*live)));
                 }
                 Ok(live[0])
-            }
-            Ok(live) => {
-                let e = Error::Internal(format!(
-                    "the store answered {} liveness checks for {}",
-                    live.len(),
-                    others.len() + 1
-                ));
-                for waiter in others {
-                    let _ = waiter.reply.send(Turn::Answer(Err(copy(&e))));
-                }
-                Err(e)
             }
             Err(e) => {
                 for waiter in others {
