@@ -968,3 +968,29 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// `on_both_adapters!(a, b)` emits `mod axum` and `mod actix` with one test
+/// per scenario, each app on the Redis store: for the test binaries that
+/// drive an outside tool (PyJWT, schemathesis), where each app once is
+/// enough and every store cell would only repeat the tool's run.
+#[macro_export]
+macro_rules! on_both_adapters {
+    ($($s:ident),* $(,)?) => {
+        mod axum {
+            use reissue_conformance::{run, Adapter, Store, Target};
+            const TARGET: Target = Target { adapter: Adapter::Axum, store: Store::Redis };
+            $( #[test] fn $s() { run(TARGET, super::$s); } )*
+        }
+        mod actix {
+            use reissue_conformance::{run, Adapter, Store, Target};
+            const TARGET: Target = Target { adapter: Adapter::Actix, store: Store::Redis };
+            $( #[test] fn $s() { run(TARGET, super::$s); } )*
+        }
+    };
+}
+
+/// The Python that runs the outside tools: `$REISSUE_TEST_PYTHON`, else
+/// `python3` (with `tests/python/requirements.txt` installed; .ci/run does it).
+pub fn python() -> String {
+    std::env::var("REISSUE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}

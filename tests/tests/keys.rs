@@ -13,21 +13,6 @@ use jsonwebtoken::{EncodingKey, Header};
 use reissue_conformance::*;
 use serde_json::Value;
 
-macro_rules! on_both_adapters {
-    ($($s:ident),* $(,)?) => {
-        mod axum {
-            use reissue_conformance::{run, Adapter, Store, Target};
-            const TARGET: Target = Target { adapter: Adapter::Axum, store: Store::Redis };
-            $( #[test] fn $s() { run(TARGET, super::$s); } )*
-        }
-        mod actix {
-            use reissue_conformance::{run, Adapter, Store, Target};
-            const TARGET: Target = Target { adapter: Adapter::Actix, store: Store::Redis };
-            $( #[test] fn $s() { run(TARGET, super::$s); } )*
-        }
-    };
-}
-
 on_both_adapters!(
     external_verifier_ed25519,
     external_verifier_p256,
@@ -46,7 +31,7 @@ struct Verdict {
 }
 
 fn pyjwt(s: &TestServer, tokens: &[&str]) -> Verdict {
-    let python = std::env::var("REISSUE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = python();
     let script = format!("{}/python/verify_jwks.py", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
         .arg(&script)

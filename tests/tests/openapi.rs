@@ -20,31 +20,12 @@ use reissue_conformance::*;
 use reissue_core::openapi::AuthApi;
 use serde_json::Value;
 
-macro_rules! on_both_adapters {
-    ($($s:ident),* $(,)?) => {
-        mod axum {
-            use reissue_conformance::{run, Adapter, Store, Target};
-            const TARGET: Target = Target { adapter: Adapter::Axum, store: Store::Redis };
-            $( #[test] fn $s() { run(TARGET, super::$s); } )*
-        }
-        mod actix {
-            use reissue_conformance::{run, Adapter, Store, Target};
-            const TARGET: Target = Target { adapter: Adapter::Actix, store: Store::Redis };
-            $( #[test] fn $s() { run(TARGET, super::$s); } )*
-        }
-    };
-}
-
 on_both_adapters!(
     served_document_describes_every_route,
     schemathesis_finds_nothing
 );
 
 const CONTRACT: &str = include_str!("../../docs/CONTRACT.md");
-
-fn python() -> String {
-    std::env::var("REISSUE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
 
 fn python_dir() -> String {
     format!("{}/python", env!("CARGO_MANIFEST_DIR"))
