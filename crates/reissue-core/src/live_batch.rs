@@ -357,22 +357,31 @@ mod tests {
     /// Hang detector: every test ends well before this unless a check waits forever.
     const HANG: Duration = Duration::from_secs(10);
 
-    #[tokio::test]
-    async fn checks_arriving_while_calls_are_in_flight_go_in_one_call() {
-        let (store, checks, sessions) = setup().await;
-        let leaders: Vec<_> = sessions[..MAX_IN_FLIGHT]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        calls_reach(&store, MAX_IN_FLIGHT).await;
-        let waiters: Vec<_> = sessions[MAX_IN_FLIGHT..]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        // All queued behind the full slots (each spawned check registers at once).
+    /// Checks of the first `MAX_IN_FLIGHT` sessions hold every slot (their
+    /// calls at the gate); the others' checks are queued behind them.
+    async fn fill(
+        store: &Gated,
+        checks: &LiveChecks,
+        sessions: &[(String, SessionId, bool)],
+    ) -> (
+        Vec<tokio::task::JoinHandle<Result<bool>>>,
+        Vec<tokio::task::JoinHandle<Result<bool>>>,
+    ) {
+        let spawn_all =
+            |s: &[(String, SessionId, bool)]| s.iter().map(|s| spawn_check(checks, s)).collect();
+        let leaders: Vec<_> = spawn_all(&sessions[..MAX_IN_FLIGHT]);
+        calls_reach(store, MAX_IN_FLIGHT).await;
+        let waiters: Vec<_> = spawn_all(&sessions[MAX_IN_FLIGHT..]);
         while checks.shared.lock().waiting.len() < waiters.len() {
             tokio::task::yield_now().await;
         }
+        (leaders, waiters)
+    }
+
+    #[tokio::test]
+    async fn checks_arriving_while_calls_are_in_flight_go_in_one_call() {
+        let (store, checks, sessions) = setup().await;
+        let (leaders, waiters) = fill(&store, &checks, &sessions).await;
         store.gate.add_permits(100);
         for (handle, (_, _, live)) in leaders.into_iter().chain(waiters).zip(&sessions) {
             assert_eq!(
@@ -400,18 +409,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_leader_hands_on_its_slot() {
         let (store, checks, sessions) = setup().await;
-        let leaders: Vec<_> = sessions[..MAX_IN_FLIGHT]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        calls_reach(&store, MAX_IN_FLIGHT).await;
-        let waiters: Vec<_> = sessions[MAX_IN_FLIGHT..]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        while checks.shared.lock().waiting.len() < waiters.len() {
-            tokio::task::yield_now().await;
-        }
+        let (leaders, waiters) = fill(&store, &checks, &sessions).await;
         // The first leader's client goes away while its call hangs.
         leaders[0].abort();
         assert!(
@@ -451,18 +449,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_waiter_is_skipped_and_its_batch_still_answered() {
         let (store, checks, sessions) = setup().await;
-        let leaders: Vec<_> = sessions[..MAX_IN_FLIGHT]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        calls_reach(&store, MAX_IN_FLIGHT).await;
-        let mut waiters: Vec<_> = sessions[MAX_IN_FLIGHT..]
-            .iter()
-            .map(|s| spawn_check(&checks, s))
-            .collect();
-        while checks.shared.lock().waiting.len() < waiters.len() {
-            tokio::task::yield_now().await;
-        }
+        let (leaders, mut waiters) = fill(&store, &checks, &sessions).await;
         // The first in line (who would lead the next call) and another leave.
         for i in [0, 3] {
             waiters[i].abort();
