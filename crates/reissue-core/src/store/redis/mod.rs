@@ -409,45 +409,34 @@ impl RedisStore {
         format!("{{b{n}}}")
     }
 
+    /// A user's keys, with the bucket hashed and the id tagged once for all
+    /// of the keys an operation names.
+    fn keys_of(&self, user_id: &str) -> UserKeys {
+        UserKeys {
+            bucket: format!("{}{}", self.prefix, self.bucket(user_id)),
+            user: tag(user_id).into_owned(),
+        }
+    }
+
     /// `reissue:{b<n>}u:<user>`: the key holding all of a user's sessions.
     pub fn user_key(&self, user_id: &str) -> String {
-        format!("{}{}u:{}", self.prefix, self.bucket(user_id), tag(user_id))
+        self.keys_of(user_id).user()
     }
 
     /// `reissue:{b<n>}:<user>:s:`: in the first layout, still read, a user's
     /// session keys are this plus the sid.
     pub fn session_key_base(&self, user_id: &str) -> String {
-        format!(
-            "{}{}:{}:s:",
-            self.prefix,
-            self.bucket(user_id),
-            tag(user_id)
-        )
-    }
-
-    fn session_key(&self, user_id: &str, sid: &SessionId) -> String {
-        format!("{}{}", self.session_key_base(user_id), sid.as_str())
+        self.keys_of(user_id).session_base()
     }
 
     /// The key of a user's session index in the first layout, still read.
     pub fn index_key(&self, user_id: &str) -> String {
-        format!("{}{}:{}:i", self.prefix, self.bucket(user_id), tag(user_id))
-    }
-
-    /// The key of a user's "everything before this was revoked" mark, which
-    /// ends the first layout's sessions that its index lost.
-    fn revoked_before_key(&self, user_id: &str) -> String {
-        format!(
-            "{}{}:{}:rb",
-            self.prefix,
-            self.bucket(user_id),
-            tag(user_id)
-        )
+        self.keys_of(user_id).index()
     }
 
     /// The revocation log of a user's bucket, and the channel it is published on.
     pub fn revocation_log_key(&self, user_id: &str) -> String {
-        format!("{}{}:rv", self.prefix, self.bucket(user_id))
+        self.keys_of(user_id).log()
     }
 
     /// Every bucket's revocation log.
@@ -554,6 +543,41 @@ impl RedisStore {
     ) -> Result<Value> {
         let acks = (self.replica_acks > 0).then_some((self.replica_acks, self.replica_wait));
         self.nodes.run(script, keys, args, acks).await
+    }
+}
+
+/// The keys of one user: `bucket` is the prefix and the user's hash tag,
+/// `user` the tagged id.
+struct UserKeys {
+    bucket: String,
+    user: String,
+}
+
+impl UserKeys {
+    fn user(&self) -> String {
+        format!("{}u:{}", self.bucket, self.user)
+    }
+
+    fn log(&self) -> String {
+        format!("{}:rv", self.bucket)
+    }
+
+    fn session_base(&self) -> String {
+        format!("{}:{}:s:", self.bucket, self.user)
+    }
+
+    fn session(&self, sid: &SessionId) -> String {
+        format!("{}:{}:s:{}", self.bucket, self.user, sid.as_str())
+    }
+
+    fn index(&self) -> String {
+        format!("{}:{}:i", self.bucket, self.user)
+    }
+
+    /// The first layout's "everything before this was revoked" mark, which
+    /// ends its sessions that their index lost.
+    fn revoked_before(&self) -> String {
+        format!("{}:{}:rb", self.bucket, self.user)
     }
 }
 
@@ -718,11 +742,8 @@ fn ms_arg(d: Duration) -> Value {
 #[async_trait]
 impl RefreshStore for RedisStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
-        let keys = vec![
-            self.user_key(&s.user_id),
-            self.revocation_log_key(&s.user_id),
-            self.index_key(&s.user_id),
-        ];
+        let k = self.keys_of(&s.user_id);
+        let keys = vec![k.user(), k.log(), k.index()];
         let args: Vec<Value> = vec![
             s.sid.as_str().into(),
             ms_arg(s.max_age),
@@ -731,7 +752,7 @@ impl RefreshStore for RedisStore {
             encode_client(&s.client).as_slice().into(),
             opt_arg(s.client.country),
             s.claims.as_str().into(),
-            self.session_key_base(&s.user_id).into(),
+            k.session_base().into(),
             self.deadline().into(),
             self.revoked_keep().into(),
         ];
@@ -761,12 +782,13 @@ impl RefreshStore for RedisStore {
     }
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
+        let k = self.keys_of(r.user_id);
         let keys = vec![
-            self.user_key(r.user_id),
-            self.revocation_log_key(r.user_id),
-            self.session_key(r.user_id, r.sid),
-            self.index_key(r.user_id),
-            self.revoked_before_key(r.user_id),
+            k.user(),
+            k.log(),
+            k.session(r.sid),
+            k.index(),
+            k.revoked_before(),
         ];
         let request_id: u32 = rand::random();
         let args: Vec<Value> = vec![
@@ -821,12 +843,8 @@ impl RefreshStore for RedisStore {
     }
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let keys = vec![
-            self.user_key(user_id),
-            self.revocation_log_key(user_id),
-            self.session_key(user_id, sid),
-            self.index_key(user_id),
-        ];
+        let k = self.keys_of(user_id);
+        let keys = vec![k.user(), k.log(), k.session(sid), k.index()];
         let args = vec![sid.as_str().into(), self.revoked_keep().into()];
         let n = self
             .run_acknowledged(&self.scripts.revoke, keys, args)
@@ -835,14 +853,10 @@ impl RefreshStore for RedisStore {
     }
 
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
-        let keys = vec![
-            self.user_key(user_id),
-            self.revocation_log_key(user_id),
-            self.index_key(user_id),
-            self.revoked_before_key(user_id),
-        ];
+        let k = self.keys_of(user_id);
+        let keys = vec![k.user(), k.log(), k.index(), k.revoked_before()];
         let args = vec![
-            self.session_key_base(user_id).into(),
+            k.session_base().into(),
             self.sessions_keep().into(),
             self.revoked_keep().into(),
         ];
@@ -857,12 +871,9 @@ impl RefreshStore for RedisStore {
     }
 
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        let keys = vec![
-            self.user_key(user_id),
-            self.index_key(user_id),
-            self.revoked_before_key(user_id),
-        ];
-        let args = vec![self.session_key_base(user_id).into()];
+        let k = self.keys_of(user_id);
+        let keys = vec![k.user(), k.index(), k.revoked_before()];
+        let args = vec![k.session_base().into()];
         let flat = array(self.run(&self.scripts.list, keys, args).await?)?;
         let mut sessions = flat
             .chunks_exact(8)
@@ -899,11 +910,8 @@ impl RefreshStore for RedisStore {
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let keys = vec![
-            self.user_key(user_id),
-            self.session_key(user_id, sid),
-            self.revoked_before_key(user_id),
-        ];
+        let k = self.keys_of(user_id);
+        let keys = vec![k.user(), k.session(sid), k.revoked_before()];
         let args = vec![sid.as_str().into()];
         Ok(int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0)
     }
@@ -912,12 +920,13 @@ impl RefreshStore for RedisStore {
     /// bucket (a script reaches one slot), all sent at once.
     async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
         let keys = |group: &[usize]| {
-            let mut keys = Vec::with_capacity(group.len() * 2);
+            let mut keys = Vec::with_capacity(group.len() * 3);
             for &i in group {
                 let (user_id, sid) = sessions[i];
-                keys.push(self.user_key(user_id));
-                keys.push(self.session_key(user_id, sid));
-                keys.push(self.revoked_before_key(user_id));
+                let k = self.keys_of(user_id);
+                keys.push(k.user());
+                keys.push(k.session(sid));
+                keys.push(k.revoked_before());
             }
             keys
         };
