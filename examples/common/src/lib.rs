@@ -42,6 +42,8 @@ pub struct AppState {
     admin_emails: Arc<HashSet<String>>,
     geoip: Option<Arc<GeoIp>>,
     metrics: PrometheusHandle,
+    /// `GET /openapi.json`'s body: the document never changes while the app runs.
+    openapi_json: Arc<str>,
 }
 
 /// The signup body.

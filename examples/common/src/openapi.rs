@@ -4,9 +4,9 @@
 //! the app's own, with the bodies' schemas derived from the structs the
 //! handlers serialize.
 
-use reissue_core::Reply;
 use reissue_core::openapi::{AuthApi, error_response};
-use reissue_diesel::EmailPassword;
+use reissue_core::{Reissue, Reply};
+use reissue_diesel::{EmailPassword, UserStore};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::content::ContentBuilder;
@@ -56,49 +56,49 @@ impl AppState {
     /// The OpenAPI 3.1 document of the app: its own routes, and the `/auth`
     /// routes as the library describes them for this configuration.
     pub fn openapi_document(&self) -> OpenApi {
-        let auth = self.reissue.openapi().credentials::<EmailPassword>();
-        let mut paths = Paths::new();
-        for (method, path, operation) in own_routes(&auth) {
-            paths.add_path_operation(path, vec![method], operation);
-        }
-        let mut doc = OpenApiBuilder::new()
-            .info(
-                InfoBuilder::new()
-                    .title("reissue example app")
-                    .version(env!("CARGO_PKG_VERSION"))
-                    .description(Some(
-                        "The example app of reissue (CONTRACT.md): the demo page, signup, \
-                         `/me`, forced logout by an admin, metrics, and the `/auth` routes of \
-                         the library.",
-                    )),
-            )
-            .paths(paths)
-            .components(Some(
-                ComponentsBuilder::new()
-                    .schema_from::<Signup>()
-                    .schema_from::<SignedUp>()
-                    .schema_from::<Health>()
-                    .schema_from::<Me<'static>>()
-                    .build(),
-            ))
-            .tags(Some([TagBuilder::new()
-                .name(TAG)
-                .description(Some("The example app's own routes"))
-                .build()]))
-            .build();
-        doc.merge(auth.document());
-        doc
+        document(&self.reissue)
     }
 
-    /// `GET /openapi.json`.
+    /// `GET /openapi.json`: the document, serialized once at start-up.
     pub fn openapi(&self) -> Reply {
-        match self.openapi_document().to_json() {
-            Ok(json) => Reply::with_body(200, "application/json", json),
-            Err(e) => self
-                .reissue
-                .reply(&reissue_core::Error::Internal(e.to_string())),
-        }
+        Reply::with_body(200, "application/json", &*self.openapi_json)
     }
+}
+
+/// The app's document for this configuration.
+pub(crate) fn document(reissue: &Reissue<UserStore>) -> OpenApi {
+    let auth = reissue.openapi().credentials::<EmailPassword>();
+    let mut paths = Paths::new();
+    for (method, path, operation) in own_routes(&auth) {
+        paths.add_path_operation(path, vec![method], operation);
+    }
+    let mut doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("reissue example app")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The example app of reissue (CONTRACT.md): the demo page, signup, \
+                         `/me`, forced logout by an admin, metrics, and the `/auth` routes of \
+                         the library.",
+                )),
+        )
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .schema_from::<Signup>()
+                .schema_from::<SignedUp>()
+                .schema_from::<Health>()
+                .schema_from::<Me<'static>>()
+                .build(),
+        ))
+        .tags(Some([TagBuilder::new()
+            .name(TAG)
+            .description(Some("The example app's own routes"))
+            .build()]))
+        .build();
+    doc.merge(auth.document());
+    doc
 }
 
 fn text(status_what: &str, media: &str) -> utoipa::openapi::response::Response {

@@ -493,12 +493,17 @@ impl Settings {
         let metrics = recorder.handle();
         builder = builder.metrics(Arc::new(recorder));
         let reissue = builder.build().or_else(|e| fail("configuration", e))?;
+        let openapi_json = crate::openapi::document(&reissue)
+            .to_json()
+            .or_else(|e| fail("openapi", e))?
+            .into();
         Ok(AppState {
             reissue,
             users,
             admin_emails: Arc::new(self.admin_emails),
             geoip,
             metrics,
+            openapi_json,
         })
     }
 }
