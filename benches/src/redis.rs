@@ -91,7 +91,14 @@ pub(crate) fn reissue_limit(redis_url: &str) -> Result<Target, String> {
             .issue_access(fixtures::USER_ID, &sid, &claims, now, 300)
             .map_err(|e| fail(e.to_string()))?;
         let refresh = tokens
-            .issue_refresh(fixtures::USER_ID, &sid, generation, now, now + 1_209_600)
+            .issue_refresh(
+                fixtures::USER_ID,
+                &sid,
+                generation,
+                now,
+                now + 1_209_600,
+                &claims,
+            )
             .map_err(|e| fail(e.to_string()))?;
         Ok(axum::Json(serde_json::json!({
             "access_token": access,

@@ -1073,7 +1073,11 @@ async fn admin_forced_logout(t: Target) {
         .assert_no_content();
     s.reissue(&target2.refresh).await.assert_invalid_token();
     s.reissue(&target3.refresh).await.assert_invalid_token();
-    s.reissue(&admin.tokens.refresh).await.tokens();
+    // the admin's claims travel on through reissues (in the refresh token)
+    let next = s.reissue(&admin.tokens.refresh).await.tokens();
+    let next = s.reissue(&next.refresh).await.tokens();
+    assert_eq!(next.access_claims()["roles"], json!(["admin"]));
+    assert_eq!(next.access_claims()["email"], json!("admin@example.com"));
     s.reissue(&mallory.tokens.refresh).await.tokens();
 }
 

@@ -360,7 +360,7 @@ async fn where_the_time_goes(
     let (sid, now) = (SessionId::random(), now_s());
     let token = reissue
         .tokens()
-        .issue_refresh("user-0", &sid, 1, now, now + 3600)
+        .issue_refresh("user-0", &sid, 1, now, now + 3600, &claims)
         .unwrap();
     let started = Instant::now();
     for _ in 0..CALLS {
@@ -373,7 +373,7 @@ async fn where_the_time_goes(
             .unwrap();
         reissue
             .tokens()
-            .issue_refresh(&rt.sub, &rt.sid, 2, now, now + 3600)
+            .issue_refresh(&rt.sub, &rt.sid, 2, now, now + 3600, &claims)
             .unwrap();
     }
     println!(
@@ -417,7 +417,6 @@ async fn memory_per_session(store: &RedisStore) {
                     ua,
                 );
             }
-            s.claims = r#"{"email":"user-000000@example.com","roles":["user"]}"#.to_owned();
             store.create(&s).await.unwrap();
             last = Some((user, sid));
         }

@@ -394,6 +394,7 @@ impl<A: Authenticator> Reissue<A> {
             s.generation,
             secs(s.rotated_at_ms),
             refresh_exp,
+            claims,
         )?;
         Ok(TokenPair {
             access_token,
@@ -470,8 +471,6 @@ impl<A: Authenticator> Reissue<A> {
         }
         let sid = SessionId::random();
         crate::endpoint::record_session(&user.user_id, &sid);
-        let claims = serde_json::to_string(&user.claims)
-            .map_err(|e| Error::Internal(format!("claims do not serialize: {e}")))?;
         let mut session = NewSession::new(
             user.user_id.clone(),
             sid.clone(),
@@ -480,7 +479,6 @@ impl<A: Authenticator> Reissue<A> {
         );
         session.max_sessions = c.max_sessions_per_user;
         session.client = client.clone();
-        session.claims = claims;
         // Two independent keys (the account's counters, the user's sessions):
         // sent together, they cost one round trip of latency.
         let (_, created) = tokio::try_join!(
@@ -523,7 +521,7 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
     ) -> Result<(TokenPair, bool)> {
         let c = &self.inner.config;
-        let rt = self.tokens().verify_refresh(refresh_token)?;
+        let (rt, payload) = self.tokens().verify_refresh_payload(refresh_token, true)?;
         crate::endpoint::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let mut request = RotateRequest::new(
@@ -573,8 +571,18 @@ impl<A: Authenticator> Reissue<A> {
                 .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
                 .await);
         }
-        let claims: A::Claims = serde_json::from_str(&successor.claims)
-            .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?;
+        // The claims the refresh token carries; a session created before they
+        // did keeps them in the store.
+        let claims: A::Claims = if successor.claims.is_empty() {
+            crate::token::carried_claims(&payload)?.ok_or_else(|| {
+                Error::Internal(
+                    "the session's claims are in neither its token nor its store".into(),
+                )
+            })?
+        } else {
+            serde_json::from_str(&successor.claims)
+                .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?
+        };
         let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor)?;
         let event = AuditEvent::new(kind)
             .user(&rt.sub)

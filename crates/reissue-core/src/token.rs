@@ -112,22 +112,28 @@ impl TokenCodec {
     /// RSASSA-PSS, and ECDSA under `aws-lc-rs`, sign with fresh randomness,
     /// so each call gives another string for the same successor. Both are
     /// valid: the store decides by `(sid, generation)`, never by the bytes.
-    pub fn issue_refresh(
+    ///
+    /// It also carries the application's claims `app` (as its `app` member),
+    /// which the next reissue copies into the new access token and the new
+    /// refresh token: the store need not keep them.
+    pub fn issue_refresh<C: Claims>(
         &self,
         user_id: &str,
         sid: &SessionId,
         generation: u64,
         iat: u64,
         exp: u64,
+        app: &C,
     ) -> Result<String> {
-        let claims = RefreshClaims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: user_id.to_owned(),
-            sid: sid.clone(),
+        let claims = RefreshPayload {
+            iss: &self.issuer,
+            aud: &self.audience,
+            sub: user_id,
+            sid,
             generation,
             iat,
             exp,
+            app,
         };
         self.sign(&self.refresh_header, &claims)
     }
@@ -191,6 +197,17 @@ impl TokenCodec {
     }
 
     fn verify_refresh_with(&self, token: &str, check_exp: bool) -> Result<RefreshClaims> {
+        self.verify_refresh_payload(token, check_exp)
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`verify_refresh`](Self::verify_refresh), and the token's payload
+    /// (for [`carried_claims`]).
+    pub(crate) fn verify_refresh_payload(
+        &self,
+        token: &str,
+        check_exp: bool,
+    ) -> Result<(RefreshClaims, Vec<u8>)> {
         let payload = self.verified_payload(token, REFRESH_TOKEN_TYPE)?;
         let wire: RefreshWire<'_> = claims_of(&payload)?;
         self.check_registered(
@@ -202,7 +219,7 @@ impl TokenCodec {
             },
             check_exp,
         )?;
-        Ok(RefreshClaims {
+        let claims = RefreshClaims {
             iss: wire.iss.into_owned(),
             aud: wire.aud.into_owned(),
             sub: wire.sub.into_owned(),
@@ -210,7 +227,8 @@ impl TokenCodec {
             generation: wire.generation,
             iat: wire.iat,
             exp: wire.exp,
-        })
+        };
+        Ok((claims, payload))
     }
 
     /// The decoded payload of a token whose header, key, signature and type
@@ -279,6 +297,32 @@ struct RefreshWire<'a> {
     #[serde(rename = "gen")]
     generation: u64,
     iat: u64,
+}
+
+/// The payload of a refresh token as it is signed: [`RefreshClaims`] and the
+/// application's claims.
+#[derive(serde::Serialize)]
+struct RefreshPayload<'a, C> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    sid: &'a SessionId,
+    #[serde(rename = "gen")]
+    generation: u64,
+    iat: u64,
+    exp: u64,
+    app: &'a C,
+}
+
+/// The application's claims a verified refresh token's payload carries, if
+/// any (tokens minted before they did carry none: their store keeps them).
+pub(crate) fn carried_claims<C: Claims>(payload: &[u8]) -> Result<Option<C>> {
+    #[derive(serde::Deserialize)]
+    #[serde(bound = "C: Claims")]
+    struct Carried<C> {
+        app: Option<C>,
+    }
+    Ok(claims_of::<Carried<C>>(payload)?.app)
 }
 
 /// What [`TokenCodec::check_registered`] looks at.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reissue_core::store::MemoryStore;
 use reissue_core::{
     Algorithm, Config, Error, Key, KeySet, RefreshClaims, Reissue, Result, SessionId,
-    TokenRejection,
+    TokenRejection, UserClaims,
 };
 use support::{AnyUser, pem, signs_deterministically};
 
@@ -90,10 +90,17 @@ impl Check {
             .unwrap_or_else(|e| panic!("{alg:?}: {what}: {e:?}"));
         let c = self.claims(&pair.refresh_token);
         assert_eq!((&c.sid, c.generation), (sid, generation), "{alg:?}: {what}");
-        self.reissue
+        let id = self
+            .reissue
             .verifier()
             .verify(&pair.access_token)
             .unwrap_or_else(|e| panic!("{alg:?}: {what}: access token: {e:?}"));
+        // the login's claims, carried by the refresh tokens (the store keeps none)
+        assert_eq!(
+            id.claims,
+            UserClaims::new(format!("{}@example.com", c.sub), vec!["user".to_owned()]),
+            "{alg:?}: {what}"
+        );
     }
 
     /// Reissues, expecting the session's successor `generation` (a rotation
@@ -284,7 +291,14 @@ async fn a_refresh_token_minted_by_a_clock_ahead_still_rotates() {
     let ahead = check
         .reissue
         .tokens()
-        .issue_refresh(&c.sub, &c.sid, c.generation, c.iat + 120, c.exp)
+        .issue_refresh(
+            &c.sub,
+            &c.sid,
+            c.generation,
+            c.iat + 120,
+            c.exp,
+            &UserClaims::new(format!("{}@example.com", c.sub), vec!["user".to_owned()]),
+        )
         .unwrap();
     check.rotates_to(&ahead, &c.sid, 2, "iat 120 s ahead").await;
 }

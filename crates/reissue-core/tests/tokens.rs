@@ -128,7 +128,7 @@ fn every_algorithm_round_trips() {
         assert_eq!(claims.app, user(), "{alg:?}");
 
         let refresh = codec
-            .issue_refresh("42", &sid(), 7, now, now + 600)
+            .issue_refresh("42", &sid(), 7, now, now + 600, &user())
             .unwrap();
         let header = jsonwebtoken::decode_header(&refresh).unwrap();
         assert_eq!(header.typ.as_deref(), Some(REFRESH_TOKEN_TYPE));
@@ -149,7 +149,7 @@ fn refresh_tokens_are_the_same_successor_and_identical_where_deterministic() {
         let now = now_s();
         let issue = |generation| {
             codec
-                .issue_refresh("42", &sid(), generation, now, now + 600)
+                .issue_refresh("42", &sid(), generation, now, now + 600, &user())
                 .unwrap()
         };
         let (a, b) = (issue(3), issue(3));
@@ -311,7 +311,7 @@ fn token_types_are_never_confused() {
         let now = now_s();
         let at = codec.issue_access("42", &sid(), &user(), now, 300).unwrap();
         let rt = codec
-            .issue_refresh("42", &sid(), 1, now, now + 300)
+            .issue_refresh("42", &sid(), 1, now, now + 300, &user())
             .unwrap();
         assert_eq!(
             rejection(access(&codec, &rt)),
@@ -688,7 +688,9 @@ fn key_rotation_keeps_old_tokens_valid() {
     let now = now_s();
     let old = codec(rsa());
     let old_token = old.issue_access("42", &sid(), &user(), now, 300).unwrap();
-    let old_refresh = old.issue_refresh("42", &sid(), 1, now, now + 600).unwrap();
+    let old_refresh = old
+        .issue_refresh("42", &sid(), 1, now, now + 600, &user())
+        .unwrap();
 
     // The new key signs; the old one only verifies (either half of the old pair will do).
     for retired in [
@@ -935,7 +937,7 @@ fn a_refresh_token_issued_ahead_of_this_clock_is_accepted() {
         let codec = codec(key);
         for ahead in [60, 3600] {
             let token = codec
-                .issue_refresh("42", &sid(), 2, now + ahead, now + ahead + 600)
+                .issue_refresh("42", &sid(), 2, now + ahead, now + ahead + 600, &user())
                 .unwrap();
             let claims = codec
                 .verify_refresh(&token)

@@ -28,7 +28,6 @@ struct Entry {
     expires_ms: u64,
     login_country: Option<Country>,
     client: ClientMeta,
-    claims: String,
 }
 
 impl Entry {
@@ -38,7 +37,7 @@ impl Entry {
             rotated_at_ms: self.rotated_at_ms,
             expires_at_ms: self.expires_ms,
             absolute_expiry_ms: self.absolute_expiry_ms,
-            claims: self.claims.clone(),
+            claims: String::new(),
             login_country: self.login_country,
         }
     }
@@ -153,7 +152,6 @@ impl RefreshStore for MemoryStore {
                 expires_ms: idle_expiry(now, s.idle_ttl, absolute_expiry_ms),
                 login_country: s.client.country,
                 client: stored(&s.client),
-                claims: s.claims.clone(),
             };
             let first = entry.successor();
             let sessions = state.users.entry(s.user_id.clone()).or_default();

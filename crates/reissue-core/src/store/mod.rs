@@ -36,14 +36,12 @@ pub struct NewSession {
     pub max_sessions: usize,
     /// The client.
     pub client: ClientMeta,
-    /// The application's claims, serialized, carried into every access token.
-    pub claims: String,
 }
 
 impl NewSession {
     /// A session of `user_id` ending after `idle_ttl` unused and `max_age`
-    /// after login at the latest. At most 32 sessions per user, no client and
-    /// empty claims unless the fields are set.
+    /// after login at the latest. At most 32 sessions per user and no client
+    /// unless the fields are set.
     pub fn new(
         user_id: impl Into<String>,
         sid: SessionId,
@@ -57,7 +55,6 @@ impl NewSession {
             idle_ttl,
             max_sessions: 32,
             client: ClientMeta::default(),
-            claims: String::new(),
         }
     }
 }
@@ -184,7 +181,10 @@ pub struct Successor {
     pub expires_at_ms: u64,
     /// The session's absolute end, Unix milliseconds.
     pub absolute_expiry_ms: u64,
-    /// The application's claims, serialized.
+    /// The application's claims, serialized, of a session a store created
+    /// while it kept them (the Redis store before the claims moved into the
+    /// refresh token); empty otherwise, and then the refresh token's own
+    /// claims are carried forward. A store never needs to set it.
     pub claims: String,
     /// The country recorded at login.
     pub login_country: Option<Country>,

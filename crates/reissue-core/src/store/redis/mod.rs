@@ -11,7 +11,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `reissue:{b<n>}u:<user>` | string | all of the user's sessions, packed (scripts.rs has the format): generation, times, request id, login country, claims, client |
+//! | `reissue:{b<n>}u:<user>` | string | all of the user's sessions, packed (scripts.rs has the format): generation, times, request id, login country, client |
 //! | `reissue:{b<n>}:rv` | sorted set | the bucket's revocation log: ended sessions by the time they ended; also its sharded pub/sub channel |
 //! | `reissue:f:{<account digest>}` | string | login attempts on an account, from all networks |
 //! | `reissue:f:{<account digest>}:<network>` | string | login attempts on an account from one network |
@@ -533,6 +533,20 @@ impl RedisStore {
         self.nodes.run(script, keys, args, None).await
     }
 
+    /// Runs a rotation script, acknowledged if the store was built so.
+    async fn run_rotation(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<Value> {
+        if self.acknowledged_rotations {
+            self.run_acknowledged(script, keys, args).await
+        } else {
+            self.run(script, keys, args).await
+        }
+    }
+
     /// Runs a script whose effects must survive a failover: acknowledged only
     /// once `replica_acks` replicas have them.
     async fn run_acknowledged(
@@ -721,18 +735,26 @@ fn bytes(v: &Value) -> &[u8] {
     v.as_bytes().unwrap_or_default()
 }
 
-fn successor(a: &[Value]) -> Result<Successor> {
-    if a.len() < 7 {
+/// A rotation's answer (scripts.rs, SUCCESSOR): its code, and the successor.
+fn successor(b: &[u8]) -> Result<(u8, Successor)> {
+    fn be(b: &[u8]) -> u64 {
+        b.iter().fold(0, |n, &x| n << 8 | u64::from(x))
+    }
+    if b.len() < 25 {
         return Err(bad_reply());
     }
-    Ok(Successor {
-        generation: int(&a[1])?,
-        rotated_at_ms: int(&a[2])?,
-        expires_at_ms: int(&a[3])?,
-        absolute_expiry_ms: int(&a[4])?,
-        claims: text(&a[5]).unwrap_or_default(),
-        login_country: text(&a[6]).as_deref().and_then(Country::new),
-    })
+    let claims = std::str::from_utf8(&b[25..]).map_err(|_| bad_reply())?;
+    Ok((
+        b[0],
+        Successor {
+            generation: be(&b[1..5]),
+            rotated_at_ms: be(&b[5..11]),
+            expires_at_ms: be(&b[11..17]),
+            absolute_expiry_ms: be(&b[17..23]),
+            claims: claims.to_owned(),
+            login_country: country_of(&b[23..25]),
+        },
+    ))
 }
 
 fn ms_arg(d: Duration) -> Value {
@@ -751,7 +773,6 @@ impl RefreshStore for RedisStore {
             (s.max_sessions.clamp(1, i64::MAX as usize) as i64).into(),
             encode_client(&s.client).as_slice().into(),
             opt_arg(s.client.country),
-            s.claims.as_str().into(),
             k.session_base().into(),
             self.deadline().into(),
             self.revoked_keep().into(),
@@ -783,51 +804,51 @@ impl RefreshStore for RedisStore {
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
         let k = self.keys_of(r.user_id);
-        let keys = vec![
-            k.user(),
-            k.log(),
-            k.session(r.sid),
-            k.index(),
-            k.revoked_before(),
-        ];
-        let request_id: u32 = rand::random();
-        let args: Vec<Value> = vec![
-            (r.generation.min(i64::MAX as u64) as i64).into(),
+        let request_id = rand::random::<u32>().to_string();
+        let common = |args: &mut Vec<Value>| {
+            args.extend([
+                self.deadline().into(),
+                self.revoked_keep().into(),
+                (r.issued_at_ms.min(i64::MAX as u64) as i64).into(),
+                (r.max_ahead.min(i64::MAX as u64) as i64).into(),
+            ]);
+        };
+        let generation = Value::from(r.generation.min(i64::MAX as u64) as i64);
+        let mut args: Vec<Value> = vec![
+            generation.clone(),
             ms_arg(r.grace),
             ms_arg(r.idle_ttl),
             encode_client(r.client).as_slice().into(),
-            "".into(),
-            "".into(),
             r.sid.as_str().into(),
-            request_id.to_string().into(),
-            self.deadline().into(),
-            self.revoked_keep().into(),
-            (r.issued_at_ms.min(i64::MAX as u64) as i64).into(),
-            (r.max_ahead.min(i64::MAX as u64) as i64).into(),
-            "".into(),
-            // a session of the first layout keeps its client as text
-            opt_arg(r.client.ip),
-            opt_arg(r.client.country),
-            opt_arg(r.client.stored_user_agent()),
+            request_id.as_str().into(),
         ];
-        let reply = if self.acknowledged_rotations {
-            self.run_acknowledged(&self.scripts.rotate, keys, args)
-                .await?
-        } else {
-            self.run(&self.scripts.rotate, keys, args).await?
-        };
-        let reply = array(reply)?;
-        if too_late_reply(&reply) {
-            return Err(too_late());
+        common(&mut args);
+        let keys = vec![k.user(), k.log()];
+        let mut reply = self.run_rotation(&self.scripts.rotate, keys, args).await?;
+        if matches!(reply, Value::Integer(4)) {
+            // not in the user's key: a session of the first layout, or none
+            let keys = vec![k.session(r.sid), k.index(), k.revoked_before(), k.log()];
+            let mut args: Vec<Value> = vec![
+                generation,
+                ms_arg(r.grace),
+                ms_arg(r.idle_ttl),
+                r.sid.as_str().into(),
+                request_id.as_str().into(),
+            ];
+            common(&mut args);
+            args.extend([
+                opt_arg(r.client.ip),
+                opt_arg(r.client.country),
+                opt_arg(r.client.stored_user_agent()),
+            ]);
+            reply = self
+                .run_rotation(&self.scripts.v1_rotate, keys, args)
+                .await?;
         }
-        match reply.first().map(int).transpose()? {
-            Some(1) => {
-                let s = successor(&reply)?;
-                self.saw_store_time(s.rotated_at_ms);
-                Ok(Rotation::Rotated(s))
-            }
-            Some(2) => Ok(Rotation::Replayed(successor(&reply)?)),
-            Some(3) => {
+        match reply {
+            Value::Integer(-1) => Err(too_late()),
+            Value::Integer(0) => Ok(Rotation::NotFound),
+            Value::Integer(3) => {
                 // The session was revoked as theft: that must survive a
                 // failover too. Running the revocation again on the
                 // acknowledged path makes a replica confirm it (and redoes
@@ -837,7 +858,14 @@ impl RefreshStore for RedisStore {
                 }
                 Ok(Rotation::Reused)
             }
-            Some(0) => Ok(Rotation::NotFound),
+            Value::Bytes(_) | Value::String(_) => match successor(bytes(&reply))? {
+                (1, s) => {
+                    self.saw_store_time(s.rotated_at_ms);
+                    Ok(Rotation::Rotated(s))
+                }
+                (2, s) => Ok(Rotation::Replayed(s)),
+                _ => Err(bad_reply()),
+            },
             _ => Err(bad_reply()),
         }
     }

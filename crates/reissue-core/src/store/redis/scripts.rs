@@ -38,14 +38,17 @@ end
 // after the other, each `I2 length .. body`, with
 //   body   = sid (22 bytes) .. STATE .. login country (2 bytes, "\0\0": none)
 //            .. I2 length .. claims .. client
+//   claims = the application's claims of a session created before they moved
+//            into the refresh token; empty (length 0) in every new record
 //   STATE  = generation, created (µs), last rotation, absolute expiry, idle
 //            expiry (ms), request id: struct '>I4I7I6I6I6I4', 33 bytes
 //   client = the store client's encoding (country, address, user-agent
 //            summary), opaque here but for its first two bytes: a country
 //            equal to the login country is stored as "=" (not twice).
-// Reading a session is one GET and writing it one SET: each redis.call costs
-// Redis about as much as a whole `return 1` script, so a rotation is TIME, GET
-// and SET (plus, now and then, the key's expiry). A string has no size class
+// Reading a session is one GET and writing it one SET, or a SETRANGE of its
+// STATE in place when only that changes: each redis.call costs Redis about as
+// much as a whole `return 1` script, so a rotation is TIME, GET and SETRANGE
+// (plus, now and then, the key's expiry). A string has no size class
 // to fall out of (a hash with one value over hash-max-listpack-value, 64 B,
 // turns into a hashtable several times its size), and the user's index is the
 // key itself. The key expires at the latest idle expiry of its sessions,
@@ -57,7 +60,9 @@ end
 // Sessions written by the first layout (a hash per session, a sorted set
 // index, the `rb` mark) keep working where they are until they expire: each
 // script falls back to them (the `v1_*` parts, the first layout's code) for a
-// session it does not find in the user's key.
+// session it does not find in the user's key; a rotation does so with a
+// second script (V1_ROTATE), so that the first layout's keys and arguments
+// cost the hot path nothing.
 const RECORDS: &str = r#"
 local STATE = '>I4I7I6I6I6I4'
 -- sid's record in v: the position of its length prefix and the position past it
@@ -104,19 +109,20 @@ end
 "#;
 
 // KEYS: user, log, v1 index. ARGV: sid, max_age, idle, max_sessions, client,
-// login country, claims, v1 session key base, deadline, keep.
+// login country, v1 session key base, deadline, keep. A new record holds no
+// claims (they travel in the refresh token): its claims length is 0.
 // Returns {-1} past the deadline (the caller gave up), else
 // {now, idle_expiry, absolute_expiry, evicted sids...}.
 const CREATE: &str = r#"
-local uk, log, ik, base, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[8], ARGV[1]
-if now > tonumber(ARGV[9]) then return {-1} end
+local uk, log, ik, base, sid = KEYS[1], KEYS[2], KEYS[3], ARGV[7], ARGV[1]
+if now > tonumber(ARGV[8]) then return {-1} end
 local idle = tonumber(ARGV[3])
 local abs = now + tonumber(ARGV[2])
 local exp = math.min(now + idle, abs)
 local max = tonumber(ARGV[4])
 local lc = ARGV[6] ~= '' and ARGV[6] or '\0\0'
 local body = sid .. struct.pack(STATE, 1, us, now, abs, exp, 0) .. lc
-  .. struct.pack('>I2', #ARGV[7]) .. ARGV[7] .. client_of(ARGV[5], lc)
+  .. '\0\0' .. client_of(ARGV[5], lc)
 -- the user's other live sessions (dead ones are dropped), oldest first; the
 -- new one is never a candidate
 local v, live = redis.call('GET', uk) or '', {}
@@ -147,66 +153,37 @@ end
 table.insert(kept, struct.pack('>I2', #body) .. body)
 v = table.concat(kept)
 save(uk, v, cover(v, step(idle)))
-ended(log, evicted, now, tonumber(ARGV[10]))
+ended(log, evicted, now, tonumber(ARGV[9]))
 return out
 "#;
 
-// The first layout's rotation, for a session not found in the user's key:
-// the first layout's code. KEYS and ARGV as ROTATE's.
-const V1_ROTATE: &str = r#"
-local sk, ik, rbk = KEYS[3], KEYS[4], KEYS[5]
-local v = redis.call('HMGET', sk, 'g', 'r', 'a', 'x', 'cl', 'lc', 'c', 'q')
-if not v[1] then return {0} end
-local g, r, a, x = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
-local rb = redis.call('GET', rbk)
-if rb and tonumber(v[7]) <= tonumber(rb) then
-  -- ended by a logout everywhere that could not list it (its index entry was lost)
-  redis.call('DEL', sk); redis.call('ZREM', ik, sid)
-  ended(log, {sid}, now, keep)
-  return {0}
+// What a rotation answers when it rotated (1) or replayed (2): one string,
+// struct '>BI4I6I6I6' (answer, generation, rotated at, idle expiry, absolute
+// expiry, ms), the login country (2 bytes, "\0\0": none), then the claims the
+// record holds (sessions created before the claims moved into the refresh
+// token; none otherwise). One string costs Redis less than a table of seven.
+const SUCCESSOR: &str = r#"
+local function successor(code, g, r, x, a, lc, claims)
+  return struct.pack('>BI4I6I6I6', code, g, r, x, a) .. lc .. claims
 end
-if now >= a or now >= x then
-  redis.call('DEL', sk); redis.call('ZREM', ik, sid)
-  return {0}
-end
-local p = tonumber(ARGV[1])
-local lost = p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r
-if p == g or lost then
-  local exp = math.min(now + tonumber(ARGV[3]), a)
-  local set, gone = {'g', p + 1, 'r', now, 'x', exp, 'q', ARGV[8]}, {}
-  for i, f in ipairs({'ip', 'cc', 'ua'}) do
-    local val = ARGV[13 + i]
-    if val ~= '' then table.insert(set, f); table.insert(set, val) else table.insert(gone, f) end
-  end
-  redis.call('HSET', sk, unpack(set))
-  if #gone > 0 then redis.call('HDEL', sk, unpack(gone)) end
-  redis.call('PEXPIREAT', sk, exp)
-  return {1, p + 1, now, exp, a, v[5], v[6] or ''}
-elseif p + 1 == g and v[8] == ARGV[8] then
-  return {1, g, r, x, a, v[5], v[6] or ''}
-elseif p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
-  return {2, g, r, x, a, v[5], v[6] or ''}
-end
-redis.call('DEL', sk); redis.call('ZREM', ik, sid)
-ended(log, {sid}, now, keep)
-return {3}
 "#;
 
-// KEYS: user, log, v1 session, v1 index, v1 mark. ARGV: generation, grace,
-// idle, client, (unused: 5, 6), sid, request id, deadline, keep, the presented
-// token's iat (ms), how far ahead a lost write may be, (unused: 13), and for a
-// session of the first layout the client as text: ip, country, user agent.
-// Returns {-1} past the deadline, {0} not found, {1, ...} rotated, {2, ...}
-// replayed in the grace window, {3} reuse (session revoked). The successor is
-// {gen, rotated_at, idle_exp, abs, claims, login_country}.
+// KEYS: user, log. ARGV: generation, grace, idle, client, sid, request id,
+// deadline, keep, the presented token's iat (ms), how far ahead a lost write
+// may be. Returns -1 past the deadline, 0 not found (ended), 3 reuse (the
+// session is revoked), 4 not in the user's key (the caller then tries the
+// first layout: V1_ROTATE), else SUCCESSOR's string: 1 rotated, 2 replayed
+// in the grace window.
 //
-// The hot path creates no closure and no table but its reply: Lua allocation
-// (and the garbage collection Redis runs after scripts) costs about as much
-// as a redis.call. The helpers are defined on the paths that need them.
-const ROTATE_HEAD: &str = r#"
+// The hot path is TIME, GET and, when the client is the one recorded, a
+// SETRANGE of the 33 bytes of STATE in place (a new client rewrites the key);
+// it creates no closure and no table: Lua allocation (and the garbage
+// collection Redis runs after scripts) costs about as much as a redis.call.
+// The helpers are defined on the paths that need them.
+const ROTATE: &str = r#"
 local uk, log = KEYS[1], KEYS[2]
-local sid, keep = ARGV[7], tonumber(ARGV[10])
-if now > tonumber(ARGV[9]) then return {-1} end
+local sid = ARGV[5]
+if now > tonumber(ARGV[7]) then return -1 end
 local v = redis.call('GET', uk)
 local i, j
 if v then
@@ -217,11 +194,7 @@ if v then
     at = at + 2 + len
   end
 end
-if not i then
-"#;
-
-const ROTATE: &str = r#"
-end
+if not i then return 4 end
 local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
 local lc = string.sub(v, i + 57, i + 58)
 local n = struct.unpack('>I2', v, i + 59)
@@ -230,38 +203,102 @@ local p = tonumber(ARGV[1])
 -- store lost (a failover before they reached the replica): bounded in how far
 -- ahead, and only if it was minted no earlier than the store's newest state.
 local live = now < a and now < x
-if live and (p == g or (p > g and p - g <= tonumber(ARGV[12]) and tonumber(ARGV[11]) + 999 >= r)) then
+if live and (p == g or (p > g and p - g <= tonumber(ARGV[10]) and tonumber(ARGV[9]) + 999 >= r)) then
   local idle = tonumber(ARGV[3])
   local exp = math.min(now + idle, a)
   local client = ARGV[4]
   if lc ~= '\0\0' and string.sub(client, 1, 2) == lc then client = '=' .. string.sub(client, 3) end
-  local body = sid .. struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, tonumber(ARGV[8])) .. lc
-    .. string.sub(v, i + 59, i + 60 + n) .. client
-  v = string.sub(v, 1, i - 1) .. struct.pack('>I2', #body) .. body .. string.sub(v, j)
+  local state = struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, tonumber(ARGV[6]))
   local s = math.min(math.max(math.floor(idle / 16), 1000), 3600000)
+  local at
   if math.ceil(exp / s) > math.ceil(x / s) then
     -- past the key's expiry step: cover every session's idle expiry
-    local m, at, len = exp, 1, #v
-    while at < len do
-      local e = struct.unpack('>I6', v, at + 2 + 45)
-      if e > m then m = e end
-      at = at + 2 + struct.unpack('>I2', v, at)
+    at = exp
+    local k, len = 1, #v
+    while k < len do
+      if k ~= i then
+        local e = struct.unpack('>I6', v, k + 2 + 45)
+        if e > at then at = e end
+      end
+      k = k + 2 + struct.unpack('>I2', v, k)
     end
-    redis.call('SET', uk, v, 'PXAT', math.ceil(m / s) * s)
-  else
-    redis.call('SET', uk, v, 'KEEPTTL')
+    at = math.ceil(at / s) * s
   end
-  return {1, p + 1, now, exp, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
-elseif live and p + 1 == g and q == tonumber(ARGV[8]) then
+  if string.sub(v, i + 61 + n, j - 1) == client then
+    redis.call('SETRANGE', uk, i + 23, state)
+    if at then redis.call('PEXPIREAT', uk, at) end
+  else
+    local body = sid .. state .. lc .. string.sub(v, i + 59, i + 60 + n) .. client
+    v = string.sub(v, 1, i - 1) .. struct.pack('>I2', #body) .. body .. string.sub(v, j)
+    if at then redis.call('SET', uk, v, 'PXAT', at) else redis.call('SET', uk, v, 'KEEPTTL') end
+  end
+  return struct.pack('>BI4I6I6I6', 1, p + 1, now, exp, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
+elseif live and p + 1 == g and q == tonumber(ARGV[6]) then
   -- the store client resent this very call (its reply was lost): answer as the first time
-  return {1, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+  return struct.pack('>BI4I6I6I6', 1, g, r, x, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
 elseif live and p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
-  return {2, g, r, x, a, string.sub(v, i + 61, i + 60 + n), lc == '\0\0' and '' or lc}
+  return struct.pack('>BI4I6I6I6', 2, g, r, x, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
 end
 -- dead (past its idle or absolute expiry) or reuse: the record goes
 v = string.sub(v, 1, i - 1) .. string.sub(v, j)
 if v == '' then redis.call('DEL', uk) else redis.call('SET', uk, v, 'KEEPTTL') end
-if not live then return {0} end
+if not live then return 0 end
+"#;
+
+// ROTATE's end, after ENDED: reuse.
+const ROTATE_REUSED: &str = r#"
+ended(log, {sid}, now, tonumber(ARGV[8]))
+return 3
+"#;
+
+// The first layout's rotation, for a session ROTATE did not find in the
+// user's key: the first layout's code, run as a script of its own (nothing
+// writes a session of the first layout into a user's key, so the two steps
+// cannot miss one). KEYS: v1 session, v1 index, v1 mark, log. ARGV:
+// generation, grace, idle, sid, request id, deadline, keep, iat (ms), how far
+// ahead, then the client as text: ip, country, user agent. Answers as ROTATE
+// (never 4).
+const V1_ROTATE: &str = r#"
+local sk, ik, rbk, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sid, keep = ARGV[4], tonumber(ARGV[7])
+if now > tonumber(ARGV[6]) then return -1 end
+local v = redis.call('HMGET', sk, 'g', 'r', 'a', 'x', 'cl', 'lc', 'c', 'q')
+if not v[1] then return 0 end
+local g, r, a, x = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
+local lc = v[6]
+if not lc or #lc ~= 2 then lc = '\0\0' end
+local rb = redis.call('GET', rbk)
+if rb and tonumber(v[7]) <= tonumber(rb) then
+  -- ended by a logout everywhere that could not list it (its index entry was lost)
+  redis.call('DEL', sk); redis.call('ZREM', ik, sid)
+  ended(log, {sid}, now, keep)
+  return 0
+end
+if now >= a or now >= x then
+  redis.call('DEL', sk); redis.call('ZREM', ik, sid)
+  return 0
+end
+local p = tonumber(ARGV[1])
+local lost = p > g and p - g <= tonumber(ARGV[9]) and tonumber(ARGV[8]) + 999 >= r
+if p == g or lost then
+  local exp = math.min(now + tonumber(ARGV[3]), a)
+  local set, gone = {'g', p + 1, 'r', now, 'x', exp, 'q', ARGV[5]}, {}
+  for i, f in ipairs({'ip', 'cc', 'ua'}) do
+    local val = ARGV[9 + i]
+    if val ~= '' then table.insert(set, f); table.insert(set, val) else table.insert(gone, f) end
+  end
+  redis.call('HSET', sk, unpack(set))
+  if #gone > 0 then redis.call('HDEL', sk, unpack(gone)) end
+  redis.call('PEXPIREAT', sk, exp)
+  return successor(1, p + 1, now, exp, a, lc, v[5])
+elseif p + 1 == g and v[8] == ARGV[5] then
+  return successor(1, g, r, x, a, lc, v[5])
+elseif p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
+  return successor(2, g, r, x, a, lc, v[5])
+end
+redis.call('DEL', sk); redis.call('ZREM', ik, sid)
+ended(log, {sid}, now, keep)
+return 3
 "#;
 
 // KEYS: user, log, v1 session, v1 index. ARGV: sid, keep.
@@ -419,6 +456,7 @@ return out
 pub(super) struct Scripts {
     pub(super) create: Script,
     pub(super) rotate: Script,
+    pub(super) v1_rotate: Script,
     pub(super) revoke: Script,
     pub(super) revoke_all: Script,
     pub(super) list: Script,
@@ -441,10 +479,8 @@ impl Scripts {
         Self {
             create: sessions(CREATE),
             // ENDED only where a session ends: a closure per call otherwise
-            rotate: Script::from_lua(format!(
-                "{SHEBANG}{CLOCK}{ROTATE_HEAD}{ENDED}{V1_ROTATE}{ROTATE}{ENDED}\
-                 ended(log, {{sid}}, now, keep)\nreturn {{3}}\n"
-            )),
+            rotate: Script::from_lua(format!("{SHEBANG}{CLOCK}{ROTATE}{ENDED}{ROTATE_REUSED}")),
+            v1_rotate: Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{SUCCESSOR}{V1_ROTATE}")),
             revoke: sessions(REVOKE),
             revoke_all: sessions(REVOKE_ALL),
             list: sessions(LIST),
