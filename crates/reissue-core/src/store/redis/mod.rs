@@ -804,43 +804,46 @@ impl RefreshStore for RedisStore {
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
         let k = self.keys_of(r.user_id);
-        let request_id = rand::random::<u32>().to_string();
-        let common = |args: &mut Vec<Value>| {
-            args.extend([
-                self.deadline().into(),
-                self.revoked_keep().into(),
-                (r.issued_at_ms.min(i64::MAX as u64) as i64).into(),
-                (r.max_ahead.min(i64::MAX as u64) as i64).into(),
-            ]);
-        };
-        let generation = Value::from(r.generation.min(i64::MAX as u64) as i64);
-        let mut args: Vec<Value> = vec![
-            generation.clone(),
-            ms_arg(r.grace),
-            ms_arg(r.idle_ttl),
+        let request_id: u32 = rand::random();
+        let clamp = |n: u64| n.min(1 << 53); // Lua's numbers are doubles
+        let ms = |d: Duration| clamp(d.as_millis().min(u128::from(u64::MAX)) as u64);
+        let numbers: Vec<u8> = [
+            clamp(r.generation),
+            ms(r.grace),
+            ms(r.idle_ttl),
+            u64::from(request_id),
+            self.deadline().max(0) as u64,
+            self.revoked_keep().max(0) as u64,
+            clamp(r.issued_at_ms),
+            clamp(r.max_ahead),
+        ]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect();
+        let args: Vec<Value> = vec![
+            numbers.as_slice().into(),
             encode_client(r.client).as_slice().into(),
             r.sid.as_str().into(),
-            request_id.as_str().into(),
         ];
-        common(&mut args);
         let keys = vec![k.user(), k.log()];
         let mut reply = self.run_rotation(&self.scripts.rotate, keys, args).await?;
         if matches!(reply, Value::Integer(4)) {
             // not in the user's key: a session of the first layout, or none
             let keys = vec![k.session(r.sid), k.index(), k.revoked_before(), k.log()];
-            let mut args: Vec<Value> = vec![
-                generation,
+            let args: Vec<Value> = vec![
+                (r.generation.min(i64::MAX as u64) as i64).into(),
                 ms_arg(r.grace),
                 ms_arg(r.idle_ttl),
                 r.sid.as_str().into(),
-                request_id.as_str().into(),
-            ];
-            common(&mut args);
-            args.extend([
+                request_id.to_string().into(),
+                self.deadline().into(),
+                self.revoked_keep().into(),
+                (r.issued_at_ms.min(i64::MAX as u64) as i64).into(),
+                (r.max_ahead.min(i64::MAX as u64) as i64).into(),
                 opt_arg(r.client.ip),
                 opt_arg(r.client.country),
                 opt_arg(r.client.stored_user_agent()),
-            ]);
+            ];
             reply = self
                 .run_rotation(&self.scripts.v1_rotate, keys, args)
                 .await?;

@@ -11,11 +11,13 @@ const SHEBANG: &str = "#!lua\n";
 
 // Every script takes its time from the store (TIME), never from the caller:
 // instances whose clocks differ then apply the same rotation rules. `now` is in
-// milliseconds; `us` (microseconds) orders a session's creation against a
-// user-wide revocation mark, which may fall in the same millisecond.
+// milliseconds; `us` (microseconds, CLOCK_US) orders a session's creation
+// against a user-wide revocation mark, which may fall in the same millisecond.
 const CLOCK: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+const CLOCK_US: &str = r#"
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 "#;
 
@@ -168,9 +170,9 @@ local function successor(code, g, r, x, a, lc, claims)
 end
 "#;
 
-// KEYS: user, log. ARGV: generation, grace, idle, client, sid, request id,
-// deadline, keep, the presented token's iat (ms), how far ahead a lost write
-// may be. Returns -1 past the deadline, 0 not found (ended), 3 reuse (the
+// KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation,
+// grace, idle, request id, deadline, keep, the presented token's iat in ms, how far
+// ahead a lost write may be), client, sid. Returns -1 past the deadline, 0 not found (ended), 3 reuse (the
 // session is revoked), 4 not in the user's key (the caller then tries the
 // first layout: V1_ROTATE), else SUCCESSOR's string: 1 rotated, 2 replayed
 // in the grace window.
@@ -179,11 +181,14 @@ end
 // SETRANGE of the 33 bytes of STATE in place (a new client rewrites the key);
 // it creates no closure and no table: Lua allocation (and the garbage
 // collection Redis runs after scripts) costs about as much as a redis.call.
-// The helpers are defined on the paths that need them.
+// The helpers are defined on the paths that need them. The numbers come as
+// one packed argument: Redis makes a Lua string of every argument, and eight
+// of them, each then parsed by tonumber, cost more than the GET.
 const ROTATE: &str = r#"
 local uk, log = KEYS[1], KEYS[2]
-local sid = ARGV[5]
-if now > tonumber(ARGV[7]) then return -1 end
+local sid = ARGV[3]
+local p, grace, idle, rid, deadline, keep, iat, ahead = struct.unpack('>I8I8I8I8I8I8I8I8', ARGV[1])
+if now > deadline then return -1 end
 local v = redis.call('GET', uk)
 local i, j
 if v then
@@ -198,17 +203,15 @@ if not i then return 4 end
 local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
 local lc = string.sub(v, i + 57, i + 58)
 local n = struct.unpack('>I2', v, i + 59)
-local p = tonumber(ARGV[1])
 -- A token ahead of the store, signed by us, can only come from rotations the
 -- store lost (a failover before they reached the replica): bounded in how far
 -- ahead, and only if it was minted no earlier than the store's newest state.
 local live = now < a and now < x
-if live and (p == g or (p > g and p - g <= tonumber(ARGV[10]) and tonumber(ARGV[9]) + 999 >= r)) then
-  local idle = tonumber(ARGV[3])
+if live and (p == g or (p > g and p - g <= ahead and iat + 999 >= r)) then
   local exp = math.min(now + idle, a)
-  local client = ARGV[4]
+  local client = ARGV[2]
   if lc ~= '\0\0' and string.sub(client, 1, 2) == lc then client = '=' .. string.sub(client, 3) end
-  local state = struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, tonumber(ARGV[6]))
+  local state = struct.pack('>I4I7I6I6I6I4', p + 1, c, now, a, exp, rid)
   local s = math.min(math.max(math.floor(idle / 16), 1000), 3600000)
   local at
   if math.ceil(exp / s) > math.ceil(x / s) then
@@ -233,10 +236,10 @@ if live and (p == g or (p > g and p - g <= tonumber(ARGV[10]) and tonumber(ARGV[
     if at then redis.call('SET', uk, v, 'PXAT', at) else redis.call('SET', uk, v, 'KEEPTTL') end
   end
   return struct.pack('>BI4I6I6I6', 1, p + 1, now, exp, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
-elseif live and p + 1 == g and q == tonumber(ARGV[6]) then
+elseif live and p + 1 == g and q == rid then
   -- the store client resent this very call (its reply was lost): answer as the first time
   return struct.pack('>BI4I6I6I6', 1, g, r, x, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
-elseif live and p + 1 == g and tonumber(ARGV[2]) > 0 and now - r <= tonumber(ARGV[2]) then
+elseif live and p + 1 == g and grace > 0 and now - r <= grace then
   return struct.pack('>BI4I6I6I6', 2, g, r, x, a) .. lc .. string.sub(v, i + 61, i + 60 + n)
 end
 -- dead (past its idle or absolute expiry) or reuse: the record goes
@@ -247,7 +250,7 @@ if not live then return 0 end
 
 // ROTATE's end, after ENDED: reuse.
 const ROTATE_REUSED: &str = r#"
-ended(log, {sid}, now, tonumber(ARGV[8]))
+ended(log, {sid}, now, keep)
 return 3
 "#;
 
@@ -475,14 +478,17 @@ impl Scripts {
         let timed = |body: &str| Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{body}"));
         let sessions =
             |body: &str| Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{RECORDS}{body}"));
+        let sessions_us = |body: &str| {
+            Script::from_lua(format!("{SHEBANG}{CLOCK}{CLOCK_US}{ENDED}{RECORDS}{body}"))
+        };
         let plain = |body: &str| Script::from_lua(format!("{SHEBANG}{body}"));
         Self {
-            create: sessions(CREATE),
+            create: sessions_us(CREATE),
             // ENDED only where a session ends: a closure per call otherwise
             rotate: Script::from_lua(format!("{SHEBANG}{CLOCK}{ROTATE}{ENDED}{ROTATE_REUSED}")),
             v1_rotate: Script::from_lua(format!("{SHEBANG}{CLOCK}{ENDED}{SUCCESSOR}{V1_ROTATE}")),
             revoke: sessions(REVOKE),
-            revoke_all: sessions(REVOKE_ALL),
+            revoke_all: sessions_us(REVOKE_ALL),
             list: sessions(LIST),
             is_live: sessions(&format!("{LIVE}{IS_LIVE}")),
             are_live: sessions(&format!("{LIVE}{ARE_LIVE}")),
