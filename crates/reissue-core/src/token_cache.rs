@@ -12,7 +12,11 @@ use std::sync::Mutex;
 const SHARDS: usize = 8;
 
 /// One shard: token → (verified value, `exp`).
-type Shard<V> = Mutex<HashMap<Box<str>, (V, u64)>>;
+///
+/// Hashed with foldhash (seeded per map), not SipHash: the key is a whole
+/// token, hashed on every request. Only verified tokens are inserted, so a
+/// client cannot crowd a bucket with keys of its choosing.
+type Shard<V> = Mutex<HashMap<Box<str>, (V, u64), foldhash::quality::RandomState>>;
 
 /// A bounded, sharded map from token to verified value.
 pub(crate) struct TokenCache<V> {
@@ -24,7 +28,7 @@ impl<V: Clone> TokenCache<V> {
     /// A cache for about `capacity` tokens; `None` when `capacity` is 0.
     pub(crate) fn new(capacity: usize) -> Option<Self> {
         (capacity > 0).then(|| Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS),
         })
     }

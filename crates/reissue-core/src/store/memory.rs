@@ -43,9 +43,14 @@ impl Entry {
     }
 }
 
+/// The sessions' maps hash with foldhash: strict mode looks a session up on
+/// every request. (Their keys are user ids and random session ids; the login
+/// counters, keyed by what clients send, keep std's SipHash.)
+type Fast<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<String, HashMap<SessionId, Entry>>,
+    users: Fast<String, Fast<SessionId, Entry>>,
     /// Login-attempt counters: (count, reset time), by account and by
     /// account + network.
     attempts: HashMap<String, (u32, u64)>,
@@ -55,7 +60,7 @@ struct State {
 
 impl State {
     /// The user's sessions with the expired ones dropped, as Redis TTLs would.
-    fn sessions(&mut self, user_id: &str, now: u64) -> Option<&mut HashMap<SessionId, Entry>> {
+    fn sessions(&mut self, user_id: &str, now: u64) -> Option<&mut Fast<SessionId, Entry>> {
         let sessions = self.users.get_mut(user_id)?;
         sessions.retain(|_, e| e.expires_ms > now);
         if sessions.is_empty() {
@@ -255,10 +260,14 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
+        // A read: an expired session is not live, and is dropped by the next
+        // write or sweep (strict mode asks this on every request).
         Ok(self.with(|state, now| {
             state
-                .sessions(user_id, now)
-                .is_some_and(|s| s.contains_key(sid))
+                .users
+                .get(user_id)
+                .and_then(|s| s.get(sid))
+                .is_some_and(|e| e.expires_ms > now)
         }))
     }
 
