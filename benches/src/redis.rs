@@ -404,7 +404,17 @@ pub(crate) struct ScriptCost {
     pub(crate) rotate_us: f64,
     /// `return 1`, µs.
     pub(crate) trivial_us: f64,
+    /// The rotation's three `redis.call`s alone (`TIME`, `GET`, `SETRANGE`
+    /// of 33 bytes into a value of a session's size) with arguments of its
+    /// shape (two keys, three values), µs: what any Lua rotation costs.
+    pub(crate) floor_us: f64,
 }
+
+/// [`ScriptCost::floor_us`]'s script.
+const FLOOR: &str = "local t = redis.call('TIME')
+local v = redis.call('GET', KEYS[1])
+redis.call('SETRANGE', KEYS[1], 24, string.sub(ARGV[1], 1, 33))
+return 1";
 
 async fn evalsha_stats(client: &fred::prelude::Client) -> Result<(u64, u64), String> {
     let info: String = client
@@ -476,9 +486,28 @@ pub(crate) fn script_cost(redis_url: &str, prefix: &str, n: usize) -> Result<Scr
                 .map_err(|e| e.to_string())?;
         }
         let trivial_us = per_call(before, evalsha_stats(&client).await?);
+        let sha: String = client.script_load(FLOOR).await.map_err(|e| e.to_string())?;
+        let (user, log) = (
+            format!("{prefix}{{floor}}u"),
+            format!("{prefix}{{floor}}:rv"),
+        );
+        let _: () = client
+            .set(&user, vec![0u8; 91], None, None, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let args = [vec![7u8; 64], vec![9u8; 31], vec![b'A'; 22]];
+        let before = evalsha_stats(&client).await?;
+        for _ in 0..n {
+            let _: i64 = client
+                .evalsha(&sha, vec![user.as_str(), log.as_str()], args.to_vec())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let floor_us = per_call(before, evalsha_stats(&client).await?);
         Ok(ScriptCost {
             rotate_us,
             trivial_us,
+            floor_us,
         })
     })
 }
