@@ -76,7 +76,9 @@ pub struct AccessClaims<C> {
     pub app: C,
 }
 
-/// The payload of a refresh token: only what the store needs to check it.
+/// The registered claims of a refresh token: what the store needs to check
+/// it. The token also carries the application's claims (its `app` member),
+/// which a reissue copies into the successor tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RefreshClaims {

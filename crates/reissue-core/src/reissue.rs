@@ -521,7 +521,9 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
     ) -> Result<(TokenPair, bool)> {
         let c = &self.inner.config;
-        let (rt, payload) = self.tokens().verify_refresh_payload(refresh_token, true)?;
+        let (rt, carried) = self
+            .tokens()
+            .verify_refresh_carrying::<A::Claims>(refresh_token, true)?;
         crate::endpoint::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let mut request = RotateRequest::new(
@@ -574,7 +576,7 @@ impl<A: Authenticator> Reissue<A> {
         // The claims the refresh token carries; a session created before they
         // did keeps them in the store.
         let claims: A::Claims = if successor.claims.is_empty() {
-            crate::token::carried_claims(&payload)?.ok_or_else(|| {
+            carried.ok_or_else(|| {
                 Error::Internal(
                     "the session's claims are in neither its token nor its store".into(),
                 )

@@ -197,19 +197,20 @@ impl TokenCodec {
     }
 
     fn verify_refresh_with(&self, token: &str, check_exp: bool) -> Result<RefreshClaims> {
-        self.verify_refresh_payload(token, check_exp)
+        self.verify_refresh_carrying::<serde::de::IgnoredAny>(token, check_exp)
             .map(|(claims, _)| claims)
     }
 
-    /// [`verify_refresh`](Self::verify_refresh), and the token's payload
-    /// (for [`carried_claims`]).
-    pub(crate) fn verify_refresh_payload(
+    /// [`verify_refresh`](Self::verify_refresh), and the application's
+    /// claims the token carries (`app`; none in a token minted before they
+    /// moved there), read in the same pass over the payload.
+    pub(crate) fn verify_refresh_carrying<A: serde::de::DeserializeOwned>(
         &self,
         token: &str,
         check_exp: bool,
-    ) -> Result<(RefreshClaims, Vec<u8>)> {
+    ) -> Result<(RefreshClaims, Option<A>)> {
         let payload = self.verified_payload(token, REFRESH_TOKEN_TYPE)?;
-        let wire: RefreshWire<'_> = claims_of(&payload)?;
+        let wire: RefreshWire<'_, A> = claims_of(&payload)?;
         self.check_registered(
             &Registered {
                 iss: &wire.iss,
@@ -228,7 +229,7 @@ impl TokenCodec {
             iat: wire.iat,
             exp: wire.exp,
         };
-        Ok((claims, payload))
+        Ok((claims, wire.app))
     }
 
     /// The decoded payload of a token whose header, key, signature and type
@@ -281,9 +282,10 @@ struct AccessWire<'a> {
     iat: u64,
 }
 
-/// The claims of a refresh token, likewise.
+/// The claims of a refresh token, likewise, and its `app` claims as `A`.
 #[derive(serde::Deserialize)]
-struct RefreshWire<'a> {
+#[serde(bound(deserialize = "'de: 'a, A: serde::de::DeserializeOwned"))]
+struct RefreshWire<'a, A> {
     #[serde(borrow)]
     iss: Cow<'a, str>,
     #[serde(borrow)]
@@ -297,6 +299,8 @@ struct RefreshWire<'a> {
     #[serde(rename = "gen")]
     generation: u64,
     iat: u64,
+    #[serde(default)]
+    app: Option<A>,
 }
 
 /// The payload of a refresh token as it is signed: [`RefreshClaims`] and the
@@ -312,17 +316,6 @@ struct RefreshPayload<'a, C> {
     iat: u64,
     exp: u64,
     app: &'a C,
-}
-
-/// The application's claims a verified refresh token's payload carries, if
-/// any (tokens minted before they did carry none: their store keeps them).
-pub(crate) fn carried_claims<C: Claims>(payload: &[u8]) -> Result<Option<C>> {
-    #[derive(serde::Deserialize)]
-    #[serde(bound = "C: Claims")]
-    struct Carried<C> {
-        app: Option<C>,
-    }
-    Ok(claims_of::<Carried<C>>(payload)?.app)
 }
 
 /// What [`TokenCodec::check_registered`] looks at.

@@ -302,3 +302,43 @@ async fn a_refresh_token_minted_by_a_clock_ahead_still_rotates() {
         .unwrap();
     check.rotates_to(&ahead, &c.sid, 2, "iat 120 s ahead").await;
 }
+
+/// A refresh token whose carried claims are not the application's claims
+/// type (signed by us, say, before the type changed) is refused before the
+/// store is touched: 401, and the session's current token still rotates.
+#[tokio::test]
+async fn carried_claims_of_another_shape_are_refused_before_the_store() {
+    let check = Check {
+        reissue: reissue(Algorithm::HS256),
+        alg: Algorithm::HS256,
+    };
+    let client = check.reissue.client_at(None, None);
+    let login = check
+        .reissue
+        .login("reshaped".to_owned(), &client)
+        .await
+        .unwrap();
+    let c = check.claims(&login.refresh_token);
+    let reshaped = check
+        .reissue
+        .tokens()
+        .issue_refresh(
+            &c.sub,
+            &c.sid,
+            c.generation,
+            c.iat,
+            c.exp,
+            &serde_json::json!({ "email": 42 }),
+        )
+        .unwrap();
+    check
+        .refused(
+            &reshaped,
+            TokenRejection::MissingClaim,
+            "claims of another shape",
+        )
+        .await;
+    check
+        .rotates_to(&login.refresh_token, &c.sid, 2, "the session was not spent")
+        .await;
+}
