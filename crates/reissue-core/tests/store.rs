@@ -288,16 +288,21 @@ async fn redis_memory_usage_per_session() {
 
 // ---- records that hold their claims -----------------------------------------
 
-/// A login as it ran before the claims moved into the refresh token: the
-/// record, appended to the user's key, holds them (KEYS: user; ARGV: sid,
-/// max_age, idle, claims). Client: the login country ("="), 203.0.113.7 and a
-/// user-agent summary.
-const CLAIMS_CREATE: &str = r#"
+/// The start of the earlier logins below: the store's time (ms and µs), the
+/// absolute expiry (ARGV[2] after now) and the idle one (ARGV[3]).
+const EARLIER_LOGIN: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local abs = now + tonumber(ARGV[2])
 local exp = math.min(now + tonumber(ARGV[3]), abs)
+"#;
+
+/// A login as it ran before the claims moved into the refresh token: the
+/// record, appended to the user's key, holds them (KEYS: user; ARGV: sid,
+/// max_age, idle, claims). Client: the login country ("="), 203.0.113.7 and a
+/// user-agent summary.
+const CLAIMS_CREATE: &str = r#"
 local body = ARGV[1] .. struct.pack('>I4I7I6I6I6I4', 1, us, now, abs, exp, 0) .. 'DE'
   .. struct.pack('>I2', #ARGV[4]) .. ARGV[4] .. '=' .. '\4\203\0\113\7' .. 'Safari 17 / macOS'
 redis.call('APPEND', KEYS[1], struct.pack('>I2', #body) .. body)
@@ -324,7 +329,11 @@ async fn redis_records_holding_claims_keep_them() {
     let _: Value = redis
         .pool()
         .next()
-        .eval(CLAIMS_CREATE, vec![redis.user_key("alice")], args)
+        .eval(
+            format!("{EARLIER_LOGIN}{CLAIMS_CREATE}"),
+            vec![redis.user_key("alice")],
+            args,
+        )
         .await
         .unwrap();
 
@@ -365,11 +374,6 @@ async fn redis_records_holding_claims_keep_them() {
 /// session, a sorted-set index (KEYS: session, index; ARGV: sid, max_age,
 /// idle, ip, country, user agent, claims).
 const V1_CREATE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local abs = now + tonumber(ARGV[2])
-local exp = math.min(now + tonumber(ARGV[3]), abs)
 redis.call('HSET', KEYS[1], 'g', 1, 'r', now, 'a', abs, 'c', us, 'x', exp, 'cl', ARGV[7],
   'ip', ARGV[4], 'cc', ARGV[5], 'lc', ARGV[5], 'ua', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], exp)
@@ -396,7 +400,7 @@ async fn v1_session(store: &RedisStore, user: &str) -> SessionId {
     let _: Value = store
         .pool()
         .next()
-        .eval(V1_CREATE, keys, args)
+        .eval(format!("{EARLIER_LOGIN}{V1_CREATE}"), keys, args)
         .await
         .unwrap();
     sid

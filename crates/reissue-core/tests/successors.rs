@@ -69,6 +69,29 @@ struct Check {
 }
 
 impl Check {
+    fn hs256() -> Self {
+        Self {
+            reissue: reissue(Algorithm::HS256),
+            alg: Algorithm::HS256,
+        }
+    }
+
+    /// Logs `user` in: the refresh token's claims, and the token.
+    async fn login(&self, user: &str) -> (RefreshClaims, String) {
+        let client = self.reissue.client_at(None, None);
+        let login = self.reissue.login(user.to_owned(), &client).await.unwrap();
+        (self.claims(&login.refresh_token), login.refresh_token)
+    }
+
+    /// The refresh token of `c`'s session and generation, signed again with
+    /// `iat` and the carried claims `app`.
+    fn remint(&self, c: &RefreshClaims, iat: u64, app: &impl reissue_core::Claims) -> String {
+        self.reissue
+            .tokens()
+            .issue_refresh(&c.sub, &c.sid, c.generation, iat, c.exp, app)
+            .unwrap()
+    }
+
     fn claims(&self, refresh_token: &str) -> RefreshClaims {
         self.reissue
             .tokens()
@@ -136,19 +159,11 @@ impl Check {
     /// Logs in, reissues, and replays the spent login token within the grace.
     async fn login_and_replay(&self, user: &str) -> Replayed {
         let alg = self.alg;
-        let client = self.reissue.client_at(None, None);
-        let login = self.reissue.login(user.to_owned(), &client).await.unwrap();
-        let sid = self.claims(&login.refresh_token).sid;
-        let first = self
-            .successor(&login.refresh_token, &sid, 2, "first reissue")
-            .await;
+        let (c, login) = self.login(user).await;
+        let sid = c.sid;
+        let first = self.successor(&login, &sid, 2, "first reissue").await;
         let replay = self
-            .successor(
-                &login.refresh_token,
-                &sid,
-                2,
-                "grace replay: 200, the same successor",
-            )
+            .successor(&login, &sid, 2, "grace replay: 200, the same successor")
             .await;
         assert_eq!(
             first == replay,
@@ -277,29 +292,10 @@ every_algorithm! {
 /// (the access token's `iat` check does not apply to refresh tokens).
 #[tokio::test]
 async fn a_refresh_token_minted_by_a_clock_ahead_still_rotates() {
-    let check = Check {
-        reissue: reissue(Algorithm::HS256),
-        alg: Algorithm::HS256,
-    };
-    let client = check.reissue.client_at(None, None);
-    let login = check
-        .reissue
-        .login("lagging".to_owned(), &client)
-        .await
-        .unwrap();
-    let c = check.claims(&login.refresh_token);
-    let ahead = check
-        .reissue
-        .tokens()
-        .issue_refresh(
-            &c.sub,
-            &c.sid,
-            c.generation,
-            c.iat + 120,
-            c.exp,
-            &UserClaims::new(format!("{}@example.com", c.sub), vec!["user".to_owned()]),
-        )
-        .unwrap();
+    let check = Check::hs256();
+    let (c, _) = check.login("lagging").await;
+    let app = UserClaims::new(format!("{}@example.com", c.sub), vec!["user".to_owned()]);
+    let ahead = check.remint(&c, c.iat + 120, &app);
     check.rotates_to(&ahead, &c.sid, 2, "iat 120 s ahead").await;
 }
 
@@ -308,29 +304,9 @@ async fn a_refresh_token_minted_by_a_clock_ahead_still_rotates() {
 /// store is touched: 401, and the session's current token still rotates.
 #[tokio::test]
 async fn carried_claims_of_another_shape_are_refused_before_the_store() {
-    let check = Check {
-        reissue: reissue(Algorithm::HS256),
-        alg: Algorithm::HS256,
-    };
-    let client = check.reissue.client_at(None, None);
-    let login = check
-        .reissue
-        .login("reshaped".to_owned(), &client)
-        .await
-        .unwrap();
-    let c = check.claims(&login.refresh_token);
-    let reshaped = check
-        .reissue
-        .tokens()
-        .issue_refresh(
-            &c.sub,
-            &c.sid,
-            c.generation,
-            c.iat,
-            c.exp,
-            &serde_json::json!({ "email": 42 }),
-        )
-        .unwrap();
+    let check = Check::hs256();
+    let (c, login) = check.login("reshaped").await;
+    let reshaped = check.remint(&c, c.iat, &serde_json::json!({ "email": 42 }));
     check
         .refused(
             &reshaped,
@@ -339,6 +315,6 @@ async fn carried_claims_of_another_shape_are_refused_before_the_store() {
         )
         .await;
     check
-        .rotates_to(&login.refresh_token, &c.sid, 2, "the session was not spent")
+        .rotates_to(&login, &c.sid, 2, "the session was not spent")
         .await;
 }
