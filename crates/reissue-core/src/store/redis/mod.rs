@@ -828,7 +828,7 @@ impl RefreshStore for RedisStore {
         let keys = vec![k.user(), k.log()];
         let mut reply = self.run_rotation(&self.scripts.rotate, keys, args).await?;
         if matches!(reply, Value::Integer(4)) {
-            // not in the user's key: a session of the first layout, or none
+            // a session of the first layout
             let keys = vec![k.session(r.sid), k.index(), k.revoked_before(), k.log()];
             let args: Vec<Value> = vec![
                 (r.generation.min(i64::MAX as u64) as i64).into(),

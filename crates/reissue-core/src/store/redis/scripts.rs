@@ -172,10 +172,11 @@ end
 
 // KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation,
 // grace, idle, request id, deadline, keep, the presented token's iat in ms, how far
-// ahead a lost write may be), client, sid. Returns -1 past the deadline, 0 not found (ended), 3 reuse (the
-// session is revoked), 4 not in the user's key (the caller then tries the
-// first layout: V1_ROTATE), else SUCCESSOR's string: 1 rotated, 2 replayed
-// in the grace window.
+// ahead a lost write may be), client, sid. Returns -1 past the deadline, 0
+// not found (ended), 3 reuse (the session is revoked), 4 a session of the
+// first layout (the caller then runs V1_ROTATE: one EXISTS here spares an
+// ended session that second round trip), else SUCCESSOR's string: 1 rotated,
+// 2 replayed in the grace window.
 //
 // The hot path is TIME, GET and, when the client is the one recorded, a
 // SETRANGE of the 33 bytes of STATE in place (a new client rewrites the key);
@@ -199,7 +200,15 @@ if v then
     at = at + 2 + len
   end
 end
-if not i then return 4 end
+if not i then
+  -- a session of the first layout, `<prefix>{b<n>}:<user>:s:<sid>` (the
+  -- prefix has no braces: the first '}' closes the tag), or none
+  local _, e = string.find(uk, '}u:', 1, true)
+  if redis.call('EXISTS', string.sub(uk, 1, e - 2) .. ':' .. string.sub(uk, e + 1) .. ':s:' .. sid) == 1 then
+    return 4
+  end
+  return 0
+end
 local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
 local lc = string.sub(v, i + 57, i + 58)
 local n = struct.unpack('>I2', v, i + 59)
