@@ -40,7 +40,9 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// Seconds until the refresh token expires unless used.
+    /// Seconds until the refresh token expires unless used, from when the
+    /// store issued it (its `exp - iat`: a retry within the grace window gets
+    /// the same token and the same figure).
     pub refresh_expires_in: u64,
 }
 
@@ -387,12 +389,12 @@ impl<A: Authenticator> Reissue<A> {
                 .issue_access(user_id, sid, claims, now, access_exp - now)?;
         // The refresh token's times are the store's: a replay on any instance
         // re-mints the same token.
-        let refresh_exp = secs(s.expires_at_ms);
+        let (refresh_iat, refresh_exp) = (secs(s.rotated_at_ms), secs(s.expires_at_ms));
         let refresh_token = self.tokens().issue_refresh(
             user_id,
             sid,
             s.generation,
-            secs(s.rotated_at_ms),
+            refresh_iat,
             refresh_exp,
             claims,
         )?;
@@ -401,7 +403,11 @@ impl<A: Authenticator> Reissue<A> {
             refresh_token,
             token_type: "Bearer",
             expires_in: access_exp - now,
-            refresh_expires_in: refresh_exp.saturating_sub(now),
+            // Counted on the store's clock, which decides when the session
+            // ends: on this instance's clock a skewed instance would say its
+            // skew more or less (and set the cookie's Max-Age so), and even a
+            // true one a second less when the store's second turned first.
+            refresh_expires_in: refresh_exp.saturating_sub(refresh_iat),
         })
     }
 

@@ -408,6 +408,17 @@ async fn skewed_instance_clocks_do_not_change_the_rules() {
         again.refresh_token, first.refresh_token,
         "the same successor"
     );
+    // Each says how long the refresh token lives by the store's clock, which
+    // ends it, not by its own.
+    let lifetime = 14 * 24 * 3600; // the default refresh_ttl
+    for (what, pair) in [("login", &p), ("reissue", &first), ("replay", &again)] {
+        let claims = slow.tokens().verify_refresh(&pair.refresh_token).unwrap();
+        assert_eq!(
+            (pair.refresh_expires_in, claims.exp - claims.iat),
+            (lifetime, lifetime),
+            "{what} on a skewed instance"
+        );
+    }
 
     // A fast instance does not stretch the grace window.
     let q = fast.login("bob".into(), &client).await.unwrap();
