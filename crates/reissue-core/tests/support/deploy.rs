@@ -16,8 +16,14 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a cluster node or a sentinel waits before it calls a silent
-/// primary failed: short, so that a failover takes about two seconds.
+/// primary failed, in a deployment a test fails on purpose: short, so that a
+/// failover takes about two seconds.
 pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// The same in a deployment shared by a test binary, which no test fails:
+/// long enough that a node starved of CPU for a second (argon2 logins of the
+/// parallel tests, on two cores) is not failed over under someone's test.
+const SHARED_NODE_TIMEOUT_MS: u64 = 10_000;
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -190,13 +196,17 @@ impl Cluster {
     /// The cluster a test binary shares (under key prefixes of its own).
     pub fn shared() -> &'static Cluster {
         static SHARED: OnceLock<Cluster> = OnceLock::new();
-        SHARED.get_or_init(Cluster::start)
+        SHARED.get_or_init(|| Cluster::start_with(SHARED_NODE_TIMEOUT_MS))
     }
 
     /// Starts six nodes, creates the cluster and waits until it is healthy.
     pub fn start() -> Self {
+        Self::start_with(NODE_TIMEOUT_MS)
+    }
+
+    fn start_with(node_timeout_ms: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let timeout = NODE_TIMEOUT_MS.to_string();
+        let timeout = node_timeout_ms.to_string();
         let mut nodes: Vec<Node> = Vec::new();
         for i in 0..6 {
             let port = free_port();
@@ -381,10 +391,14 @@ impl Sentinel {
     /// The set a test binary shares.
     pub fn shared() -> &'static Sentinel {
         static SHARED: OnceLock<Sentinel> = OnceLock::new();
-        SHARED.get_or_init(Sentinel::start)
+        SHARED.get_or_init(|| Sentinel::start_with(SHARED_NODE_TIMEOUT_MS))
     }
 
     pub fn start() -> Self {
+        Self::start_with(NODE_TIMEOUT_MS)
+    }
+
+    fn start_with(down_after_ms: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let p = free_port();
         let primary = Node::start(dir.path().join("primary"), p, server_args(p, &[]));
@@ -406,7 +420,7 @@ impl Sentinel {
                 format!(
                     "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n\
-                     sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}\n\
+                     sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n\
                      sentinel failover-timeout {SERVICE} 10000\n\
                      sentinel parallel-syncs {SERVICE} 1\n"
                 ),
