@@ -41,7 +41,7 @@
 //!   [`HttpRequest`](reissue_core::HttpRequest), for calling core yourself.
 //! - [`into_response`] and [`ReissueError`]: core's replies and errors as
 //!   actix-web responses, byte for byte what core says.
-//! - With the `openapi` feature, [`openapi`]: the OpenAPI 3.1 document of
+//! - With the `openapi` feature, `reissue_core::openapi`: the OpenAPI 3.1 document of
 //!   these routes, `reissue.openapi().prefix(DEFAULT_PREFIX).document()`.
 #![forbid(unsafe_code)]
 

@@ -99,7 +99,7 @@
 //!
 //! ## OpenAPI
 //!
-//! With the `openapi` feature, [`openapi`] (reissue-core's) describes the
+//! With the `openapi` feature, `reissue_core::openapi` describes the
 //! router's routes: `reissue.openapi().prefix("/auth").document()` is an
 //! OpenAPI 3.1 document to merge into the application's own (the example
 //! apps serve theirs at `GET /openapi.json`).

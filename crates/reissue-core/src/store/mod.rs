@@ -317,8 +317,10 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Checks the presented generation and rotates, in one atomic step.
     /// A retry of the same call by the store client is recognised and answered
     /// as the first, never as reuse. A generation ahead of the store's within
-    /// the request's `max_ahead` (see [`lost_write`]) is a write the store
-    /// lost: the session goes on from it.
+    /// the request's `max_ahead`, from a token minted no earlier than the
+    /// store's newest state, is a write the store lost (see
+    /// [`Config::lost_write_tolerance`](crate::Config::lost_write_tolerance)):
+    /// the session goes on from it.
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation>;
 
     /// Ends one session; `false` if it did not exist.
