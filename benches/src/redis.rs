@@ -144,19 +144,26 @@ struct TokenResponse {
     refresh_token: String,
 }
 
+/// A browser's `User-Agent`, as the browser rows send it.
+pub(crate) const BROWSER_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
 /// One client: logs in once (as its own user, during the warm-up), then
 /// rotates its own refresh token on every request, so each request is a real
-/// rotation (never a grace-window replay).
+/// rotation (never a grace-window replay). With `user_agent`, every request
+/// sends it, as a browser does.
 #[derive(Debug)]
 pub(crate) struct Rotating {
     user: String,
+    user_agent: Option<&'static str>,
     refresh_token: Option<String>,
 }
 
 impl Rotating {
-    pub(crate) fn new(connection: usize) -> Self {
+    pub(crate) fn new(connection: usize, user_agent: Option<&'static str>) -> Self {
         Self {
             user: format!("rotating-{connection}"),
+            user_agent,
             refresh_token: None,
         }
     }
@@ -164,19 +171,20 @@ impl Rotating {
 
 impl Exchange for Rotating {
     fn request(&mut self, out: &mut Vec<u8>) {
+        let ua = self.user_agent.map(|ua| ("user-agent", ua));
         match &self.refresh_token {
             None => load::post_json(
                 out,
                 "/auth/login",
-                &[],
+                ua.as_slice(),
                 &format!(r#"{{"user":"{}"}}"#, self.user),
             ),
-            Some(rt) => load::post_json(
-                out,
-                "/auth/reissue",
-                &[("authorization", &format!("Bearer {rt}"))],
-                "",
-            ),
+            Some(rt) => {
+                let bearer = format!("Bearer {rt}");
+                let mut headers = vec![("authorization", bearer.as_str())];
+                headers.extend(ua);
+                load::post_json(out, "/auth/reissue", &headers, "")
+            }
         }
     }
 

@@ -38,11 +38,20 @@ fn rotating(
     redis_url: &str,
     start: impl Fn(&str) -> Result<apps::Target, String> + 'static,
 ) -> Runner {
+    rotating_as(redis_url, None, start)
+}
+
+/// [`rotating`], every request sending `user_agent`.
+fn rotating_as(
+    redis_url: &str,
+    user_agent: Option<&'static str>,
+    start: impl Fn(&str) -> Result<apps::Target, String> + 'static,
+) -> Runner {
     let url = redis_url.to_owned();
     Box::new(move |load| {
         let target = start(&url)?;
         load::run(target.server.addr, load, |i| {
-            Box::new(redis::Rotating::new(i))
+            Box::new(redis::Rotating::new(i, user_agent))
         })
     })
 }
@@ -264,6 +273,17 @@ pub(crate) fn specs(redis_url: &str, prefix: &str, redis_ok: &Result<(), String>
             {
                 let prefix = prefix.to_owned();
                 rotating(redis_url, move |url| {
+                    redis::reissue_endpoint(url, &prefix, false)
+                })
+            },
+        ),
+        (
+            "redis.reissue.browser",
+            "POST /auth/reissue, a browser's User-Agent on every request",
+            "req/s",
+            {
+                let prefix = prefix.to_owned();
+                rotating_as(redis_url, Some(redis::BROWSER_UA), move |url| {
                     redis::reissue_endpoint(url, &prefix, false)
                 })
             },
@@ -508,6 +528,13 @@ const GOALS: &[(&str, &str, &str, Option<f64>, &str)] = &[
         "÷ same-stack limit",
     ),
     ("redis.reissue", SELF, "redis.raw", None, "÷ raw EVALSHA"),
+    (
+        "redis.reissue.browser",
+        SELF,
+        "redis.reissue",
+        Some(0.95),
+        "÷ without a User-Agent",
+    ),
     (
         "redis.reissue.metrics",
         SELF,

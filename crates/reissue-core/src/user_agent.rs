@@ -1,5 +1,15 @@
 //! What a session keeps of its client's `User-Agent`: what the session list
 //! shows a person ("Firefox 128 / Windows 10"), not the header itself.
+//!
+//! Parsing a header costs woothee 2–3 µs, paid by every login and every
+//! rotation of a browser's session (a tenth of a rotation's whole cost on the
+//! server). A client sends the same header each time and a site sees few
+//! distinct ones, so summaries are remembered: a bounded map, header to
+//! summary, emptied when full (headers of the attacker's choosing then cost
+//! what they cost without it, and memory stays bounded).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// At most this many bytes of a user agent are stored: enough for any
 /// browser + OS summary, and a raw header the parser does not know
@@ -11,6 +21,39 @@ pub(crate) const MAX_STORED: usize = 48;
 /// (woothee: the major browsers, crawlers, feature phones), else the header
 /// itself cut to [`MAX_STORED`] bytes.
 pub(crate) fn summary(header: &str) -> String {
+    let memo = memo();
+    if let Some(known) = lock(memo).get(header) {
+        return known.to_string();
+    }
+    let summary = parse(header);
+    let mut map = lock(memo);
+    if map.len() >= REMEMBERED {
+        map.clear();
+    }
+    map.insert(header.into(), summary.as_str().into());
+    summary
+}
+
+/// How many headers' summaries are remembered at most.
+const REMEMBERED: usize = 1024;
+
+/// Header → summary. The key is the client's: hashed with a per-process
+/// seed, and the bound keeps a flood of distinct headers harmless.
+type Memo = Mutex<HashMap<Box<str>, Box<str>, foldhash::quality::RandomState>>;
+
+fn memo() -> &'static Memo {
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    MEMO.get_or_init(Memo::default)
+}
+
+fn lock(
+    memo: &Memo,
+) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Box<str>, foldhash::quality::RandomState>> {
+    // a panic elsewhere cannot leave a half-written entry: the map stays usable
+    memo.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse(header: &str) -> String {
     let known = |s: &str| !s.is_empty() && s != "UNKNOWN";
     let summary = woothee::parser::Parser::new()
         .parse(header)
@@ -80,5 +123,27 @@ mod tests {
             "{kept}"
         );
         assert_eq!(summary(""), "");
+    }
+
+    #[test]
+    fn summaries_are_remembered_within_a_bound() {
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(summary(firefox), "Firefox 128 / Windows 10");
+        // a flood of distinct headers: each answered as parsed, the map bounded
+        for n in 0..3 * REMEMBERED {
+            let header = format!("flood/{n}");
+            assert_eq!(summary(&header), parse(&header));
+            assert!(lock(memo()).len() <= REMEMBERED);
+        }
+        // remembered once asked, and answered the same (emptied first, so that
+        // the other tests' few headers cannot fill it meanwhile)
+        lock(memo()).clear();
+        assert_eq!(summary(firefox), "Firefox 128 / Windows 10");
+        assert_eq!(summary(firefox), "Firefox 128 / Windows 10");
+        assert_eq!(
+            lock(memo()).get(firefox).map(|s| &**s),
+            Some("Firefox 128 / Windows 10")
+        );
     }
 }
