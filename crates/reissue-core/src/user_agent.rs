@@ -9,7 +9,7 @@
 //! what they cost without it, and memory stays bounded).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// At most this many bytes of a user agent are stored: enough for any
 /// browser + OS summary, and a raw header the parser does not know
@@ -39,16 +39,15 @@ const REMEMBERED: usize = 1024;
 
 /// Header → summary. The key is the client's: hashed with a per-process
 /// seed, and the bound keeps a flood of distinct headers harmless.
-type Memo = Mutex<HashMap<Box<str>, Box<str>, foldhash::quality::RandomState>>;
+type Map = HashMap<Box<str>, Box<str>, foldhash::quality::RandomState>;
+type Memo = Mutex<Map>;
 
 fn memo() -> &'static Memo {
     static MEMO: OnceLock<Memo> = OnceLock::new();
     MEMO.get_or_init(Memo::default)
 }
 
-fn lock(
-    memo: &Memo,
-) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Box<str>, foldhash::quality::RandomState>> {
+fn lock(memo: &Memo) -> MutexGuard<'_, Map> {
     // a panic elsewhere cannot leave a half-written entry: the map stays usable
     memo.lock().unwrap_or_else(|p| p.into_inner())
 }
