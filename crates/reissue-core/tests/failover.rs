@@ -646,7 +646,11 @@ async fn sentinel_lagging_replica_promoted() {
         || {
             let mut s = set.lock().unwrap();
             s.primary.restart();
-            s.wait_healthy(Duration::from_secs(30));
+            // A sentinel turns the returning primary into a replica only once
+            // it has reported its role for 8 s, and asks it every 10 s: 10-20 s
+            // here; a sentinel in TILT mode (its timer 2 s late on a starved
+            // machine) does nothing for 30 s more.
+            s.wait_healthy(Duration::from_secs(60));
         },
     )
     .await;

@@ -67,13 +67,34 @@ pub fn info(port: u16, section: &str, field: &str) -> Option<String> {
     })
 }
 
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+fn wait_for(what: &str, timeout: Duration, ok: impl FnMut() -> bool) {
+    wait_or_explain(what, timeout, ok, String::new);
+}
+
+/// `wait_for`, and on a timeout the panic message ends with `explain()`:
+/// what a deployment's nodes logged, so that a failure on CI can be read.
+fn wait_or_explain(
+    what: &str,
+    timeout: Duration,
+    mut ok: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
     let deadline = Instant::now() + timeout;
     while !ok() {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The last lines each node logged, one block per node.
+fn logs<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> String {
+    nodes.into_iter().map(Node::log_tail).collect()
+}
+
+/// Each node's log, in its own directory.
+const LOG: &str = "redis.log";
 
 /// One `redis-server` (or sentinel) under a watchdog shell.
 #[derive(Debug)]
@@ -103,6 +124,7 @@ impl Node {
             .arg(r#"redis-server "$@" & pid=$!; cat >/dev/null; kill -9 $pid"#)
             .arg("sh")
             .args(&self.args)
+            .args(["--logfile", LOG])
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -116,6 +138,16 @@ impl Node {
             Duration::from_secs(10),
             || ping(port),
         );
+    }
+
+    /// The last lines of the node's log (every run of it since the
+    /// deployment started: a restart appends).
+    fn log_tail(&self) -> String {
+        const LINES: usize = 15;
+        let log = std::fs::read_to_string(self.dir.join(LOG)).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
+        format!("--- node {} ---\n{tail}\n", self.port)
     }
 
     /// The server's process id, as it reports it.
@@ -253,7 +285,7 @@ impl Cluster {
     /// Waits until every running node sees the cluster ok with three
     /// primaries, each with a replica in sync.
     pub fn wait_healthy(&self, timeout: Duration) {
-        wait_for("a healthy cluster", timeout, || {
+        let healthy = || {
             let running: Vec<&Node> = self.nodes.iter().filter(|n| n.is_running()).collect();
             // Every running node sees three serving primaries and every other
             // running node as a healthy replica (gossip has settled).
@@ -285,7 +317,8 @@ impl Cluster {
                         || info(n.port, "replication", "master_link_status").as_deref()
                             == Some("up")
                 })
-        });
+        };
+        wait_or_explain("a healthy cluster", timeout, healthy, || logs(&self.nodes));
     }
 
     /// `redis-cluster://` with every node.
@@ -449,7 +482,7 @@ impl Sentinel {
     /// Waits until the sentinels agree on a primary with a replica in sync
     /// and know each other.
     pub fn wait_healthy(&self, timeout: Duration) {
-        wait_for("a healthy Sentinel set", timeout, || {
+        let healthy = || {
             let Some(p) = self.current_primary() else {
                 return false;
             };
@@ -474,6 +507,10 @@ impl Sentinel {
                         && field("num-slaves").as_deref() == Some("1")
                         && field("port").as_deref() == Some(&p.to_string())
                 })
+        };
+        let nodes = [&self.primary, &self.replica].into_iter();
+        wait_or_explain("a healthy Sentinel set", timeout, healthy, || {
+            logs(nodes.chain(&self.sentinels))
         });
     }
 
