@@ -479,3 +479,57 @@ async fn redis_sessions_of_the_first_layout_keep_working() {
     assert!(!store.revoke("erin", &old).await.unwrap());
     assert_eq!(store.list("erin").await.unwrap(), vec![]);
 }
+
+/// The liveness check finds a session's record in the user's key by a plain
+/// search for its id, which a client can also put there: an unknown user
+/// agent is stored as sent (cut to 48 bytes). An id found only inside
+/// another record is not taken for a record of its own, live or ended, in
+/// either layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_session_id_in_another_records_user_agent_is_not_its_record() {
+    let server = RedisServer::shared();
+    let redis = redis_store(&server.url(), "decoy:").await;
+    let store: Store = redis.clone();
+    let create_with_agent = |user: &'static str, agent: String| {
+        let store = store.clone();
+        async move {
+            let (mut s, sid) = new_session(user);
+            s.client = ClientMeta::new(None, None, Some(&agent));
+            store.create(&s).await.unwrap();
+            sid
+        }
+    };
+
+    // a live session of the first layout, its id in a newer record's agent
+    let old = v1_session(&redis, "alice").await;
+    let decoy = create_with_agent("alice", format!("x {}", old.as_str())).await;
+    // an ended session, its id in the agent of the one that replaced it
+    let ended = create(&store, "alice").await;
+    assert!(store.revoke("alice", &ended).await.unwrap());
+    let decoy2 = create_with_agent("alice", format!("y {}", ended.as_str())).await;
+    let agents: Vec<String> = store
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.client.user_agent)
+        .collect();
+    assert!(
+        agents.iter().any(|a| a.contains(old.as_str()))
+            && agents.iter().any(|a| a.contains(ended.as_str())),
+        "the ids are in the user's key: {agents:?}"
+    );
+
+    let checks = [
+        (&old, true),
+        (&decoy, true),
+        (&ended, false),
+        (&decoy2, true),
+    ];
+    let batch: Vec<(&str, &SessionId)> = checks.iter().map(|(s, _)| ("alice", *s)).collect();
+    let want: Vec<bool> = checks.iter().map(|(_, live)| *live).collect();
+    assert_eq!(store.are_live(&batch).await.unwrap(), want);
+    for (sid, live) in checks {
+        assert_eq!(store.is_live("alice", sid).await.unwrap(), live, "{sid:?}");
+    }
+}

@@ -251,14 +251,14 @@ impl Feed {
                 .await?;
                 vec![reply]
             }
-            Nodes::Cluster(cluster) => {
+            Nodes::Cluster(_) => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for log in &self.logs {
-                    let cluster = cluster.clone();
+                    let nodes = self.nodes.clone();
                     let scripts = self.scripts.clone();
                     let (log, keep) = (log.clone(), keep.clone());
                     tasks.spawn(async move {
-                        cluster
+                        nodes
                             .run(&scripts.catch_up, vec![log], vec![keep], None)
                             .await
                     });

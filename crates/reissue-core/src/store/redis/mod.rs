@@ -735,11 +735,41 @@ fn bytes(v: &Value) -> &[u8] {
     v.as_bytes().unwrap_or_default()
 }
 
+/// `TIME`'s answer (seconds, microseconds) in milliseconds, as the
+/// scripts' CLOCK reckons it.
+fn time_ms(time: &Value) -> Result<u64> {
+    match time {
+        Value::Array(t) if t.len() == 2 => Ok(int(&t[0])? * 1000 + int(&t[1])? / 1000),
+        _ => Err(bad_reply()),
+    }
+}
+
+/// A big-endian unsigned number of up to 8 bytes.
+fn be(b: &[u8]) -> u64 {
+    b.iter().fold(0, |n, &x| n << 8 | u64::from(x))
+}
+
+/// The absolute and idle expiries (ms) of `sid`'s record in a user's key,
+/// laid out as scripts.rs says (RECORDS): each record `I2 length .. body`,
+/// the body the sid (22 bytes) then STATE, whose absolute and idle expiries
+/// are its 6-byte numbers at 17 and 23. `None` if no record is the sid's.
+fn expiries(key: &[u8], sid: &SessionId) -> Option<(u64, u64)> {
+    const SID: usize = 22;
+    let mut rest = key;
+    while let [h, l, after @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*h, *l]));
+        let body = after.get(..len)?;
+        if body.get(..SID) == Some(sid.as_str().as_bytes()) {
+            let state = body.get(SID..SID + 29)?;
+            return Some((be(&state[17..23]), be(&state[23..29])));
+        }
+        rest = &after[len..];
+    }
+    None
+}
+
 /// A rotation's answer (scripts.rs, SUCCESSOR): its code, and the successor.
 fn successor(b: &[u8]) -> Result<(u8, Successor)> {
-    fn be(b: &[u8]) -> u64 {
-        b.iter().fold(0, |n, &x| n << 8 | u64::from(x))
-    }
     if b.len() < 25 {
         return Err(bad_reply());
     }
@@ -941,32 +971,16 @@ impl RefreshStore for RedisStore {
     }
 
     async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let k = self.keys_of(user_id);
-        let keys = vec![k.user(), k.session(sid), k.revoked_before()];
-        let args = vec![sid.as_str().into()];
-        Ok(int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0)
+        let live = self.are_live(&[(user_id, sid)]).await?;
+        live.first().copied().ok_or_else(bad_reply)
     }
 
-    /// One script for all of them on one server; on a cluster, one per
-    /// bucket (a script reaches one slot), all sent at once.
+    /// One round trip for all of them on one server; on a cluster, one per
+    /// bucket, all at once: the users' keys and the store's time, read
+    /// without a script (`Nodes::time_and_get`), the records found here. A
+    /// session not in its user's key (ended, or of the first layout) is
+    /// asked about again with IS_LIVE, which also reads the first layout.
     async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
-        let keys = |group: &[usize]| {
-            let mut keys = Vec::with_capacity(group.len() * 3);
-            for &i in group {
-                let (user_id, sid) = sessions[i];
-                let k = self.keys_of(user_id);
-                keys.push(k.user());
-                keys.push(k.session(sid));
-                keys.push(k.revoked_before());
-            }
-            keys
-        };
-        let sids = |group: &[usize]| -> Vec<Value> {
-            group
-                .iter()
-                .map(|&i| sessions[i].1.as_str().into())
-                .collect()
-        };
         let groups: Vec<Vec<usize>> = match &*self.nodes {
             Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
             Nodes::Cluster(_) => {
@@ -977,21 +991,37 @@ impl RefreshStore for RedisStore {
                 by_bucket.into_values().collect()
             }
         };
-        let replies = futures_util::future::try_join_all(
-            groups
+        let read = |group: &[usize]| {
+            let keys = group
                 .iter()
-                .map(|group| self.run(&self.scripts.are_live, keys(group), sids(group))),
+                .map(|&i| self.keys_of(sessions[i].0).user())
+                .collect();
+            self.nodes.time_and_get(keys)
+        };
+        let replies = futures_util::future::try_join_all(
+            groups.iter().filter(|g| !g.is_empty()).map(|g| read(g)),
         )
         .await?;
         let mut live = vec![false; sessions.len()];
-        for (group, reply) in groups.iter().zip(replies) {
-            let reply = array(reply)?;
-            if reply.len() != group.len() {
+        let mut elsewhere = Vec::new();
+        for (group, (time, keys)) in groups.iter().zip(replies) {
+            let now = time_ms(&time)?;
+            if keys.len() != group.len() {
                 return Err(bad_reply());
             }
-            for (&i, answer) in group.iter().zip(&reply) {
-                live[i] = int(answer)? > 0;
+            for (&i, key) in group.iter().zip(&keys) {
+                match expiries(bytes(key), sessions[i].1) {
+                    Some((absolute, idle)) => live[i] = now < absolute && now < idle,
+                    None => elsewhere.push(i),
+                }
             }
+        }
+        for i in elsewhere {
+            let (user_id, sid) = sessions[i];
+            let k = self.keys_of(user_id);
+            let keys = vec![k.user(), k.session(sid), k.revoked_before()];
+            let args = vec![sid.as_str().into()];
+            live[i] = int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0;
         }
         Ok(live)
     }

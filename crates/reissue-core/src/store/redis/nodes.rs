@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use fred::interfaces::ServerInterface;
+use fred::interfaces::{KeysInterface, ServerInterface};
 use fred::prelude::{Builder, Client, ClientLike, Config, Pool, ReconnectPolicy, Server};
-use fred::types::Value;
 use fred::types::config::ServerConfig;
 use fred::types::scripts::Script;
+use fred::types::{CustomCommand, Value};
 use fred::util::redis_keyslot;
 
 use crate::{Error, Result};
@@ -207,41 +207,91 @@ impl Nodes {
         args: Vec<Value>,
         acks: Option<(u32, Duration)>,
     ) -> Result<Value> {
-        let Nodes::Single {
-            pool,
-            durable,
-            answered,
-            ..
-        } = self
-        else {
-            let Nodes::Cluster(c) = self else {
-                unreachable!()
-            };
-            return c.run(script, keys, args, acks).await;
+        let first = keys.first().cloned().unwrap_or_default();
+        self.on_primary(&first, |pools| {
+            let (keys, args) = (keys.clone(), args.clone());
+            async move {
+                match acks {
+                    None => script
+                        .evalsha_with_reload(pools.pool.next(), keys, args)
+                        .await
+                        .map_err(Failure::Redis),
+                    Some((n, wait)) => {
+                        acknowledged(pools.durable.next(), script, keys, args, n, wait).await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// The store's time (`TIME`) and the values of `keys` (`MGET`; on a
+    /// cluster, of one slot), pipelined on one connection of their primary:
+    /// one round trip, two commands, no script. Strict mode's check of every
+    /// request reads this way: the same through a script costs Redis ten
+    /// times as much, most of it in making Lua strings of the values.
+    pub(super) async fn time_and_get(&self, keys: Vec<String>) -> Result<(Value, Vec<Value>)> {
+        let first = keys.first().cloned().unwrap_or_default();
+        self.on_primary(&first, |pools| {
+            let keys = keys.clone();
+            async move {
+                let pipeline = pools.pool.next().pipeline();
+                let time = CustomCommand::new_static("TIME", None, false);
+                let _: () = pipeline
+                    .custom(time, Vec::<Value>::new())
+                    .await
+                    .map_err(Failure::Redis)?;
+                let _: () = pipeline.mget(keys).await.map_err(Failure::Redis)?;
+                let mut replies: Vec<Value> = pipeline.all().await.map_err(Failure::Redis)?;
+                let values = replies.pop().map(Value::into_array).unwrap_or_default();
+                let time = replies.pop().unwrap_or(Value::Null);
+                Ok((time, values))
+            }
+        })
+        .await
+    }
+
+    /// Sends what `call` sends to the primary of `first_key`'s slot (on one
+    /// server or a Sentinel's primary, to it), failing at once while that
+    /// primary is known down; on a cluster, follows one redirection (MOVED:
+    /// nothing ran, so it is safe to send again).
+    async fn on_primary<T, F, Fut>(&self, first_key: &str, call: F) -> Result<T>
+    where
+        F: Fn(Pools) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, Failure>>,
+    {
+        let (pool, durable, answered) = match self {
+            Nodes::Single {
+                pool,
+                durable,
+                answered,
+                ..
+            } => (pool, durable.as_ref().unwrap_or(pool), answered),
+            Nodes::Cluster(c) => return c.on_primary(first_key, call).await,
         };
         if answered.load(Ordering::Relaxed) && !pool.clients().iter().any(|c| c.is_connected()) {
             return Err(Error::unavailable("Redis is down; reconnecting"));
         }
-        let result = match acks {
-            None => script
-                .evalsha_with_reload(pool.next(), keys, args)
-                .await
-                .map_err(store_error),
-            Some((n, wait)) => {
-                let client = durable.as_ref().unwrap_or(pool).next();
-                acknowledged(client, script, keys, args, n, wait)
-                    .await
-                    .map_err(|f| match f {
-                        Failure::Redis(e) => store_error(e),
-                        Failure::NotAcknowledged(e) => e,
-                    })
-            }
-        };
-        if result.is_ok() {
+        let result = call(Pools {
+            pool: pool.clone(),
+            durable: durable.clone(),
+        })
+        .await;
+        if matches!(result, Ok(_) | Err(Failure::NotAcknowledged(_))) {
             answered.store(true, Ordering::Relaxed);
         }
-        result
+        result.map_err(|f| match f {
+            Failure::Redis(e) => store_error(e),
+            Failure::NotAcknowledged(e) => e,
+        })
     }
+}
+
+/// A primary's pools: for commands, and for acknowledged writes (`WAIT`
+/// needs the connection that wrote).
+pub(super) struct Pools {
+    pool: Pool,
+    durable: Pool,
 }
 
 /// A Redis Cluster, routed by slot.
@@ -505,29 +555,20 @@ impl Cluster {
         }
     }
 
-    /// Runs `script` on the primary of its first key's slot; follows one
-    /// redirection (MOVED: nothing ran, so it is safe to send again).
-    pub(super) async fn run(
-        self: &Arc<Self>,
-        script: &Script,
-        keys: Vec<String>,
-        args: Vec<Value>,
-        acks: Option<(u32, Duration)>,
-    ) -> Result<Value> {
-        let first = keys.first().cloned().unwrap_or_default();
+    /// [`Nodes::on_primary`] on a cluster: routed by `first_key`'s slot.
+    async fn on_primary<T, F, Fut>(self: &Arc<Self>, first_key: &str, call: F) -> Result<T>
+    where
+        F: Fn(Pools) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, Failure>>,
+    {
         let mut redirected = false;
         loop {
-            let node = self.node_for(&first)?;
-            let result = match acks {
-                Some((n, wait)) => {
-                    let client = node.durable.next();
-                    acknowledged(client, script, keys.clone(), args.clone(), n, wait).await
-                }
-                None => script
-                    .evalsha_with_reload(node.pool.next(), keys.clone(), args.clone())
-                    .await
-                    .map_err(Failure::Redis),
-            };
+            let node = self.node_for(first_key)?;
+            let result = call(Pools {
+                pool: node.pool.clone(),
+                durable: node.durable.clone(),
+            })
+            .await;
             match result {
                 Ok(v) => {
                     node.answered.store(true, Ordering::Relaxed);

@@ -406,17 +406,12 @@ local function live(uk, sid, sk, rbk)
 end
 "#;
 
-// KEYS: user, v1 session, v1 mark. ARGV: sid.
+// KEYS: user, v1 session, v1 mark. ARGV: sid. For a session whose record
+// the caller did not find in the user's key as read with `MGET`
+// (RedisStore::are_live reads the records itself): ended, or of the first
+// layout.
 const IS_LIVE: &str = r#"
 return live(KEYS[1], ARGV[1], KEYS[2], KEYS[3])
-"#;
-
-// KEYS: user, v1 session, v1 mark, for each session (of one slot on a
-// cluster); ARGV: their sids. One answer per session, in order.
-const ARE_LIVE: &str = r#"
-local out = {}
-for i = 1, #KEYS, 3 do out[#out + 1] = live(KEYS[i], ARGV[(i + 2) / 3], KEYS[i + 1], KEYS[i + 2]) end
-return out
 "#;
 
 // KEYS: account + network counter, account counter. ARGV: max per network,
@@ -473,7 +468,6 @@ pub(super) struct Scripts {
     pub(super) revoke_all: Script,
     pub(super) list: Script,
     pub(super) is_live: Script,
-    pub(super) are_live: Script,
     pub(super) begin_login: Script,
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
@@ -500,7 +494,6 @@ impl Scripts {
             revoke_all: sessions_us(REVOKE_ALL),
             list: sessions(LIST),
             is_live: sessions(&format!("{LIVE}{IS_LIVE}")),
-            are_live: sessions(&format!("{LIVE}{ARE_LIVE}")),
             begin_login: plain(BEGIN_LOGIN),
             end_login: plain(END_LOGIN),
             catch_up: timed(CATCH_UP),
