@@ -981,6 +981,9 @@ impl RefreshStore for RedisStore {
     /// session not in its user's key (ended, or of the first layout) is
     /// asked about again with IS_LIVE, which also reads the first layout.
     async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
         let groups: Vec<Vec<usize>> = match &*self.nodes {
             Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
             Nodes::Cluster(_) => {
@@ -998,10 +1001,7 @@ impl RefreshStore for RedisStore {
                 .collect();
             self.nodes.time_and_get(keys)
         };
-        let replies = futures_util::future::try_join_all(
-            groups.iter().filter(|g| !g.is_empty()).map(|g| read(g)),
-        )
-        .await?;
+        let replies = futures_util::future::try_join_all(groups.iter().map(|g| read(g))).await?;
         let mut live = vec![false; sessions.len()];
         let mut elsewhere = Vec::new();
         for (group, (time, keys)) in groups.iter().zip(replies) {
@@ -1016,12 +1016,15 @@ impl RefreshStore for RedisStore {
                 }
             }
         }
-        for i in elsewhere {
+        let ask = |i: usize| {
             let (user_id, sid) = sessions[i];
             let k = self.keys_of(user_id);
             let keys = vec![k.user(), k.session(sid), k.revoked_before()];
-            let args = vec![sid.as_str().into()];
-            live[i] = int(&self.run(&self.scripts.is_live, keys, args).await?)? > 0;
+            self.run(&self.scripts.is_live, keys, vec![sid.as_str().into()])
+        };
+        let answers = futures_util::future::try_join_all(elsewhere.iter().map(|&i| ask(i))).await?;
+        for (i, answer) in elsewhere.into_iter().zip(answers) {
+            live[i] = int(&answer)? > 0;
         }
         Ok(live)
     }
