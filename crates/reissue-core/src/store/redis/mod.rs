@@ -1083,7 +1083,59 @@ impl RefreshStore for RedisStore {
 
 #[cfg(test)]
 mod tests {
-    use super::tag;
+    use super::{SessionId, expiries, tag};
+
+    /// A record as scripts.rs lays it out: sid, STATE (generation, created,
+    /// last rotation, absolute and idle expiry, request id), login country,
+    /// claims length, client.
+    fn record(sid: &SessionId, absolute: u64, idle: u64, client: &[u8]) -> Vec<u8> {
+        let mut body = sid.as_str().as_bytes().to_vec();
+        body.extend_from_slice(&7u32.to_be_bytes());
+        body.extend_from_slice(&[0; 7]);
+        body.extend_from_slice(&[0; 6]);
+        body.extend_from_slice(&absolute.to_be_bytes()[2..]);
+        body.extend_from_slice(&idle.to_be_bytes()[2..]);
+        body.extend_from_slice(&0u32.to_be_bytes());
+        body.extend_from_slice(b"DE\0\0");
+        body.extend_from_slice(client);
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn expiries_are_read_from_the_sessions_record_only() {
+        let (a, b) = (SessionId::random(), SessionId::random());
+        // b's id inside a's client text, as a user agent may carry it
+        let key = [
+            record(&a, 1_000, 2_000, format!("= {}", b.as_str()).as_bytes()),
+            record(&b, 3_000, 4_000, b""),
+        ]
+        .concat();
+        assert_eq!(expiries(&key, &a), Some((1_000, 2_000)));
+        assert_eq!(expiries(&key, &b), Some((3_000, 4_000)));
+        let only_a = record(&a, 1_000, 2_000, format!("= {}", b.as_str()).as_bytes());
+        assert_eq!(
+            expiries(&only_a, &b),
+            None,
+            "an id in a user agent is no record"
+        );
+        assert_eq!(expiries(b"", &a), None);
+    }
+
+    #[test]
+    fn a_damaged_key_reads_as_no_record_without_panicking() {
+        let a = SessionId::random();
+        let key = record(&a, 1_000, 2_000, b"client");
+        assert_eq!(expiries(&key, &a), Some((1_000, 2_000)));
+        for cut in 0..key.len() {
+            assert_eq!(expiries(&key[..cut], &a), None, "cut at {cut}");
+        }
+        // a length past the end of the key
+        let mut long = key.clone();
+        long[0] = 0xff;
+        assert_eq!(expiries(&long, &a), None);
+    }
 
     #[test]
     fn hash_tags_cannot_be_escaped() {

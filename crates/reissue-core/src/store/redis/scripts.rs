@@ -47,8 +47,11 @@ end
 //   client = the store client's encoding (country, address, user-agent
 //            summary), opaque here but for its first two bytes: a country
 //            equal to the login country is stored as "=" (not twice).
-// Reading a session is one GET and writing it one SET, or a SETRANGE of its
-// STATE in place when only that changes: each redis.call costs Redis about as
+// RedisStore::are_live reads this layout too, outside any script
+// (`expiries` in mod.rs: a record's sid and STATE's two expiries), so a
+// change to it is made in both places. Reading a session is one GET and
+// writing it one SET, or a SETRANGE of its STATE in place when only that
+// changes: each redis.call costs Redis about as
 // much as a whole `return 1` script, so a rotation is TIME, GET and SETRANGE
 // (plus, now and then, the key's expiry). A string has no size class
 // to fall out of (a hash with one value over hash-max-listpack-value, 64 B,
