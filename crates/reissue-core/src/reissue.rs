@@ -164,7 +164,12 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 self.store.follow_revocations(revocations.clone())?;
                 Some(revocations)
             }
-            RevocationMode::Stateless | RevocationMode::Strict => None,
+            // Strict mode follows no feed, but remembers the sessions it
+            // has seen end (here, or in the store's answer): a session never
+            // comes back, so a token of one presented again is refused
+            // without a round trip (or a 503 while the store is away).
+            RevocationMode::Strict => Some(Arc::new(Revocations::new(keep))),
+            RevocationMode::Stateless => None,
         };
         let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs());
         let verifier = Verifier::from_inner(
@@ -606,8 +611,9 @@ impl<A: Authenticator> Reissue<A> {
         Ok((pair, replayed))
     }
 
-    /// What this instance itself ended is refused here at once, before the
-    /// store's feed echoes it back (instant mode).
+    /// What this instance itself ended is refused here at once: before the
+    /// store's feed echoes it back (instant mode), or without asking the
+    /// store (strict mode).
     fn ended_here<'a>(&self, sids: impl IntoIterator<Item = &'a SessionId>) {
         if let Some(revocations) = self.verifier().revocations() {
             for sid in sids {

@@ -24,7 +24,9 @@ pub enum RevocationMode {
     #[default]
     Instant,
     /// Every protected request asks the store whether its session is live
-    /// (one round trip; 503 while the store is unreachable).
+    /// (one round trip; 503 while the store is unreachable), unless this
+    /// instance has already seen that session end: those are refused from
+    /// memory until their access tokens expire.
     Strict,
 }
 

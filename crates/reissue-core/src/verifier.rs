@@ -205,6 +205,9 @@ impl<C: Claims> Verifier<C> {
 
     fn liveness_now(&self, identity: &Identity<C>) -> Liveness {
         match (self.inner.mode, &self.inner.revocations) {
+            (RevocationMode::Strict, Some(r)) if r.contains(&identity.session_id) => {
+                Liveness::Ended
+            }
             (RevocationMode::Strict, _) => Liveness::AskStore,
             (RevocationMode::Instant, Some(r)) => {
                 if r.contains(&identity.session_id) {
@@ -234,7 +237,10 @@ impl<C: Claims> Verifier<C> {
             )),
             Liveness::AskStore => match (self.ask_store(identity).await, &self.inner.revocations) {
                 // Instant mode, out of sync, store down: the outage rule.
-                (Err(Error::Unavailable(e)), Some(r)) => {
+                // (Strict mode answers 503, whatever that setting says.)
+                (Err(Error::Unavailable(e)), Some(r))
+                    if self.inner.mode == RevocationMode::Instant =>
+                {
                     r.store_failed();
                     if self.inner.fail_closed_while_unsure {
                         Err(Error::Unavailable(e))
@@ -339,7 +345,10 @@ impl<C: Claims> Verifier<C> {
         self.inner.mode
     }
 
-    /// Instant mode: what this instance knows of ended sessions.
+    /// What this instance knows of ended sessions: in instant mode, from the
+    /// store's feed (and what it ended itself); in strict mode, the sessions
+    /// it has seen end, remembered until their access tokens expire. `None`
+    /// in stateless mode.
     pub fn revocations(&self) -> Option<&Arc<Revocations>> {
         self.inner.revocations.as_ref()
     }

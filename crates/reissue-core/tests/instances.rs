@@ -609,7 +609,24 @@ async fn a_hung_redis_answers_503_and_runs_nothing_late() {
     let p = r.login("erin".into(), &client).await.unwrap();
     r.login("frank".into(), &client).await.unwrap();
     let checked = strict.login("hana".into(), &client).await.unwrap();
+    // A session ended on another instance, which the strict one then sees
+    // ended in the store.
+    let ended = r.login("ida".into(), &client).await.unwrap();
+    let ended_sid = r.tokens().verify_refresh(&ended.refresh_token).unwrap().sid;
+    r.logout("ida", &ended_sid).await.unwrap();
+    let seen = admitted(&strict, &ended.access_token).await.unwrap_err();
+    assert!(
+        matches!(seen, Error::InvalidToken(TokenRejection::SessionRevoked)),
+        "{seen:?}"
+    );
     server.pause();
+    // What strict mode has seen end stays refused without the store: 401,
+    // not 503; a session it has not seen end still answers 503 (below).
+    let again = admitted(&strict, &ended.access_token).await.unwrap_err();
+    assert!(
+        matches!(again, Error::InvalidToken(TokenRejection::SessionRevoked)),
+        "a session seen ended is refused from memory: {again:?}"
+    );
     let started = Instant::now();
     // Strict checks in parallel share store calls: a hung call must fail
     // each check it carries, and the ones queued behind it, in time.
