@@ -142,3 +142,11 @@ pub(crate) fn emit(sink: Option<&dyn AuditSink>, event: AuditEvent) {
         sink.record(&event);
     }
 }
+
+/// Names the session (and its user) on the current operation's span; a
+/// no-op outside one.
+pub(crate) fn record_session(user_id: &str, sid: &crate::SessionId) {
+    let span = tracing::Span::current();
+    span.record("session_id", sid.as_str());
+    span.record("user_id", user_id);
+}

@@ -56,7 +56,7 @@ impl Config {
             login_lockout: Duration::from_secs(300),
             allow_unknown_client_address: false,
             trusted_proxies: TrustedProxies::default(),
-            verified_token_cache: crate::verifier::DEFAULT_CACHE_CAPACITY,
+            verified_token_cache: crate::verification::verifier::DEFAULT_CACHE_CAPACITY,
             lost_write_tolerance: 8,
             cookies: CookieTransport::off(),
         }

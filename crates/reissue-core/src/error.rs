@@ -230,7 +230,10 @@ impl Error {
     /// The whole response as framework-neutral data.
     pub fn reply(&self, realm: &str) -> crate::Reply {
         let mut headers = Vec::with_capacity(3);
-        headers.push((crate::reply::CONTENT_TYPE, crate::reply::JSON.to_owned()));
+        headers.push((
+            crate::http::reply::CONTENT_TYPE,
+            crate::http::reply::JSON.to_owned(),
+        ));
         if let Some(challenge) = self.www_authenticate(realm) {
             headers.push(("www-authenticate", challenge));
         }

@@ -10,46 +10,38 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-mod claims;
+mod client;
+mod clock;
 mod config;
-mod cookie_transport;
 mod credentials;
-mod endpoint;
 mod error;
+mod http;
 mod ids;
-mod jws;
-mod keys;
-mod live_batch;
 mod metering;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 pub mod policy;
-mod reissue;
-mod reply;
-mod request;
-mod revocation;
+mod session;
 pub mod store;
-mod token;
-mod token_cache;
-mod user_agent;
-mod verifier;
+mod tokens;
+mod verification;
 
 pub use audit::{AuditEvent, AuditKind, AuditSink};
-pub use claims::{AccessClaims, Claims, RefreshClaims, UserClaims};
 pub use config::Config;
-pub use cookie_transport::{CookieTransport, Origin, REFRESH_COOKIE, TRANSPORT_HEADER};
 pub use credentials::{Authenticated, Authenticator};
-pub use endpoint::{MAX_BODY_LEN, json_body};
 pub use error::{Error, Result, TokenRejection};
+#[cfg(feature = "openapi")]
+pub use http::openapi;
+pub use http::{
+    CookieTransport, HttpRequest, MAX_BODY_LEN, Origin, REFRESH_COOKIE, Reply, TRANSPORT_HEADER,
+    bearer_token, json_body,
+};
 pub use ids::{Country, SessionId};
-pub use keys::{Key, KeySet};
 pub use metering::SharedRecorder;
-pub use reissue::{Reissue, ReissueBuilder, TokenPair};
-pub use reply::Reply;
-pub use request::{HttpRequest, bearer_token};
-pub use revocation::{RevocationMode, Revocations};
-pub use token::{ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, TokenCodec};
-pub use verifier::{Access, Identity, Verifier};
+pub use session::{Reissue, ReissueBuilder, TokenPair};
+pub use tokens::{
+    ACCESS_TOKEN_TYPE, AccessClaims, Claims, Key, KeySet, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE,
+    RefreshClaims, TokenCodec, UserClaims,
+};
+pub use verification::{Access, Identity, RevocationMode, Revocations, Verifier};
 
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;

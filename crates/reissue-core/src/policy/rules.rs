@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::address::{canonical_net, parse_nets};
 use super::{Decision, Policy, PolicyContext};
+use crate::client::address::{canonical_net, parse_nets};
 use crate::{Country, Error};
 
 /// Refuses addresses by network: a deny list, and an optional allow list.

@@ -11,8 +11,8 @@ use super::{
     Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, NewSession, RefreshStore, Retention,
     RotateRequest, Rotation, SessionInfo, Successor, idle_expiry,
 };
-use crate::revocation::Revocations;
-use crate::token::now_millis;
+use crate::clock::now_millis;
+use crate::verification::revocation::Revocations;
 use crate::{Country, Result, SessionId};
 
 #[derive(Debug, Clone)]

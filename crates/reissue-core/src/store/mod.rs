@@ -2,13 +2,13 @@
 //! [`MemoryStore`] and (feature `redis`) [`RedisStore`].
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::revocation::Revocations;
+pub use crate::client::ClientMeta;
+use crate::verification::revocation::Revocations;
 use crate::{Country, Result, SessionId};
 
 mod memory;
@@ -67,47 +67,6 @@ pub struct Created {
     pub first: Successor,
     /// Sessions of the user evicted to respect `max_sessions`.
     pub evicted: Vec<SessionId>,
-}
-
-/// What is recorded about the client of a login or reissue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientMeta {
-    /// The client address.
-    pub ip: Option<IpAddr>,
-    /// Its country.
-    pub country: Option<Country>,
-    /// The `User-Agent`, truncated to 256 bytes (what a policy sees; the
-    /// stores keep only a summary of it, see [`SessionInfo::client`]).
-    pub user_agent: Option<String>,
-}
-
-impl ClientMeta {
-    /// Client metadata; the user agent is truncated to 256 bytes.
-    pub fn new(ip: Option<IpAddr>, country: Option<Country>, user_agent: Option<&str>) -> Self {
-        let user_agent = user_agent.map(|ua| {
-            let mut end = ua.len().min(256);
-            while !ua.is_char_boundary(end) {
-                end -= 1;
-            }
-            ua[..end].to_owned()
-        });
-        Self {
-            ip,
-            country,
-            user_agent,
-        }
-    }
-
-    /// What a store keeps of the user agent, and what the session list then
-    /// shows: "Firefox 128 / Windows 10" for a browser, else the header cut
-    /// short. Both stores keep this, never the header.
-    pub(crate) fn stored_user_agent(&self) -> Option<String> {
-        self.user_agent
-            .as_deref()
-            .map(crate::user_agent::summary)
-            .filter(|s| !s.is_empty())
-    }
 }
 
 /// A refresh to check and rotate. The store judges time by its own clock.

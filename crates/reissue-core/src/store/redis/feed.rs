@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::nodes::Nodes;
 use super::scripts::Scripts;
 use super::{array, int, text};
-use crate::revocation::Revocations;
+use crate::verification::revocation::Revocations;
 use crate::{Error, Result, SessionId};
 
 /// How often the feed checks that its subscriptions still answer.

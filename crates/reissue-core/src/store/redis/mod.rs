@@ -47,7 +47,7 @@ use super::{
     Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, NewSession, RefreshStore, Retention,
     RotateRequest, Rotation, SessionInfo, Successor,
 };
-use crate::revocation::Revocations;
+use crate::verification::revocation::Revocations;
 use crate::{Country, Error, Result, SessionId};
 
 mod feed;
@@ -463,13 +463,13 @@ impl RedisStore {
     /// starting now: half the command timeout, so that a script that runs
     /// after its caller gave up (Redis hung, then resumed) does nothing.
     fn deadline(&self) -> i64 {
-        let local = crate::token::now_millis() as i64;
+        let local = crate::clock::now_millis() as i64;
         let half = (self.command_timeout.as_millis() / 2).min(i64::MAX as u128) as i64;
         local + self.clock_offset_ms.load(Ordering::Relaxed) + half
     }
 
     fn saw_store_time(&self, store_ms: u64) {
-        let local = crate::token::now_millis() as i64;
+        let local = crate::clock::now_millis() as i64;
         self.clock_offset_ms
             .store(store_ms as i64 - local, Ordering::Relaxed);
     }

@@ -64,7 +64,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required};
 
-use crate::endpoint::{CookieTokenResponse, RefreshBody, SessionList, SessionView};
+use crate::http::endpoint::{CookieTokenResponse, RefreshBody, SessionList, SessionView};
 use crate::{Authenticator, REFRESH_COOKIE, TRANSPORT_HEADER, TokenPair};
 
 pub use utoipa;

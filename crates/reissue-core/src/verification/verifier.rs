@@ -3,10 +3,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::live_batch::LiveChecks;
-use crate::request::{HttpRequest, bearer_token};
-use crate::token::now_secs;
-use crate::token_cache::TokenCache;
+use crate::clock::now_secs;
+use crate::http::request::{HttpRequest, bearer_token};
+use crate::verification::live_batch::LiveChecks;
+use crate::verification::token_cache::TokenCache;
 use crate::{
     Claims, Error, Reply, Result, RevocationMode, Revocations, SessionId, TokenCodec,
     TokenRejection,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::SessionId;
-use crate::token::now_millis;
+use crate::clock::now_millis;
 
 /// How protected routes learn that a session has ended (CONTRACT.md,
 /// "Revocation of access tokens").

@@ -162,12 +162,11 @@ pub trait CountryLookup: Send + Sync + fmt::Debug + 'static {
     fn country(&self, ip: IpAddr) -> Option<Country>;
 }
 
-mod address;
 #[cfg(feature = "geoip")]
 mod geoip;
 mod rules;
 
-pub use address::{TrustedProxies, client_ip};
+pub use crate::client::{TrustedProxies, client_ip};
 #[cfg(feature = "geoip")]
 pub use geoip::GeoIp;
 pub use rules::{CidrRules, CountryChanged, CountryRule, PolicySet};

@@ -14,7 +14,7 @@ use std::fmt;
 use cookie::time::Duration as CookieDuration;
 use cookie::{Cookie, SameSite};
 
-use crate::request::HttpRequest;
+use crate::http::request::HttpRequest;
 use crate::{Error, Result};
 
 /// The refresh-token cookie's name. The `__Secure-` prefix makes browsers
@@ -328,7 +328,7 @@ fn is_own_origin(req: &impl HttpRequest, origin: &Origin) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::tests::FakeRequest;
+    use crate::http::request::tests::FakeRequest;
 
     fn req(headers: &[(&'static str, &str)]) -> FakeRequest {
         FakeRequest {

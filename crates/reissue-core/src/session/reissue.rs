@@ -7,24 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use crate::audit::{self, AuditEvent, AuditKind};
-use crate::live_batch::LiveChecks;
+use crate::client::{client_ip, network_of};
+use crate::clock::{Clock, now_millis};
 use crate::metering::{MeteredStore, Metrics, SharedRecorder};
-use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage, client_ip};
-use crate::request::HttpRequest;
+use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
     Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, Retention,
     RotateRequest, Rotation, SessionInfo, Successor,
 };
-use crate::token::now_millis;
-use crate::verifier::VerifierInner;
+use crate::verification::live_batch::LiveChecks;
+use crate::verification::verifier::VerifierInner;
 use crate::{
     AuditSink, Authenticator, Config, Error, KeySet, Result, RevocationMode, Revocations,
     SessionId, TokenCodec, TokenRejection, Verifier,
 };
-
-/// The instance's clock, Unix milliseconds: what access tokens are stamped
-/// with. Session and rotation times are the store's.
-pub(crate) type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// A token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -260,13 +256,17 @@ impl<A: Authenticator> Reissue<A> {
         audit::emit(self.inner.audit.as_deref(), event);
     }
 
-    /// The client of a request: its address (after the trusted-proxy rule),
-    /// country and user agent.
-    pub fn client_of(&self, req: &impl HttpRequest) -> ClientMeta {
-        let ip = req.peer_addr().map(|peer| {
-            let xff: Vec<&[u8]> = req.header_values("x-forwarded-for").collect();
-            client_ip(peer, &xff, &self.inner.config.trusted_proxies)
-        });
+    /// The client of a request from what its HTTP layer read: the socket
+    /// peer, the `X-Forwarded-For` values (applied by the trusted-proxy
+    /// rule), and the `User-Agent`.
+    pub(crate) fn client_from(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: &[&[u8]],
+        user_agent: Option<&str>,
+    ) -> ClientMeta {
+        let ip =
+            peer.map(|peer| client_ip(peer, forwarded_for, &self.inner.config.trusted_proxies));
         if ip.is_none()
             && self.inner.policy.is_some()
             && !self.inner.warned_no_peer.swap(true, Ordering::Relaxed)
@@ -277,10 +277,7 @@ impl<A: Authenticator> Reissue<A> {
                  unless Config::allow_unknown_client_address(true)"
             );
         }
-        let ua = req
-            .header("user-agent")
-            .and_then(|v| std::str::from_utf8(v).ok());
-        self.client_at(ip, ua)
+        self.client_at(ip, user_agent)
     }
 
     /// Client metadata for an address, with its country looked up.
@@ -481,7 +478,7 @@ impl<A: Authenticator> Reissue<A> {
                 .await);
         }
         let sid = SessionId::random();
-        crate::endpoint::record_session(&user.user_id, &sid);
+        audit::record_session(&user.user_id, &sid);
         let mut session = NewSession::new(
             user.user_id.clone(),
             sid.clone(),
@@ -535,7 +532,7 @@ impl<A: Authenticator> Reissue<A> {
         let (rt, carried) = self
             .tokens()
             .verify_refresh_carrying::<A::Claims>(refresh_token, true)?;
-        crate::endpoint::record_session(&rt.sub, &rt.sid);
+        audit::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let mut request = RotateRequest::new(
             &rt.sub,
@@ -701,41 +698,9 @@ pub(crate) fn account_digest(account: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
-/// The client network a login is counted against: IPv4 /24, IPv6 /56
-/// (CONTRACT.md, "Login throttling"); `-` for an unknown address.
-pub(crate) fn network_of(ip: Option<IpAddr>) -> String {
-    match ip.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V4(v4)) => {
-            let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
-        }
-        Some(IpAddr::V6(v6)) => {
-            let mut octets = v6.octets();
-            octets[7..].fill(0);
-            format!("{}/56", std::net::Ipv6Addr::from(octets))
-        }
-        None => "-".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn networks_group_neighbours() {
-        let net = |s: &str| network_of(Some(s.parse().unwrap()));
-        assert_eq!(net("203.0.113.7"), net("203.0.113.250"));
-        assert_ne!(net("203.0.113.7"), net("203.0.114.7"));
-        assert_eq!(
-            net("::ffff:203.0.113.7"),
-            net("203.0.113.9"),
-            "v4-mapped is v4"
-        );
-        assert_eq!(net("2001:db8:0:ab00::1"), net("2001:db8:0:abff:ffff::2"));
-        assert_ne!(net("2001:db8:0:ab00::1"), net("2001:db8:0:ac00::1"));
-        assert_eq!(network_of(None), "-");
-    }
 
     #[test]
     fn account_digests_are_short_and_opaque() {

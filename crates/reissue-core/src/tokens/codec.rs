@@ -1,13 +1,12 @@
 //! Issuing and verifying access and refresh tokens.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use std::borrow::Cow;
 
 use jsonwebtoken::{Header, Validation};
 
-use crate::claims::{AccessClaims, RefreshClaims};
-use crate::keys::KeySet;
+use crate::clock::now_secs;
+use crate::tokens::claims::{AccessClaims, RefreshClaims};
+use crate::tokens::keys::KeySet;
 use crate::{Claims, Error, Result, SessionId, TokenRejection};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
@@ -16,20 +15,6 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const REFRESH_TOKEN_TYPE: &str = "rt+jwt";
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Signs and verifies both kinds of token with one [`KeySet`].
 #[derive(Debug)]
@@ -238,7 +223,7 @@ impl TokenCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Error::InvalidToken(TokenRejection::TooLong));
         }
-        crate::jws::verify(&self.keys, token, typ)
+        crate::tokens::jws::verify(&self.keys, token, typ)
     }
 
     /// The registered claims, in jsonwebtoken's order of checks: `exp` (with

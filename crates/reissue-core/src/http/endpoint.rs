@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
-use crate::request::{HttpRequest, bearer_token, is_json};
+use crate::audit::record_session;
+use crate::http::request::{HttpRequest, bearer_token, is_json};
 use crate::{Authenticator, CookieTransport, Error, Reply, Result, SessionId, TokenPair};
 
 /// Bodies larger than this are refused before parsing (credentials and a
@@ -154,15 +155,17 @@ macro_rules! operation_span {
     };
 }
 
-/// Names the session (and its user) on the current operation's span; a
-/// no-op outside one.
-pub(crate) fn record_session(user_id: &str, sid: &SessionId) {
-    let span = tracing::Span::current();
-    span.record("session_id", sid.as_str());
-    span.record("user_id", user_id);
-}
-
 impl<A: Authenticator> crate::Reissue<A> {
+    /// The client of a request: its address (after the trusted-proxy rule),
+    /// country and user agent.
+    pub fn client_of(&self, req: &impl HttpRequest) -> crate::store::ClientMeta {
+        let xff: Vec<&[u8]> = req.header_values("x-forwarded-for").collect();
+        let ua = req
+            .header("user-agent")
+            .and_then(|v| std::str::from_utf8(v).ok());
+        self.client_from(req.peer_addr(), &xff, ua)
+    }
+
     fn respond(&self, span: &tracing::Span, result: Result<Reply>) -> Reply {
         match result {
             Ok(reply) => {

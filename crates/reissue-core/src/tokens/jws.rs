@@ -20,7 +20,7 @@ use jsonwebtoken::Algorithm;
 use jsonwebtoken::crypto::JwtVerifier;
 use serde::Deserialize;
 
-use crate::keys::{KeySet, VerifyingKey};
+use crate::tokens::keys::{KeySet, VerifyingKey};
 use crate::{Error, Result, TokenRejection};
 
 /// The header members reissue reads; every other member is skipped unread,
@@ -129,7 +129,7 @@ fn with_verifier<T>(key: &VerifyingKey, f: impl FnOnce(&dyn JwtVerifier) -> T) -
             if verifiers.len() >= VERIFIERS_PER_THREAD {
                 verifiers.clear();
             }
-            let verifier = (crate::keys::provider().verifier_factory)(
+            let verifier = (crate::tokens::keys::provider().verifier_factory)(
                 &key.key.algorithm(),
                 KeySet::decoding_key(key),
             )

@@ -1,0 +1,13 @@
+//! Verification: what a protected request costs. The verifier checks an
+//! access token (remembering those it verified), and asks whether its
+//! session still lives as the revocation mode says: not at all, from what
+//! the store's feed told this instance, or in the store itself, with the
+//! checks of concurrent requests sent together.
+
+pub(crate) mod live_batch;
+pub(crate) mod revocation;
+mod token_cache;
+pub(crate) mod verifier;
+
+pub use revocation::{RevocationMode, Revocations};
+pub use verifier::{Access, Identity, Verifier};
