@@ -53,6 +53,10 @@
 //! revocation log as long as the apps' access tokens live: the CLI tells the
 //! store the same [`retention`](StoreArgs::retention) the apps do.
 //!
+//! Each setting's value goes through one small parser of [`value`], which
+//! holds the rules every setting follows (a blank value counts as unset; a
+//! refusal is one line naming the variable).
+//!
 //! With `REDIS_URL` unset the apps keep sessions in their own memory, which
 //! nothing outside them can reach: the `sessions` commands then refuse,
 //! saying so, and `users` works on the database alone.
@@ -61,7 +65,8 @@
 mod args;
 mod cli;
 mod error;
+pub mod value;
 
-pub use args::{DEFAULT_DATABASE_URL, StoreArgs, seconds};
+pub use args::{DEFAULT_DATABASE_URL, StoreArgs};
 pub use cli::Cli;
 pub use error::Error;

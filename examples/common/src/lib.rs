@@ -20,6 +20,7 @@ use reissue_diesel::{UserError, UserStore};
 use serde::Deserialize;
 
 mod settings;
+pub mod values;
 
 pub use settings::{Settings, StartError};
 
