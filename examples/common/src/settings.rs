@@ -377,7 +377,8 @@ impl Settings {
             }
         };
         let keys = self.keys()?;
-        let mut builder = Reissue::builder(self.config, keys, store, users.clone());
+        let logins = crate::AppUsers::new(users.clone(), self.admin_emails);
+        let mut builder = Reissue::builder(self.config, keys, store, logins);
         let mut geoip = None;
         if let Some(path) = &self.geoip_db {
             let db = Arc::new(GeoIp::open(path).or_else(|e| fail("REISSUE_GEOIP_DB", e))?);
@@ -403,7 +404,6 @@ impl Settings {
         Ok(AppState {
             reissue,
             users,
-            admin_emails: Arc::new(self.admin_emails),
             geoip,
             metrics,
             openapi_json,
