@@ -6,8 +6,11 @@
 //! The CLI works on the apps' Redis and user database from outside: it
 //! lists a user's sessions, ends one or all of them (through the store's
 //! revocation path, so apps in instant mode refuse the ended sessions'
-//! access tokens at once), creates users, sets roles, and checks the
-//! store's health. It reads the apps' own environment variables, each also
+//! access tokens at once), creates users, vouches for users who signed
+//! themselves up, sets roles, and checks the store's health. Only vouched
+//! accounts (created here, or marked by `users vouch`) get what the example
+//! apps grant by email (`REISSUE_ADMIN_EMAILS`): a sign-up proves nothing
+//! about whose the address is. It reads the apps' own environment variables, each also
 //! a flag; `reissue-admin --help` lists them.
 //!
 //! ```text
