@@ -70,7 +70,8 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Setting<T> {
             .map(str::to_owned)
             .or_else(|| arg.and_then(Arg::get_long).map(|l| format!("--{l}")))
             .unwrap_or_else(|| "a setting".to_owned());
-        let refuse = |why: String| clap::Error::raw(ErrorKind::ValueValidation, format!("{name}: {why}\n"));
+        let refuse =
+            |why: String| clap::Error::raw(ErrorKind::ValueValidation, format!("{name}: {why}\n"));
         let text = value
             .to_str()
             .ok_or_else(|| refuse("is not UTF-8".into()))?

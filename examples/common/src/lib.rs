@@ -84,8 +84,7 @@ impl Authenticator for AppUsers {
         let mut who = self.users.authenticate(credentials).await?;
         let roles = &who.claims.roles;
         // One more look-up, for listed addresses only.
-        if self.admin_emails.contains(&who.claims.email) && !roles.iter().any(|r| r == ADMIN_ROLE)
-        {
+        if self.admin_emails.contains(&who.claims.email) && !roles.iter().any(|r| r == ADMIN_ROLE) {
             let vouched = match who.user_id.parse() {
                 Ok(id) => self.users.find_by_id(id).await?,
                 Err(_) => None,

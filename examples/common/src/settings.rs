@@ -30,7 +30,7 @@ use reissue_core::{
 
 use crate::values::{
     Secret, parse_addr, parse_count, parse_countries, parse_emails, parse_optional_path,
-    parse_origins, parse_paths, parse_proxies, parse_revocation, parse_secret, parse_seconds,
+    parse_origins, parse_paths, parse_proxies, parse_revocation, parse_seconds, parse_secret,
     parse_switch, parse_text, refusal, setting,
 };
 use crate::{AppState, STORE_LATENCY_BUCKETS};
@@ -276,7 +276,8 @@ impl Settings {
             .map_err(|e| {
                 let StartError(line) = first_line(&e);
                 let named = names.iter().find_map(|(flag, env)| {
-                    line.strip_prefix(flag.as_str()).map(|why| format!("{env}{why}"))
+                    line.strip_prefix(flag.as_str())
+                        .map(|why| format!("{env}{why}"))
                 });
                 StartError(named.unwrap_or(line))
             })?;

@@ -83,7 +83,8 @@ pub fn parse_count(v: &str) -> Result<u32, String> {
 
 /// `stateless`, `instant` or `strict`.
 pub fn parse_revocation(v: &str) -> Result<RevocationMode, String> {
-    RevocationMode::parse(v).ok_or_else(|| format!("expected stateless, instant or strict, got `{v}`"))
+    RevocationMode::parse(v)
+        .ok_or_else(|| format!("expected stateless, instant or strict, got `{v}`"))
 }
 
 /// Comma-separated origins (`https://app.example.com`).
@@ -124,7 +125,10 @@ mod tests {
 
     #[test]
     fn lists_skip_blank_entries() {
-        assert_eq!(parse_paths(" a, ,b ,").unwrap(), [PathBuf::from("a"), "b".into()]);
+        assert_eq!(
+            parse_paths(" a, ,b ,").unwrap(),
+            [PathBuf::from("a"), "b".into()]
+        );
         assert!(parse_paths("").unwrap().is_empty());
         assert_eq!(
             parse_emails("Root@Example.com, ,x@y.z").unwrap(),
