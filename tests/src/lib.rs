@@ -121,6 +121,7 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     redis_prefix: Option<String>,
     clean_shared: bool,
+    database_url: String,
     _db: tempfile::TempDir,
 }
 
@@ -157,6 +158,7 @@ impl TestServer {
         // Only the shared Redis is cleaned after the server; the cluster
         // dies with the test process.
         let clean_shared = vars.get("REDIS_URL").map(String::as_str) == Some(REDIS_URL);
+        let database_url = vars["DATABASE_URL"].clone();
         if !clean_shared && store != Store::Cluster {
             redis_prefix = None;
         }
@@ -234,6 +236,7 @@ impl TestServer {
             stop: Some(stop_tx),
             redis_prefix,
             clean_shared,
+            database_url,
             _db: db,
         }
     }
@@ -398,6 +401,29 @@ impl TestServer {
     pub async fn user(&self) -> User {
         let email = format!("user{}@example.com", unique());
         self.user_named(&email).await
+    }
+
+    /// Signs `email` up, has the admin CLI vouch for it (`reissue-admin
+    /// users vouch`, run in this process on the server's database), and
+    /// logs in once: with its address in `REISSUE_ADMIN_EMAILS`, an admin.
+    pub async fn vouched_user_named(&self, email: &str) -> User {
+        let id = self.signup(email, PASSWORD).await;
+        let cli = <reissue_admin::Cli as clap::Parser>::try_parse_from([
+            "reissue-admin",
+            "--database-url",
+            &self.database_url,
+            "users",
+            "vouch",
+            email,
+        ])
+        .expect("the admin CLI's arguments");
+        cli.run(&mut Vec::new()).await.expect("users vouch");
+        let tokens = self.login(email, PASSWORD).await;
+        User {
+            id,
+            email: email.to_owned(),
+            tokens,
+        }
     }
 
     /// Signs `email` up and logs in once.

@@ -27,6 +27,9 @@ pub struct User {
     pub created_at: i64,
     /// When the password or the roles last changed, Unix seconds.
     pub updated_at: i64,
+    /// When an operator vouched for the account ([`UserStore::set_vouched`]),
+    /// Unix seconds; `None` for an account that only signed itself up.
+    pub vouched_at: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -38,6 +41,7 @@ struct UserRow {
     roles: String,
     created_at: i64,
     updated_at: i64,
+    vouched_at: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -48,6 +52,7 @@ impl From<UserRow> for User {
             roles: validate::decode_roles(&row.roles),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            vouched_at: row.vouched_at,
         }
     }
 }
@@ -350,6 +355,29 @@ impl UserStore {
             with_conn!(pools, |conn| {
                 let changed = diesel::update(users::table.find(id))
                     .set((users::roles.eq(&roles), users::updated_at.eq(now())))
+                    .execute(conn)?;
+                if changed == 0 {
+                    Err(UserError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .await
+    }
+
+    /// Marks the account as vouched for by an operator, now (`true`), or
+    /// takes the mark away (`false`). A sign-up proves nothing about whose
+    /// the email is: what an app grants by email belongs to vouched accounts
+    /// only.
+    ///
+    /// # Errors
+    /// [`UserError::NotFound`], [`UserError::Unavailable`].
+    pub async fn set_vouched(&self, id: i64, vouched: bool) -> Result<(), UserError> {
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let changed = diesel::update(users::table.find(id))
+                    .set(users::vouched_at.eq(vouched.then(now)))
                     .execute(conn)?;
                 if changed == 0 {
                     Err(UserError::NotFound)
