@@ -611,7 +611,7 @@ async fn unusable_urls_are_config_errors() {
     }
     assert!(matches!(
         Argon2Params::new(1, 1, 1),
-        Err(UserError::Config(_))
+        Err(Error::Config(_))
     ));
 }
 
@@ -634,8 +634,13 @@ async fn in_memory_sqlite_works() {
 
 #[test]
 fn errors_map_onto_reissue_errors() {
-    let cases: [(UserError, u16, &str); 4] = [
+    let cases: [(UserError, u16, &str); 5] = [
         (UserError::EmailTaken, 400, "invalid_request"),
+        (
+            UserError::Overloaded { retry_after: 1 },
+            503,
+            "temporarily_unavailable",
+        ),
         (UserError::NotFound, 400, "invalid_request"),
         (
             UserError::Unavailable(Box::new(std::io::Error::other("down"))),
