@@ -88,7 +88,9 @@ impl<C> Authenticated<C> {
 ///     fn account_key(&self, login: &Login) -> Result<String> {
 ///         let email = login.email.trim().to_lowercase();
 ///         match email.split_once('@') {
-///             Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(email),
+///             Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@') => {
+///                 Ok(email)
+///             }
 ///             _ => Err(Error::InvalidRequest("the email address is malformed".into())),
 ///         }
 ///     }

@@ -39,6 +39,15 @@ pub struct Login {
     password: String,
 }
 
+impl std::fmt::Debug for Login {
+    // Never a password in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The application's users: a Postgres table, read and written with sqlx.
 #[derive(Debug, Clone)]
 pub struct Users {
@@ -152,6 +161,7 @@ fn normalised_email(email: &str) -> Result<String> {
         Some((local, domain))
             if !local.is_empty()
                 && domain.contains('.')
+                && !domain.contains('@')
                 && email.len() <= 254
                 && !email.chars().any(|c| c.is_whitespace() || c.is_control()) =>
         {
