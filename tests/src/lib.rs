@@ -202,7 +202,8 @@ impl TestServer {
                     .build()
                     .expect("server runtime");
                 rt.block_on(async move {
-                    let built = match sqlx_app::Settings::from_lookup(|n| sqlx_vars.get(n).cloned()) {
+                    let built = match sqlx_app::Settings::from_lookup(|n| sqlx_vars.get(n).cloned())
+                    {
                         Ok(settings) => settings.connect().await,
                         Err(e) => Err(e),
                     };

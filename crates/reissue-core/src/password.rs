@@ -614,7 +614,13 @@ mod tests {
 
     /// The work of the runs since the last call: blocks × passes, summed.
     fn work_done(engine: &Engine) -> u64 {
-        engine.runs.lock().unwrap().drain(..).map(|(m, t)| m * t).sum()
+        engine
+            .runs
+            .lock()
+            .unwrap()
+            .drain(..)
+            .map(|(m, t)| m * t)
+            .sum()
     }
 
     #[test]
@@ -685,10 +691,10 @@ mod tests {
         let current = engine(1024, 3, 1);
         let target = 1024 * 3;
         let legacies = [
-            engine(64, 1, 1),  // far cheaper: whole passes plus a partial one
+            engine(64, 1, 1),   // far cheaper: whole passes plus a partial one
             engine(1024, 1, 1), // fewer passes only
-            engine(512, 2, 2), // other lanes
-            engine(200, 5, 1), // a rest that is not a whole pass
+            engine(512, 2, 2),  // other lanes
+            engine(200, 5, 1),  // a rest that is not a whole pass
         ];
         let stored_current = current.hash(b"right password").unwrap();
         work_done(&current);
@@ -832,6 +838,9 @@ mod tests {
         for w in waiting {
             assert_eq!(w.await.unwrap().unwrap(), Verified::Mismatch);
         }
-        assert_eq!(hasher.verify("guess", None).await.unwrap(), Verified::Mismatch);
+        assert_eq!(
+            hasher.verify("guess", None).await.unwrap(),
+            Verified::Mismatch
+        );
     }
 }

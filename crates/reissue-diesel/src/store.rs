@@ -195,7 +195,9 @@ impl UserStoreBuilder {
         if let Some(n) = self.hash_queue {
             hasher = hasher.queue(n);
         }
-        let hasher = hasher.build().map_err(|e| UserError::Config(e.to_string()))?;
+        let hasher = hasher
+            .build()
+            .map_err(|e| UserError::Config(e.to_string()))?;
         let config = PoolConfig {
             max_size: self.max_connections,
             timeout: self.connect_timeout,
@@ -270,7 +272,12 @@ impl UserStore {
         let email = validate::email(email)?;
         validate::password(password)?;
         let roles = validate::encode_roles(&validate::roles(roles)?);
-        let hash = self.inner.hasher.hash(password).await.map_err(hash_failed)?;
+        let hash = self
+            .inner
+            .hasher
+            .hash(password)
+            .await
+            .map_err(hash_failed)?;
         self.db(move |pools| {
             with_conn!(pools, |conn| {
                 let now = now();
@@ -332,7 +339,12 @@ impl UserStore {
     /// [`UserError::Unavailable`].
     pub async fn set_password(&self, id: i64, password: &str) -> Result<(), UserError> {
         validate::password(password)?;
-        let hash = self.inner.hasher.hash(password).await.map_err(hash_failed)?;
+        let hash = self
+            .inner
+            .hasher
+            .hash(password)
+            .await
+            .map_err(hash_failed)?;
         self.db(move |pools| {
             with_conn!(pools, |conn| {
                 let changed = diesel::update(users::table.find(id))

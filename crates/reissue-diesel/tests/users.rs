@@ -609,10 +609,7 @@ async fn unusable_urls_are_config_errors() {
         let err = UserStore::connect(url).unwrap_err();
         assert!(matches!(err, UserError::Config(_)), "{url:?}: {err:?}");
     }
-    assert!(matches!(
-        Argon2Params::new(1, 1, 1),
-        Err(Error::Config(_))
-    ));
+    assert!(matches!(Argon2Params::new(1, 1, 1), Err(Error::Config(_))));
 }
 
 #[tokio::test]

@@ -206,7 +206,11 @@ impl Settings {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> std::result::Result<Self, String> {
         let number = |name: &str| -> std::result::Result<Option<u64>, String> {
             var(name)
-                .map(|v| v.trim().parse().map_err(|_| format!("{name}: not a number: {v:?}")))
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| format!("{name}: not a number: {v:?}"))
+                })
                 .transpose()
         };
         let seconds = |name: &str| Ok::<_, String>(number(name)?.map(Duration::from_secs));
@@ -279,7 +283,12 @@ impl Settings {
                 if let Some(prefix) = &self.redis_prefix {
                     redis = redis.key_prefix(prefix.as_str());
                 }
-                Arc::new(redis.connect().await.map_err(|e| format!("REDIS_URL: {e}"))?)
+                Arc::new(
+                    redis
+                        .connect()
+                        .await
+                        .map_err(|e| format!("REDIS_URL: {e}"))?,
+                )
             }
             None => Arc::new(MemoryStore::new()),
         };
@@ -311,7 +320,10 @@ pub fn app(reissue: Reissue<Users>) -> Router {
 ///
 /// # Errors
 /// The listener fails.
-pub async fn serve(listener: std::net::TcpListener, reissue: Reissue<Users>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: std::net::TcpListener,
+    reissue: Reissue<Users>,
+) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     axum::serve(
@@ -328,7 +340,10 @@ async fn signup(State(reissue): State<Reissue<Users>>, req: BufferedRequest) -> 
         let login: Login = json_body(&req, req.body())?;
         let email = normalised_email(&login.email)?;
         Ok::<_, Error>(match reissue.authenticator().sign_up(&login).await? {
-            Some(id) => Reply::json(201, &serde_json::json!({ "id": id.to_string(), "email": email })),
+            Some(id) => Reply::json(
+                201,
+                &serde_json::json!({ "id": id.to_string(), "email": email }),
+            ),
             None => Reply::json(
                 409,
                 &serde_json::json!({

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let var = |name: &str| std::env::var(name).ok();
@@ -18,7 +17,10 @@ async fn main() -> ExitCode {
         let reissue = sqlx_app::Settings::from_lookup(var)?.connect().await?;
         let listener =
             std::net::TcpListener::bind(&addr).map_err(|e| format!("REISSUE_ADDR {addr}: {e}"))?;
-        println!("listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+        println!(
+            "listening on http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
         sqlx_app::serve(listener, reissue)
             .await
             .map_err(|e| e.to_string())
