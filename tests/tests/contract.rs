@@ -21,6 +21,16 @@ macro_rules! conformance {
         conformance!(@cell actix_redis, Actix, Redis, [$($s,)* $($r),*]);
         conformance!(@cell axum_cluster, Axum, Cluster, [$($s,)* $($r),*]);
         conformance!(@cell actix_cluster, Actix, Cluster, [$($s,)* $($r),*]);
+
+        /// A scenario of `all` by name, for a runner of other apps that
+        /// includes this file (`tests/sqlx_app.rs`).
+        #[allow(dead_code)]
+        pub(crate) fn scenario(name: &str) -> Option<fn(Target) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
+            match name {
+                $(stringify!($s) => Some(|t| Box::pin($s(t))),)*
+                _ => None,
+            }
+        }
     };
     (@cell $cell:ident, $adapter:ident, $store:ident, [$($s:ident),* $(,)?]) => {
         mod $cell {

@@ -18,6 +18,8 @@ mod error;
 mod http;
 mod ids;
 mod metering;
+#[cfg(feature = "password")]
+pub mod password;
 pub mod policy;
 mod session;
 pub mod store;

@@ -872,6 +872,7 @@ mod tests {
             Error::NotFound,
             Error::NoPublicKeys,
             Error::unavailable("down"),
+            Error::Overloaded { retry_after: 1 },
             Error::Misconfigured("x".into()),
             Error::Config("x".into()),
             Error::Internal("x".into()),
@@ -890,6 +891,7 @@ mod tests {
                 | Error::NotFound
                 | Error::NoPublicKeys
                 | Error::Unavailable(_)
+                | Error::Overloaded { .. }
                 | Error::Misconfigured(_)
                 | Error::Config(_)
                 | Error::Internal(_) => {}
