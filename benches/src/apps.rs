@@ -49,7 +49,7 @@ pub(crate) fn axum_bare() -> Result<Target, String> {
 }
 
 async fn reissue_me(user: reissue_tower::AuthUser<UserClaims>) -> String {
-    user.0.user_id
+    user.user_id.clone()
 }
 
 pub(crate) fn reissue_router(verifier: reissue_core::Verifier<UserClaims>) -> axum::Router {
@@ -315,7 +315,7 @@ pub(crate) fn actix_bare() -> Result<Target, String> {
 
 pub(crate) fn actix_reissue(scheme: Scheme, cache: Cache) -> Result<Target, String> {
     async fn me(user: reissue_actix::AuthUser<UserClaims>) -> String {
-        user.0.user_id
+        user.user_id.clone()
     }
     let (reissue, token) = fixtures::stateless(scheme, cache);
     let verifier = reissue.verifier().clone();
