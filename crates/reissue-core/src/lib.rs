@@ -46,6 +46,8 @@ pub use verification::{
     Access, Admission, Gate, Identity, Pending, RevocationMode, Revocations, Verifier,
 };
 
+#[cfg(feature = "redis")]
+pub use fred;
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 
