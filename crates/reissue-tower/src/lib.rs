@@ -143,3 +143,7 @@ pub use router::{router, router_at};
 /// merge into the application's own; see [`AuthApi`](reissue_core::openapi::AuthApi).
 #[cfg(feature = "openapi")]
 pub use reissue_core::openapi;
+
+/// reissue-core, for naming its types (`reissue_tower::reissue_core::Config`)
+/// without a dependency line of its own that could drift to another version.
+pub use reissue_core;

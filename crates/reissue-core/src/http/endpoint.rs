@@ -267,7 +267,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                 let (user_id, sid) = match bearer_token(req) {
                     Ok(token) => {
                         let id = self.verifier().verify(token)?;
-                        (id.user_id, id.session_id)
+                        (id.user_id.clone(), id.session_id.clone())
                     }
                     Err(Error::MissingToken) => {
                         let token = body_or_cookie_token(req, body, self.cookies())?;
