@@ -42,7 +42,7 @@ pub use metering::SharedRecorder;
 pub use session::{Reissue, ReissueBuilder, TokenPair};
 pub use tokens::{
     ACCESS_TOKEN_TYPE, AccessClaims, Claims, Key, KeySet, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE,
-    RefreshClaims, TokenCodec, UserClaims,
+    RESERVED_CLAIMS, RefreshClaims, TokenCodec, UserClaims,
 };
 pub use verification::{
     Access, Admission, Gate, Identity, Pending, RevocationMode, Revocations, Verifier,

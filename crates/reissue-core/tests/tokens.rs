@@ -980,3 +980,42 @@ fn a_non_ascii_typ_is_refused_without_panicking() {
         }
     }
 }
+
+/// An application claims type with a member named like a registered claim
+/// (here `sub`) would mint tokens with two `sub` members: `build` refuses it
+/// and names the member.
+#[test]
+fn a_claims_type_with_a_reserved_member_is_refused_at_build() {
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Mine {
+        email: String,
+        sub: String,
+    }
+    impl reissue_core::Claims for Mine {}
+    struct Auth;
+    impl reissue_core::Authenticator for Auth {
+        type Credentials = String;
+        type Claims = Mine;
+        fn account_key(&self, c: &String) -> reissue_core::Result<String> {
+            Ok(c.clone())
+        }
+        async fn authenticate(
+            &self,
+            c: String,
+        ) -> reissue_core::Result<reissue_core::Authenticated<Mine>> {
+            Ok(reissue_core::Authenticated::new(
+                c.clone(),
+                Mine { email: c.clone(), sub: c },
+            ))
+        }
+    }
+    let err = reissue_core::Reissue::builder(
+        reissue_core::Config::new("i", "a"),
+        support::hs256_keys(),
+        std::sync::Arc::new(reissue_core::store::MemoryStore::new()),
+        Auth,
+    )
+    .build()
+    .unwrap_err();
+    assert!(err.to_string().contains("`sub`"), "{err}");
+}

@@ -60,6 +60,8 @@ struct Inner<A: Authenticator> {
     metrics: Metrics,
     clock: Clock,
     warned_no_peer: AtomicBool,
+    /// Whether the claims type names its fields (checked at build).
+    claims_named: bool,
 }
 
 /// Login sessions: issues, rotates and revokes tokens over a
@@ -164,6 +166,10 @@ impl<A: Authenticator> ReissueBuilder<A> {
     /// Tokio runtime when the store is Redis.
     pub fn build(self) -> Result<Reissue<A>> {
         self.config.validate()?;
+        // An application claim named like a registered one would give the
+        // token two members of that name: refused here, or at each mint for
+        // a claims type that names no fields.
+        let claims_named = crate::tokens::reserved::check_type::<A::Claims>()?;
         let c = &self.config;
         let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| self.store.clone());
         // Access tokens of a session die at most access_ttl (+ leeway on both
@@ -217,6 +223,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 audit: self.audit,
                 clock: self.clock.unwrap_or_else(|| Arc::new(now_millis)),
                 warned_no_peer: AtomicBool::new(false),
+                claims_named,
             }),
         })
     }
@@ -404,6 +411,9 @@ impl<A: Authenticator> Reissue<A> {
         claims: &A::Claims,
         s: &Successor,
     ) -> Result<TokenPair> {
+        if !self.inner.claims_named {
+            crate::tokens::reserved::check_members(claims)?;
+        }
         let c = &self.inner.config;
         let now = secs((self.inner.clock)());
         let access_exp = (now + c.access_ttl.as_secs())
