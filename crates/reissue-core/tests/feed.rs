@@ -39,8 +39,10 @@ impl HttpRequest for Request {
 }
 
 /// Where the proxy cuts a connection: at the `n`th `SSUBSCRIBE` after it was
-/// armed, before passing it on (Redis never sees it) or after (Redis
-/// subscribes, and the reply is lost with the connection).
+/// armed, before passing it on (Redis never sees it, the call fails), or
+/// once its reply is delivered (the call succeeded; fred reconnects on its
+/// own, and the next `SSUBSCRIBE` succeeds on a connection without the
+/// channels before it).
 #[derive(Clone, Copy, Debug)]
 struct Cut {
     nth: usize,
@@ -94,7 +96,9 @@ impl Proxy {
                     stop: stop.clone(),
                     inject,
                 });
+                let after_reply = Arc::new(AtomicBool::new(false));
                 let (armed, fired, stop_up) = (a.clone(), f.clone(), stop.clone());
+                let cut_after_reply = after_reply.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
@@ -123,14 +127,14 @@ impl Proxy {
                         }
                         if let Some(before) = cut {
                             *armed.lock().unwrap() = None;
-                            if !before {
-                                let _ = sw.write_all(chunk).await;
-                            }
                             fired.fetch_add(1, Ordering::SeqCst);
-                            // The reply, if any, is lost with the connection.
-                            stop_up.notify_one();
-                            stop_up.notify_one();
-                            break;
+                            if before {
+                                stop_up.notify_one();
+                                stop_up.notify_one();
+                                break;
+                            }
+                            // The other half cuts once it has passed the reply on.
+                            cut_after_reply.store(true, Ordering::SeqCst);
                         }
                         if sw.write_all(chunk).await.is_err() {
                             break;
@@ -146,6 +150,9 @@ impl Proxy {
                             n = sr.read(&mut buf) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
                         };
                         if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        if after_reply.load(Ordering::SeqCst) {
                             break;
                         }
                     }
@@ -397,3 +404,4 @@ async fn a_channel_unsubscribed_silently_is_noticed_by_the_heartbeat() {
         every_bucket_is_heard(&revoker, &[&follower], &format!("bucket {bucket}")).await;
     }
 }
+
