@@ -405,3 +405,51 @@ async fn a_channel_unsubscribed_silently_is_noticed_by_the_heartbeat() {
     }
 }
 
+
+/// The revocation log is trimmed by the longest retention a feed announced,
+/// not by the caller's: a process with a short one (the admin CLI, an
+/// instance amid a rolling change of the access lifetime) revoking a session
+/// must not drop an older revocation that an instance starting now must still
+/// catch up on. Before the fix the CLI's 1 s trimmed it away, and the new
+/// instance, in sync, admitted the ended session's access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_retention_elsewhere_trims_nothing_a_feed_needs() {
+    use reissue_core::store::{Retention, RevocationFeed, SessionStore};
+    let server = RedisServer::start();
+    let a = instance(store(&server.url()).await);
+    wait_synced(&[&a], "at start").await;
+    let client = ClientMeta::default();
+    let ended = a.login("ended".into(), &client).await.unwrap();
+    let sid = a
+        .tokens()
+        .verify_refresh(&ended.refresh_token)
+        .unwrap()
+        .sid;
+    a.logout("ended", &sid).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The CLI: a store told to keep revocations for 1 s ends a session of the
+    // same bucket, trimming the log as it writes.
+    let cli = store(&server.url()).await;
+    RevocationFeed::retain(&*cli, Retention::new(Duration::from_secs(1)));
+    let other = (0..)
+        .map(|i| format!("other-{i}"))
+        .find(|u| bucket_of(u) == bucket_of("ended"))
+        .unwrap();
+    let victim = a.login(other.clone(), &client).await.unwrap();
+    let victim_sid = a
+        .tokens()
+        .verify_refresh(&victim.refresh_token)
+        .unwrap()
+        .sid;
+    assert!(cli.revoke(&other, &victim_sid).await.unwrap());
+    // An instance starting now catches up from the log.
+    let late = instance(store(&server.url()).await);
+    wait_synced(&[&late], "the late instance").await;
+    for (what, access) in [("older", &ended.access_token), ("newer", &victim.access_token)] {
+        let err = admit(&late, access).await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidToken(TokenRejection::SessionRevoked)),
+            "the {what} revocation was caught up: {err:?}"
+        );
+    }
+}

@@ -33,6 +33,11 @@ use crate::{Error, Result, SessionId};
 /// How often the feed checks that its subscriptions still answer.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
+/// The shortest lease of a feed's announced retention (`<log>:keep`, see
+/// catch_up.lua); the lease is at least the retention itself, and the feed
+/// announces again every quarter of it.
+const MIN_LEASE: Duration = Duration::from_secs(3600);
+
 pub(super) struct Feed {
     pub(super) nodes: Arc<Nodes>,
     pub(super) scripts: Arc<Scripts>,
@@ -116,6 +121,9 @@ impl Feed {
         let mut backoff = Duration::from_millis(100);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut announce = tokio::time::interval(self.lease() / 4);
+        announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        announce.reset();
         'resync: while let Some(revocations) = self.revocations.upgrade() {
             revocations.set_synced(false);
             for old in subscribers.drain(..) {
@@ -174,6 +182,14 @@ impl Feed {
                         Some((_, Event::Trouble)) => continue 'resync,
                         None => break 'resync,
                     },
+                    _ = announce.tick() => {
+                        // The sync announced this feed's retention; a long
+                        // run announces it again before its lease ends.
+                        let Some(revocations) = self.revocations.upgrade() else { break 'resync };
+                        if let Err(e) = self.catch_up(&revocations).await {
+                            tracing::debug!(error = %e, "revocation feed: could not announce its retention");
+                        }
+                    }
                     _ = heartbeat.tick() => {
                         if self.revocations.strong_count() == 0 {
                             break 'resync;
@@ -341,8 +357,16 @@ impl Feed {
         Ok(())
     }
 
+    /// How long the retention this feed announces holds without its feed.
+    fn lease(&self) -> Duration {
+        self.keep.max(MIN_LEASE)
+    }
+
+    /// Reads every bucket's log into `revocations`, and announces this feed's
+    /// retention with each log.
     async fn catch_up(&self, revocations: &Revocations) -> Result<()> {
-        let keep = Value::from(self.keep.as_millis().min(i64::MAX as u128) as i64);
+        let ms = |d: Duration| Value::from(d.as_millis().min(i64::MAX as u128) as i64);
+        let (keep, lease) = (ms(self.keep), ms(self.lease()));
         let replies: Vec<Value> = match &*self.nodes {
             Nodes::Single { pool, .. } => {
                 // One server holds every log: one script reads them all.
@@ -351,7 +375,7 @@ impl Feed {
                     self.scripts.catch_up.evalsha_with_reload(
                         pool.next(),
                         self.logs.clone(),
-                        vec![keep],
+                        vec![keep, lease],
                     ),
                 )
                 .await?;
@@ -362,10 +386,10 @@ impl Feed {
                 for log in &self.logs {
                     let nodes = self.nodes.clone();
                     let scripts = self.scripts.clone();
-                    let (log, keep) = (log.clone(), keep.clone());
+                    let (log, args) = (log.clone(), vec![keep.clone(), lease.clone()]);
                     tasks.spawn(async move {
                         nodes
-                            .run(&scripts.catch_up, vec![log], vec![keep], None)
+                            .run(&scripts.catch_up, vec![log], args, None)
                             .await
                     });
                 }
