@@ -2281,9 +2281,18 @@ async fn cookie_tossing_refused(t: Target) {
     let (_, access, victim) = cookie_user(&s).await;
     let (_, _, planted) = cookie_user(&s).await;
     for (why, jar) in [
-        ("the attacker's session first", format!("{RT_COOKIE}={planted}; {RT_COOKIE}={victim}")),
-        ("garbage first", format!("{RT_COOKIE}=not.a.token; {RT_COOKIE}={victim}")),
-        ("the real one first", format!("{RT_COOKIE}={victim}; theme=dark; {RT_COOKIE}=x")),
+        (
+            "the attacker's session first",
+            format!("{RT_COOKIE}={planted}; {RT_COOKIE}={victim}"),
+        ),
+        (
+            "garbage first",
+            format!("{RT_COOKIE}=not.a.token; {RT_COOKIE}={victim}"),
+        ),
+        (
+            "the real one first",
+            format!("{RT_COOKIE}={victim}; theme=dark; {RT_COOKIE}=x"),
+        ),
     ] {
         for path in ["/auth/reissue", "/auth/logout"] {
             let r = s
@@ -2325,7 +2334,10 @@ async fn cookie_mode_header_token_same_site(t: Target) {
     let attacker = s.user().await.tokens;
     for (why, headers) in [
         ("foreign Origin", vec![("origin", "https://evil.example")]),
-        ("Sec-Fetch-Site cross-site", vec![("sec-fetch-site", "cross-site")]),
+        (
+            "Sec-Fetch-Site cross-site",
+            vec![("sec-fetch-site", "cross-site")],
+        ),
     ] {
         let mut by_header = s
             .post("/auth/reissue")

@@ -312,10 +312,8 @@ async fn every_bucket_is_heard(
 
 async fn admit(r: &Reissue<AnyUser>, access: &str) -> Result<(), Error> {
     r.verifier()
-        .admit(
-            &Request(format!("Bearer {access}").into_bytes()),
-            &Access::required(),
-        )
+        .gate(Access::required())
+        .decide(&Request(format!("Bearer {access}").into_bytes()))
         .await
         .map(|_| ())
 }
@@ -344,7 +342,10 @@ async fn a_subscriber_cut_during_its_sync_is_never_in_sync_deaf() {
         for before in [true, false] {
             round += 1;
             let cut = Cut { nth, before };
-            let fired = (pa.fired.load(Ordering::SeqCst), pb.fired.load(Ordering::SeqCst));
+            let fired = (
+                pa.fired.load(Ordering::SeqCst),
+                pb.fired.load(Ordering::SeqCst),
+            );
             pa.arm(cut);
             pb.arm(cut);
             // A cut subscriber makes its feed sync again, into the armed cut.
@@ -405,7 +406,6 @@ async fn a_channel_unsubscribed_silently_is_noticed_by_the_heartbeat() {
     }
 }
 
-
 /// The revocation log is trimmed by the longest retention a feed announced,
 /// not by the caller's: a process with a short one (the admin CLI, an
 /// instance amid a rolling change of the access lifetime) revoking a session
@@ -420,11 +420,7 @@ async fn a_short_retention_elsewhere_trims_nothing_a_feed_needs() {
     wait_synced(&[&a], "at start").await;
     let client = ClientMeta::default();
     let ended = a.login("ended".into(), &client).await.unwrap();
-    let sid = a
-        .tokens()
-        .verify_refresh(&ended.refresh_token)
-        .unwrap()
-        .sid;
+    let sid = a.tokens().verify_refresh(&ended.refresh_token).unwrap().sid;
     a.logout("ended", &sid).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // The CLI: a store told to keep revocations for 1 s ends a session of the
@@ -445,7 +441,10 @@ async fn a_short_retention_elsewhere_trims_nothing_a_feed_needs() {
     // An instance starting now catches up from the log.
     let late = instance(store(&server.url()).await);
     wait_synced(&[&late], "the late instance").await;
-    for (what, access) in [("older", &ended.access_token), ("newer", &victim.access_token)] {
+    for (what, access) in [
+        ("older", &ended.access_token),
+        ("newer", &victim.access_token),
+    ] {
         let err = admit(&late, access).await.unwrap_err();
         assert!(
             matches!(err, Error::InvalidToken(TokenRejection::SessionRevoked)),

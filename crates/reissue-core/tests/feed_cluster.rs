@@ -18,7 +18,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reissue_core::store::{RedisStore, RefreshStore};
+use reissue_core::store::{RedisStore, RevocationFeed};
 use reissue_core::{Revocations, SessionId};
 use suite::{Store, create};
 
@@ -155,9 +155,11 @@ async fn a_moved_shard_channel_is_noticed_and_heard_again() {
     )
     .await;
     println!("migration: out of sync after {noticed:?}");
-    within(Duration::from_secs(10), "in sync after the migration", || {
-        follower.is_synced()
-    })
+    within(
+        Duration::from_secs(10),
+        "in sync after the migration",
+        || follower.is_synced(),
+    )
     .await;
     heard(&revoker, &follower, bucket, "migrated").await;
 
@@ -180,9 +182,11 @@ async fn a_moved_shard_channel_is_noticed_and_heard_again() {
     )
     .await;
     println!("failover: out of sync after {noticed:?}");
-    within(Duration::from_secs(10), "in sync after the failover", || {
-        follower.is_synced()
-    })
+    within(
+        Duration::from_secs(10),
+        "in sync after the failover",
+        || follower.is_synced(),
+    )
     .await;
     heard(&revoker, &follower, bucket, "failed over").await;
 }

@@ -407,7 +407,8 @@ mod tests {
         assert_eq!(t.token(&r).unwrap().as_deref(), Some("abc.def"));
         assert_eq!(t.token(&req(&[("cookie", "reissue-rt=x")])).unwrap(), None);
         assert_eq!(
-            t.token(&req(&[("cookie", "__Secure-reissue-rt=")])).unwrap(),
+            t.token(&req(&[("cookie", "__Secure-reissue-rt=")]))
+                .unwrap(),
             None
         );
         assert!(t.requested(&req(&[(TRANSPORT_HEADER, " Cookie ")])));
@@ -418,7 +419,10 @@ mod tests {
     fn two_refresh_cookies_are_refused() {
         let t = CookieTransport::new();
         for two in [
-            vec![("cookie", "__Secure-reissue-rt=planted; __Secure-reissue-rt=real")],
+            vec![(
+                "cookie",
+                "__Secure-reissue-rt=planted; __Secure-reissue-rt=real",
+            )],
             vec![
                 ("cookie", "__Secure-reissue-rt=planted"),
                 ("cookie", "a=1; __Secure-reissue-rt=real"),

@@ -161,7 +161,9 @@ impl Feed {
                 }
             }
             if failed {
-                tracing::warn!("revocation feed: the subscriber reconnected during the sync; syncing again");
+                tracing::warn!(
+                    "revocation feed: the subscriber reconnected during the sync; syncing again"
+                );
                 drop(revocations);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -340,10 +342,12 @@ impl Feed {
             // checks can tell this connection from one fred made after it.
             let name = format!("reissue-feed-{:016x}", rand::random::<u64>());
             let setname: Vec<Value> = vec!["SETNAME".into(), name.as_str().into()];
-            let _: Value = within(self.timeout, s.client.custom(fred::cmd!("CLIENT"), setname)).await?;
+            let _: Value =
+                within(self.timeout, s.client.custom(fred::cmd!("CLIENT"), setname)).await?;
             let id: Value = within(
                 self.timeout,
-                s.client.custom(fred::cmd!("CLIENT"), vec![Value::from("ID")]),
+                s.client
+                    .custom(fred::cmd!("CLIENT"), vec![Value::from("ID")]),
             )
             .await?;
             let id = int(&id)? as i64;
@@ -388,9 +392,7 @@ impl Feed {
                     let scripts = self.scripts.clone();
                     let (log, args) = (log.clone(), vec![keep.clone(), lease.clone()]);
                     tasks.spawn(async move {
-                        nodes
-                            .run(&scripts.catch_up, vec![log], args, None)
-                            .await
+                        nodes.run(&scripts.catch_up, vec![log], args, None).await
                     });
                 }
                 let mut replies = Vec::with_capacity(self.logs.len());
