@@ -198,6 +198,25 @@ impl Nodes {
         }
     }
 
+    /// A connection of the store to `server` (one server or Sentinel: the
+    /// pool), for asking about another connection to it; `None` when no
+    /// primary of the cluster is there any more.
+    pub(super) fn client_on(&self, server: &ServerConfig) -> Option<Client> {
+        match self {
+            Nodes::Single { pool, .. } => Some(pool.next().clone()),
+            Nodes::Cluster(c) => {
+                let ServerConfig::Centralized { server } = server else {
+                    return None;
+                };
+                c.topology()
+                    .primaries
+                    .iter()
+                    .find(|n| n.server == *server)
+                    .map(|n| n.pool.next_connected().clone())
+            }
+        }
+    }
+
     /// Runs `script` where its keys live; with `acks`, only confirmed once
     /// that many replicas have it (see [`acknowledged`]).
     pub(super) async fn run(
