@@ -1,8 +1,8 @@
-//! The store suite (tests/suite) on the in-process `MemoryStore` and on the
-//! `RedisStore` with one private `redis-server`, plus what only a Redis
-//! store has: keys and TTLs, outages, memory per session.
+//! The store suite (`reissue_core::testkit`, as any store's author runs it)
+//! on the in-process `MemoryStore` and on the `RedisStore` with one private
+//! `redis-server`, plus what only a Redis store has: keys and TTLs,
+//! outages, memory per session.
 
-mod suite;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -13,15 +13,16 @@ use reissue_core::store::{
     Rotation,
 };
 use reissue_core::{Country, Error, SessionId};
-use suite::*;
-use support::RedisServer;
+use reissue_core::testkit::*;
+use support::{RedisServer, redis_store};
 
-suite::store_suite!(memory, |_prefix| std::sync::Arc::new(
-    super::MemoryStore::new()
-));
-suite::store_suite!(redis, |prefix| {
-    super::suite::redis_store(&super::RedisServer::shared().url(), &prefix).await
+reissue_core::store_suite!(memory, |_prefix| std::sync::Arc::new(MemoryStore::new()));
+reissue_core::store_suite!(redis, |prefix| {
+    redis_store(&RedisServer::shared().url(), &prefix).await
 });
+
+/// The claims of the records that still hold them.
+const CLAIMS: &str = r#"{"email":"alice@example.com","roles":["user"]}"#;
 
 // ---- Redis only ---------------------------------------------------------
 
