@@ -8,7 +8,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::redis::{RedisServer, cli, info, ping, server_args};
+pub use crate::redis::{cli, info};
+use crate::redis::{RedisServer, ping, server_args};
 
 /// How long a cluster node or a sentinel waits before it calls a silent
 /// primary failed, in a deployment a test fails on purpose: short, so that a
