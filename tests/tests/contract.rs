@@ -1245,7 +1245,7 @@ async fn country_untrusted_proxy(t: Target) {
 // ---------------------------------------------------------------- Redis down
 
 async fn redis_down_reissue_503(t: Target) {
-    let mut redis = RedisServer::spawn();
+    let mut redis = RedisServer::start();
     let url = redis.url();
     let s = t.start(&[("REDIS_URL", url.as_str())]);
     let u = s.user().await;
@@ -1270,7 +1270,7 @@ async fn redis_down_reissue_503(t: Target) {
 }
 
 async fn redis_down_strict_protected_503(t: Target) {
-    let mut redis = RedisServer::spawn();
+    let mut redis = RedisServer::start();
     let url = redis.url();
     let s = t.start(&[
         ("REDIS_URL", url.as_str()),
