@@ -6,6 +6,8 @@
 //! against every [`Adapter`] × [`Store`].
 #![forbid(unsafe_code)]
 
+pub mod surface;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::TcpListener;
