@@ -118,7 +118,8 @@ fn reissue(options: &Options) -> Reissue<Users> {
         Users,
     );
     if options.policy.is_some() {
-        builder = builder.policy(reissue_core::policy::CidrRules::parse("", "192.0.2.0/24").unwrap());
+        builder =
+            builder.policy(reissue_core::policy::CidrRules::parse("", "192.0.2.0/24").unwrap());
     }
     builder.build().unwrap()
 }
@@ -243,7 +244,9 @@ impl App {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Answer {
-        let mut req = self.client.request(method, format!("{}{path}", self.base()));
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base()));
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -263,13 +266,20 @@ impl App {
 
     /// `GET path` with an optional bearer token.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        self.send(reqwest::Method::GET, path, token, &[], None).await
+        self.send(reqwest::Method::GET, path, token, &[], None)
+            .await
     }
 
     /// `GET path` with this `Authorization` header.
     pub async fn get_with_authorization(&self, path: &str, authorization: &str) -> Answer {
-        self.send(reqwest::Method::GET, path, None, &[("authorization", authorization)], None)
-            .await
+        self.send(
+            reqwest::Method::GET,
+            path,
+            None,
+            &[("authorization", authorization)],
+            None,
+        )
+        .await
     }
 
     /// `POST <prefix>/login` as `user`: the token response (asserts 200).
@@ -298,7 +308,13 @@ impl App {
     /// `POST /auth/logout` with the access token (asserts 204).
     pub async fn logout(&self, access: &str) {
         let r = self
-            .send(reqwest::Method::POST, "/auth/logout", Some(access), &[], None)
+            .send(
+                reqwest::Method::POST,
+                "/auth/logout",
+                Some(access),
+                &[],
+                None,
+            )
             .await;
         assert_eq!(r.status, 204, "{}", r.text);
     }

@@ -56,14 +56,19 @@ async fn optional_layer_lets_anonymous_through_but_not_bad_tokens(adapter: Adapt
     // A token that is there but bad is refused, login being optional or not.
     let r = app.get("/optional/me", Some("x.y.z")).await;
     assert_eq!((r.status, r.error().as_str()), (401, "invalid_token"));
-    let r = app.get_with_authorization("/optional/me", "Bearer a b").await;
+    let r = app
+        .get_with_authorization("/optional/me", "Bearer a b")
+        .await;
     assert_eq!((r.status, r.error().as_str()), (400, "invalid_request"));
     // A handler that needs a user behind an optional layer: 401 with the
     // challenge, not the 500 of a missing layer.
     let r = app.get("/optional/strict-me", None).await;
     assert_eq!((r.status, r.error().as_str()), (401, "unauthorized"));
     assert_eq!(r.header("www-authenticate").as_deref(), Some(REALM));
-    assert_eq!(app.get("/optional/strict-me", Some(&token)).await.status, 200);
+    assert_eq!(
+        app.get("/optional/strict-me", Some(&token)).await.status,
+        200
+    );
 }
 
 /// A route that forgot the layer: a 500 whose description names what to
@@ -75,8 +80,14 @@ async fn a_missing_layer_says_what_to_add(adapter: Adapter) {
     let token = app.access("bob").await;
     let r = app.get("/bare/me", Some(&token)).await;
     assert_eq!((r.status, r.error().as_str()), (500, "server_error"));
-    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
-    let why = r.json()["error_description"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let why = r.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(why.contains(app.layer_name()), "{why}");
     let r = app.get("/bare/maybe", Some(&token)).await;
     match adapter {
@@ -107,9 +118,16 @@ async fn strict_mode_refuses_ended_sessions_on_every_layer(adapter: Adapter) {
     app.logout(&ended).await;
     for path in ["/required/me", "/optional/me", "/admin/me"] {
         let r = app.get(path, Some(&ended)).await;
-        assert_eq!((r.status, r.error().as_str()), (401, "invalid_token"), "{path}");
+        assert_eq!(
+            (r.status, r.error().as_str()),
+            (401, "invalid_token"),
+            "{path}"
+        );
         let challenge = r.header("www-authenticate").unwrap_or_default();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{path}: {challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{path}: {challenge}"
+        );
         assert_eq!(app.get(path, Some(&other)).await.status, 200, "{path}");
     }
     let r = app.get("/optional/me", None).await;
@@ -172,7 +190,13 @@ async fn cookie_path_follows_where_the_endpoints_are_mounted(adapter: Adapter) {
         let cookie = ("x-reissue-transport", "cookie");
         let login = json!({ "email": "ada", "password": "pw" });
         let r = app
-            .send(reqwest::Method::POST, &format!("{path}/login"), None, &[cookie], Some(login))
+            .send(
+                reqwest::Method::POST,
+                &format!("{path}/login"),
+                None,
+                &[cookie],
+                Some(login),
+            )
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
         let set: Vec<&str> = r
@@ -182,7 +206,10 @@ async fn cookie_path_follows_where_the_endpoints_are_mounted(adapter: Adapter) {
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(set.len(), 1, "{set:?}");
-        assert!(set[0].contains(&format!("; Path={path};")), "{path}: {set:?}");
+        assert!(
+            set[0].contains(&format!("; Path={path};")),
+            "{path}: {set:?}"
+        );
         // The cookie works where it is sent, and is set there again.
         let pair = set[0].split(';').next().unwrap().to_owned();
         let r = app
@@ -196,7 +223,10 @@ async fn cookie_path_follows_where_the_endpoints_are_mounted(adapter: Adapter) {
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
         let again = r.header("set-cookie").unwrap_or_default();
-        assert!(again.contains(&format!("; Path={path};")), "{path}: {again}");
+        assert!(
+            again.contains(&format!("; Path={path};")),
+            "{path}: {again}"
+        );
     }
 }
 
@@ -221,7 +251,10 @@ async fn without_peer_addresses_a_policy_refuses_login(adapter: Adapter) {
         );
         let answer = app.raw(request.as_bytes()).await;
         let status = answer.split(' ').nth(1).unwrap_or("");
-        assert_eq!(status, expected, "allow_unknown_client_address({allow_unknown}): {answer}");
+        assert_eq!(
+            status, expected,
+            "allow_unknown_client_address({allow_unknown}): {answer}"
+        );
         if expected == "403" {
             assert!(answer.contains("access_denied"), "{answer}");
         }
@@ -272,9 +305,10 @@ async fn an_oversized_chunked_body_is_a_json_400(adapter: Adapter) {
     let app = App::start(adapter, Options::default());
     let padding = "x".repeat(reissue_core::MAX_BODY_LEN + 1024);
     let body = format!(r#"{{"email":"ada","password":"pw","padding":"{padding}"}}"#);
-    let mut request = b"POST /auth/login HTTP/1.1\r\nhost: app\r\ncontent-type: application/json\r\n\
+    let mut request =
+        b"POST /auth/login HTTP/1.1\r\nhost: app\r\ncontent-type: application/json\r\n\
          transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-        .to_vec();
+            .to_vec();
     for chunk in body.as_bytes().chunks(4096) {
         request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         request.extend_from_slice(chunk);
@@ -284,7 +318,9 @@ async fn an_oversized_chunked_body_is_a_json_400(adapter: Adapter) {
     let answer = app.raw(&request).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(
-        answer.to_ascii_lowercase().contains("content-type: application/json"),
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
         "{answer}"
     );
     assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");

@@ -163,7 +163,9 @@ impl Setup {
                 flags.extend([flag.to_owned(), value.clone()]);
             }
         }
-        let args = App::try_parse_from(flags).expect("the shared settings").store;
+        let args = App::try_parse_from(flags)
+            .expect("the shared settings")
+            .store;
         let users = args.connect_users().await.expect("the user database");
         let store = args
             .connect_redis()

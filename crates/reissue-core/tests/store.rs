@@ -13,8 +13,8 @@ use reissue_core::store::{
     AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore, RotateRequest,
     SessionStore,
 };
-use reissue_core::{Country, Error, SessionId};
 use reissue_core::testkit::*;
+use reissue_core::{Country, Error, SessionId};
 use support::{RedisServer, redis_store};
 
 reissue_core::store_suite!(memory, |_prefix| std::sync::Arc::new(MemoryStore::new()));

@@ -8,8 +8,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use crate::redis::{cli, info};
 use crate::redis::{RedisServer, ping, server_args};
+pub use crate::redis::{cli, info};
 
 /// How long a cluster node or a sentinel waits before it calls a silent
 /// primary failed, in a deployment a test fails on purpose: short, so that a
@@ -266,7 +266,8 @@ impl Sentinel {
 
     fn start_with(down_after_ms: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let primary = RedisServer::launch(dir.path().join("primary"), |port| server_args(port, &[]));
+        let primary =
+            RedisServer::launch(dir.path().join("primary"), |port| server_args(port, &[]));
         let p = primary.port();
         let p_s = p.to_string();
         let replica = RedisServer::launch(dir.path().join("replica"), |port| {
@@ -348,7 +349,9 @@ impl Sentinel {
     pub fn url(&self) -> String {
         format!(
             "redis-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName={SERVICE}",
-            self.sentinels[0].port(), self.sentinels[1].port(), self.sentinels[2].port()
+            self.sentinels[0].port(),
+            self.sentinels[1].port(),
+            self.sentinels[2].port()
         )
     }
 }

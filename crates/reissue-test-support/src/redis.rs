@@ -45,7 +45,9 @@ pub fn ping(port: u16) -> bool {
 fn command(port: u16, args: &[&str]) -> Option<String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
     let mut request = format!("*{}\r\n", args.len());
     for a in args {
         request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
