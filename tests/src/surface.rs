@@ -24,7 +24,14 @@ use reissue_core::{
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::Adapter;
+/// Which adapter an app is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// reissue-tower, on axum.
+    Axum,
+    /// reissue-actix, on actix-web.
+    Actix,
+}
 
 /// The credentials of the apps' login.
 #[derive(Debug, serde::Deserialize)]

@@ -6,8 +6,7 @@
 //! endpoints, bodies) are the conformance suite's (`tests/contract.rs`).
 #![allow(missing_docs)]
 
-use reissue_conformance::Adapter;
-use reissue_conformance::surface::{App, Mount, Options};
+use reissue_conformance::surface::{Adapter, App, Mount, Options};
 use serde_json::json;
 
 /// `surface!(a, b)` emits `mod axum` and `mod actix` with one test per
@@ -26,7 +25,7 @@ macro_rules! surface {
                         .enable_all()
                         .build()
                         .expect("test runtime")
-                        .block_on(super::$s(reissue_conformance::Adapter::$adapter));
+                        .block_on(super::$s(reissue_conformance::surface::Adapter::$adapter));
                 }
             )*
         }
