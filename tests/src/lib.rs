@@ -6,11 +6,12 @@
 //! against every [`Adapter`] × [`Store`].
 #![forbid(unsafe_code)]
 
+pub mod surface;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,11 +39,8 @@ pub const AUDIENCE: &str = "reissue-example";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// A password long enough for signup.
 pub const PASSWORD: &str = "correct horse battery staple";
-/// The test GeoIP database (see `crates/reissue-core/examples/make_test_mmdb.rs`).
-pub const GEOIP_DB: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/reissue-core/tests/data/test-countries.mmdb"
-);
+/// The test GeoIP database (see `reissue_test_support::geoip`).
+pub const GEOIP_DB: &str = reissue_test_support::geoip::TEST_DB;
 
 /// Which example app serves the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +69,9 @@ pub enum Store {
     Cluster,
 }
 
-/// The test deployments (Redis Cluster, Sentinel) of reissue-core's tests.
-#[path = "../../crates/reissue-core/tests/support/deploy.rs"]
-pub mod deploy;
+/// The test deployments (Redis Cluster, Sentinel), and a Redis of a
+/// test's own to kill at will.
+pub use reissue_test_support::{RedisServer, deploy};
 
 /// One cell of the matrix a scenario runs in.
 #[derive(Debug, Clone, Copy)]
@@ -998,78 +996,6 @@ pub fn forge(header: &Value, payload: &Value, secret: &str) -> String {
 /// The header of a real access token of the example apps.
 pub fn access_header() -> Value {
     json!({ "alg": "HS256", "typ": "at+jwt", "kid": KID })
-}
-
-/// A redis-server of the test's own, on a free port, to kill at will.
-#[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Spawns `redis-server --port P --save "" --appendonly no` and waits for PONG.
-    pub fn spawn() -> Self {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let server = Self {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if server.ping() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on port {port} did not answer PING");
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to exit.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// `on_both_adapters!(a, b)` emits `mod axum` and `mod actix` with one test

@@ -26,6 +26,9 @@ pub mod store;
 mod tokens;
 mod verification;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use audit::{AuditEvent, AuditKind, AuditSink};
 pub use config::Config;
 pub use credentials::{Authenticated, Authenticator};

@@ -9,8 +9,6 @@
 //! primary died and for the others, the p99 latency during it, errors other
 //! than 503, sessions revoked or lost, forks. docs/OPERATIONS.md quotes them.
 
-#[path = "support/deploy.rs"]
-mod deploy;
 mod support;
 
 use reissue_core::store::dangerous;
@@ -21,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use reissue_core::store::{ClientMeta, RedisStore, RevocationFeed};
 use reissue_core::{Config, Error, Reissue, Revocations, SessionId, TokenRejection};
-use support::{AnyUser, hs256_keys};
+use support::{AnyUser, deploy, hs256_keys};
 
 /// One test at a time: each measures, and the machine has two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -624,8 +622,8 @@ async fn sentinel_lagging_replica_promoted() {
     let _serial = SERIAL.lock().await;
     let mut set = deploy::Sentinel::start();
     let url = set.url();
-    let (primary, replica) = (set.primary.port, set.replica.port);
-    let sentinel = set.sentinels[0].port;
+    let (primary, replica) = (set.primary.port(), set.replica.port());
+    let sentinel = set.sentinels[0].port();
     let set = Mutex::new(&mut set);
     let promoted = move || {
         deploy::cli(

@@ -1,19 +1,15 @@
 //! Real Redis deployments for tests, on free ports of 127.0.0.1: a Redis
 //! Cluster of 3 primaries and 3 replicas, and a Sentinel set (one primary,
-//! one replica, three sentinels). Every process runs under a watchdog shell
-//! reading a pipe from the test process, so it dies with the test process
-//! however that ends; `shared()` starts a deployment once per test binary.
-//!
-//! Used by reissue-core's tests and (through `#[path]`) by the conformance
-//! suite, so it depends on std and tempfile only.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! one replica, three sentinels), each node a [`RedisServer`] (so it dies
+//! with the test process however that ends). `shared()` starts a
+//! deployment once per test binary; `start()` one of the test's own, to
+//! fail on purpose.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::redis::{RedisServer, ping, server_args};
+pub use crate::redis::{cli, info};
 
 /// How long a cluster node or a sentinel waits before it calls a silent
 /// primary failed, in a deployment a test fails on purpose: short, so that a
@@ -25,53 +21,7 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 /// parallel tests, on two cores) is not failed over under someone's test.
 const SHARED_NODE_TIMEOUT_MS: u64 = 10_000;
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Whether a server answers `PING` on `port`.
-pub fn ping(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    stream.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
-
-/// `redis-cli -p <port> <args>`, its output trimmed ("" when it failed).
-pub fn cli(port: u16, args: &[&str]) -> String {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// One field of `INFO <section>`.
-pub fn info(port: u16, section: &str, field: &str) -> Option<String> {
-    cli(port, &["INFO", section]).lines().find_map(|l| {
-        l.strip_prefix(field)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .map(|v| v.trim().to_owned())
-    })
-}
-
-fn wait_for(what: &str, timeout: Duration, ok: impl FnMut() -> bool) {
-    wait_or_explain(what, timeout, ok, String::new);
-}
-
-/// `wait_for`, and on a timeout the panic message ends with `explain()`:
+/// Waits until `ok()`; on a timeout the panic message ends with `explain()`:
 /// what a deployment's nodes logged, so that a failure on CI can be read.
 fn wait_or_explain(
     what: &str,
@@ -89,138 +39,15 @@ fn wait_or_explain(
 }
 
 /// The last lines each node logged, one block per node.
-fn logs<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> String {
-    nodes.into_iter().map(Node::log_tail).collect()
-}
-
-/// Each node's log, in its own directory.
-const LOG: &str = "redis.log";
-
-/// One `redis-server` (or sentinel) under a watchdog shell.
-#[derive(Debug)]
-pub struct Node {
-    pub port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    watchdog: Option<Child>,
-}
-
-impl Node {
-    fn start(dir: PathBuf, port: u16, args: Vec<String>) -> Self {
-        let mut node = Self {
-            port,
-            dir,
-            args,
-            watchdog: None,
-        };
-        node.spawn();
-        node
-    }
-
-    fn spawn(&mut self) {
-        std::fs::create_dir_all(&self.dir).expect("a node directory");
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(r#"redis-server "$@" & pid=$!; cat >/dev/null; kill -9 $pid"#)
-            .arg("sh")
-            .args(&self.args)
-            .args(["--logfile", LOG])
-            .current_dir(&self.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH");
-        self.watchdog = Some(child);
-        let port = self.port;
-        wait_for(
-            &format!("redis on {port} answers"),
-            Duration::from_secs(10),
-            || ping(port),
-        );
-    }
-
-    /// The last lines of the node's log (every run of it since the
-    /// deployment started: a restart appends).
-    fn log_tail(&self) -> String {
-        const LINES: usize = 15;
-        let log = std::fs::read_to_string(self.dir.join(LOG)).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
-        format!("--- node {} ---\n{tail}\n", self.port)
-    }
-
-    /// The server's process id, as it reports it.
-    pub fn pid(&self) -> Option<u32> {
-        info(self.port, "server", "process_id").and_then(|p| p.parse().ok())
-    }
-
-    /// SIGKILL: an outage, not a shutdown.
-    pub fn kill(&mut self) {
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
-        if let Some(mut w) = self.watchdog.take() {
-            drop(w.stdin.take());
-            let _ = w.wait();
-        }
-        let port = self.port;
-        wait_for(
-            &format!("redis on {port} is gone"),
-            Duration::from_secs(5),
-            || !ping(port),
-        );
-    }
-
-    /// Starts the server again, on the same port and with the same files (a
-    /// cluster node rejoins; a killed primary comes back as a replica).
-    pub fn restart(&mut self) {
-        self.spawn();
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.watchdog.is_some()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut w) = self.watchdog.take() {
-            drop(w.stdin.take());
-            let _ = w.wait();
-        }
-    }
-}
-
-fn server_args(port: u16, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "no",
-        "--maxmemory-policy",
-        "noeviction",
-        // A replica that (re)joins syncs at once, not after the default 5 s.
-        "--repl-diskless-sync-delay",
-        "0",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args
+fn logs<'a>(nodes: impl IntoIterator<Item = &'a RedisServer>) -> String {
+    nodes.into_iter().map(RedisServer::log_tail).collect()
 }
 
 /// A Redis Cluster: 3 primaries, each with a replica.
 #[derive(Debug)]
 pub struct Cluster {
-    pub nodes: Vec<Node>,
+    /// The six nodes, in the order they were started.
+    pub nodes: Vec<RedisServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -239,41 +66,42 @@ impl Cluster {
     fn start_with(node_timeout_ms: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let timeout = node_timeout_ms.to_string();
-        let mut nodes: Vec<Node> = Vec::new();
+        let mut nodes: Vec<RedisServer> = Vec::new();
         for i in 0..6 {
-            let port = free_port();
-            let args = server_args(
-                port,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    &timeout,
-                    // One failed shard must not stop the others (the default
-                    // refuses every query while any slot is unserved).
-                    "--cluster-require-full-coverage",
-                    "no",
-                    // A replica that was cut off a few seconds still fails over.
-                    "--cluster-replica-validity-factor",
-                    "0",
-                ],
-            );
-            nodes.push(Node::start(dir.path().join(format!("n{i}")), port, args));
+            let node = RedisServer::launch(dir.path().join(format!("n{i}")), |port| {
+                server_args(
+                    port,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        &timeout,
+                        // One failed shard must not stop the others (the default
+                        // refuses every query while any slot is unserved).
+                        "--cluster-require-full-coverage",
+                        "no",
+                        // A replica that was cut off a few seconds still fails over.
+                        "--cluster-replica-validity-factor",
+                        "0",
+                    ],
+                )
+            });
+            nodes.push(node);
         }
         let addrs: Vec<String> = nodes
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
+            .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let status = Command::new("redis-cli")
+        let status = std::process::Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .status()
             .expect("redis-cli");
         assert!(status.success(), "redis-cli --cluster create failed");
@@ -286,11 +114,11 @@ impl Cluster {
     /// primaries, each with a replica in sync.
     pub fn wait_healthy(&self, timeout: Duration) {
         let healthy = || {
-            let running: Vec<&Node> = self.nodes.iter().filter(|n| n.is_running()).collect();
+            let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
             // Every running node sees three serving primaries and every other
             // running node as a healthy replica (gossip has settled).
             running.iter().all(|n| {
-                let view = cli(n.port, &["CLUSTER", "NODES"]);
+                let view = cli(n.port(), &["CLUSTER", "NODES"]);
                 let ok = |role: &str| {
                     view.lines()
                         .filter(|l| {
@@ -304,7 +132,7 @@ impl Cluster {
                         })
                         .count()
                 };
-                cli(n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                cli(n.port(), &["CLUSTER", "INFO"]).contains("cluster_state:ok")
                     && ok("master") == 3
                     && ok("slave") == running.len() - 3
             }) && self.primaries().len() == 3
@@ -313,8 +141,8 @@ impl Cluster {
                     .iter()
                     .all(|&p| info(p, "replication", "connected_slaves").as_deref() == Some("1"))
                 && running.iter().all(|n| {
-                    info(n.port, "replication", "role").as_deref() != Some("slave")
-                        || info(n.port, "replication", "master_link_status").as_deref()
+                    info(n.port(), "replication", "role").as_deref() != Some("slave")
+                        || info(n.port(), "replication", "master_link_status").as_deref()
                             == Some("up")
                 })
         };
@@ -323,10 +151,10 @@ impl Cluster {
 
     /// `redis-cluster://` with every node.
     pub fn url(&self) -> String {
-        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port());
         for (i, n) in self.nodes.iter().enumerate().skip(1) {
             url.push(if i == 1 { '?' } else { '&' });
-            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+            url.push_str(&format!("node=127.0.0.1:{}", n.port()));
         }
         url
     }
@@ -334,8 +162,8 @@ impl Cluster {
     fn any_running(&self) -> u16 {
         self.nodes
             .iter()
-            .find(|n| n.is_running() && ping(n.port))
-            .map(|n| n.port)
+            .find(|n| n.is_running() && ping(n.port()))
+            .map(|n| n.port())
             .expect("a running node")
     }
 
@@ -400,10 +228,11 @@ impl Cluster {
             .expect("a replica")
     }
 
-    pub fn node(&mut self, port: u16) -> &mut Node {
+    /// The node on `port`.
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
         self.nodes
             .iter_mut()
-            .find(|n| n.port == port)
+            .find(|n| n.port() == port)
             .expect("a node on that port")
     }
 }
@@ -414,9 +243,12 @@ pub const SERVICE: &str = "reissue";
 /// A primary, its replica and three sentinels.
 #[derive(Debug)]
 pub struct Sentinel {
-    pub primary: Node,
-    pub replica: Node,
-    pub sentinels: Vec<Node>,
+    /// The first primary (a replica after a failover).
+    pub primary: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The three sentinels.
+    pub sentinels: Vec<RedisServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -427,40 +259,39 @@ impl Sentinel {
         SHARED.get_or_init(|| Sentinel::start_with(SHARED_NODE_TIMEOUT_MS))
     }
 
+    /// Starts the five, and waits until the set is healthy.
     pub fn start() -> Self {
         Self::start_with(NODE_TIMEOUT_MS)
     }
 
     fn start_with(down_after_ms: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let p = free_port();
-        let primary = Node::start(dir.path().join("primary"), p, server_args(p, &[]));
-        let r = free_port();
+        let primary =
+            RedisServer::launch(dir.path().join("primary"), |port| server_args(port, &[]));
+        let p = primary.port();
         let p_s = p.to_string();
-        let replica = Node::start(
-            dir.path().join("replica"),
-            r,
-            server_args(r, &["--replicaof", "127.0.0.1", &p_s]),
-        );
+        let replica = RedisServer::launch(dir.path().join("replica"), |port| {
+            server_args(port, &["--replicaof", "127.0.0.1", &p_s])
+        });
         let mut sentinels = Vec::new();
         for i in 0..3 {
-            let port = free_port();
             let sdir = dir.path().join(format!("s{i}"));
-            std::fs::create_dir_all(&sdir).expect("a sentinel directory");
             let conf = sdir.join("sentinel.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
-                     sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n\
-                     sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n\
-                     sentinel failover-timeout {SERVICE} 10000\n\
-                     sentinel parallel-syncs {SERVICE} 1\n"
-                ),
-            )
-            .expect("sentinel.conf");
-            let args = vec![conf.display().to_string(), "--sentinel".to_owned()];
-            sentinels.push(Node::start(sdir, port, args));
+            let sentinel = RedisServer::launch(sdir, |port| {
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\nprotected-mode no\n\
+                         sentinel monitor {SERVICE} 127.0.0.1 {p} 2\n\
+                         sentinel down-after-milliseconds {SERVICE} {down_after_ms}\n\
+                         sentinel failover-timeout {SERVICE} 10000\n\
+                         sentinel parallel-syncs {SERVICE} 1\n"
+                    ),
+                )
+                .expect("sentinel.conf");
+                vec![conf.display().to_string(), "--sentinel".to_owned()]
+            });
+            sentinels.push(sentinel);
         }
         let set = Self {
             primary,
@@ -474,8 +305,8 @@ impl Sentinel {
 
     /// The port of the primary the sentinels name.
     pub fn current_primary(&self) -> Option<u16> {
-        let s = self.sentinels.iter().find(|s| ping(s.port))?;
-        let reply = cli(s.port, &["SENTINEL", "get-master-addr-by-name", SERVICE]);
+        let s = self.sentinels.iter().find(|s| ping(s.port()))?;
+        let reply = cli(s.port(), &["SENTINEL", "get-master-addr-by-name", SERVICE]);
         reply.lines().nth(1)?.trim().parse().ok()
     }
 
@@ -488,13 +319,13 @@ impl Sentinel {
             };
             let replica = [&self.primary, &self.replica]
                 .into_iter()
-                .find(|n| n.port != p && n.is_running());
+                .find(|n| n.port() != p && n.is_running());
             info(p, "replication", "connected_slaves").as_deref() == Some("1")
                 && replica.is_some_and(|r| {
-                    info(r.port, "replication", "master_link_status").as_deref() == Some("up")
+                    info(r.port(), "replication", "master_link_status").as_deref() == Some("up")
                 })
                 && self.sentinels.iter().all(|s| {
-                    let m = cli(s.port, &["SENTINEL", "master", SERVICE]);
+                    let m = cli(s.port(), &["SENTINEL", "master", SERVICE]);
                     let lines: Vec<&str> = m.lines().collect();
                     let field = |name: &str| {
                         lines
@@ -518,7 +349,9 @@ impl Sentinel {
     pub fn url(&self) -> String {
         format!(
             "redis-sentinel://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}&sentinelServiceName={SERVICE}",
-            self.sentinels[0].port, self.sentinels[1].port, self.sentinels[2].port
+            self.sentinels[0].port(),
+            self.sentinels[1].port(),
+            self.sentinels[2].port()
         )
     }
 }

@@ -1,39 +1,83 @@
-//! The store suite, written once and run against every `RefreshStore`: the
-//! in-process `MemoryStore` and the `RedisStore` on one server (tests/store.rs),
-//! on a Redis Cluster (tests/cluster.rs) and behind Sentinel
-//! (tests/sentinel.rs). `store_suite!` emits one test per scenario per store,
-//! so a failure names both (`cluster::reuse_after_grace_revokes`).
+//! The store kit: the store suite that every [`RefreshStore`] of this
+//! workspace passes (the memory store, and the Redis store on one server,
+//! a Cluster and behind Sentinel), for any other implementation to run in
+//! its own tests. Feature `testkit`; not for production code.
 //!
-//! Time is the store's own clock, so scenarios wait (briefly) where time must
-//! pass: grace windows, idle and absolute lifetimes, attempt windows.
-#![allow(dead_code, unreachable_pub)]
+//! [`store_suite!`](crate::store_suite) emits a module with one `#[test]`
+//! per scenario, each on a store of its own under a key prefix of its own,
+//! so that a failure names the scenario and the store
+//! (`my_store::reuse_after_grace_revokes`). The scenarios are the
+//! semantics that the trait's docs promise and the adapters rely on:
+//! rotation with a grace window and reuse detection, lost writes after a
+//! failover, idle and absolute lifetimes, the session limit, isolation of
+//! users (hostile ids included), login throttling under concurrency, and
+//! the revocation feed.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use reissue_core::store::MemoryStore;
+//!
+//! // In a test file of your crate (`tests/store.rs`): the expression makes
+//! // the store for one scenario; `prefix` is a key prefix of its own, for
+//! // stores on a shared server. It may `.await`.
+//! reissue_core::store_suite!(memory, |_prefix| Arc::new(MemoryStore::new()));
+//! # fn main() {}
+//! ```
+//!
+//! A store on a server takes the prefix, e.g. for the Redis store:
+//!
+//! ```no_run
+//! reissue_core::store_suite!(redis, |prefix| std::sync::Arc::new(
+//!     reissue_core::store::RedisStore::builder("redis://127.0.0.1:6379")
+//!         .key_prefix(&prefix)
+//!         .connect()
+//!         .await
+//!         .expect("a Redis to test on"),
+//! ));
+//! # fn main() {}
+//! ```
+//!
+//! Time is the store's own clock, so the scenarios wait (briefly) where time
+//! must pass: grace windows, idle and absolute lifetimes, attempt windows.
+//! The whole suite takes a few seconds, its scenarios running in parallel.
+//! The helpers below are public so that a store's own extra tests can use
+//! them too.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use reissue_core::store::{
-    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RedisStore, RefreshStore,
-    RotateRequest, Rotation, Successor,
+use crate::store::{
+    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, RotateRequest,
+    Rotation, Successor,
 };
-use reissue_core::{Config, Country, Error, Reissue, Revocations, SessionId, TokenRejection};
+use crate::{
+    Algorithm, Authenticated, Authenticator, Config, Country, Error, Key, KeySet, Reissue,
+    Revocations, SessionId, TokenRejection, UserClaims,
+};
 
-use crate::support::{AnyUser, hs256_keys, now_ms};
-
+/// The store a scenario runs on.
 pub type Store = Arc<dyn RefreshStore>;
 
+/// The idle lifetime of the scenarios' sessions.
 pub const IDLE: Duration = Duration::from_secs(60);
+/// Their absolute lifetime.
 pub const LIFETIME: Duration = Duration::from_secs(3600);
-/// Grace windows are real time now (the store's clock): short enough to wait out.
+/// Their reuse grace: real time (the store's clock), short enough to wait out.
 pub const GRACE: Duration = Duration::from_millis(400);
-pub const CLAIMS: &str = r#"{"email":"alice@example.com","roles":["user"]}"#;
 
-/// `store_suite!(cell, |prefix| store)` emits `mod cell` with one test per
-/// scenario; `store` is an async expression making the store under `prefix`
-/// (a key prefix of the scenario's own), written with `super::` paths.
+/// `store_suite!(name, |prefix| store)` emits `mod name` with one `#[test]`
+/// per scenario of [`testkit`](crate::testkit). `store` is an expression (it
+/// may `.await`) that makes the store for one scenario under `prefix`, a
+/// `String` key prefix unique to the scenario and the test run; the module
+/// sees the items of the one it is written in.
+#[macro_export]
 macro_rules! store_suite {
-    ($cell:ident, |$prefix:ident| $make:expr) => {
-        $crate::suite::store_suite!(@cell $cell, $prefix, $make, [
+    ($cell:ident, |$prefix:ident| $make:expr $(,)?) => {
+        $crate::store_suite!(@cell $cell, $prefix, $make, [
     create_list_is_live,
     are_live_answers_each_in_order,
     rotate_happy_path,
@@ -66,29 +110,73 @@ macro_rules! store_suite {
     };
     (@cell $cell:ident, $prefix:ident, $make:expr, [$($scenario:ident),* $(,)?]) => {
         mod $cell {
+            #[allow(unused_imports)]
+            use super::*;
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let $prefix = format!("{}:", stringify!($scenario));
-                    let store: $crate::suite::Store = $make;
-                    $crate::suite::$scenario(store).await;
+                #[test]
+                fn $scenario() {
+                    $crate::testkit::block_on(async {
+                        let $prefix: ::std::string::String =
+                            $crate::testkit::prefix(::std::stringify!($scenario));
+                        let store: $crate::testkit::Store = $make;
+                        $crate::testkit::$scenario(store).await;
+                    });
                 }
             )*
         }
     };
 }
-pub(crate) use store_suite;
 
-pub async fn redis_store(url: &str, prefix: &str) -> Arc<RedisStore> {
-    Arc::new(
-        RedisStore::builder(url)
-            .key_prefix(prefix)
-            .connect()
-            .await
-            .expect("connect to the test redis"),
+/// Runs a scenario on a runtime of two worker threads, as a store serving
+/// requests runs: concurrent calls do run at once.
+pub fn block_on<F: Future>(scenario: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a test runtime")
+        .block_on(scenario)
+}
+
+/// A key prefix unique to `scenario` in this test run: its name, the process
+/// and a counter, so that runs on a shared server never meet.
+pub fn prefix(scenario: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{scenario}:{}:{}:{}:",
+        std::process::id(),
+        now_ms(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+/// Logs anyone in: the credentials are the user id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyUser;
+
+impl Authenticator for AnyUser {
+    type Credentials = String;
+    type Claims = UserClaims;
+
+    fn account_key(&self, credentials: &String) -> crate::Result<String> {
+        Ok(credentials.clone())
+    }
+
+    async fn authenticate(&self, user: String) -> crate::Result<Authenticated<UserClaims>> {
+        let claims = UserClaims::new(format!("{user}@example.com"), vec!["user".to_owned()]);
+        Ok(Authenticated::new(user, claims))
+    }
+}
+
+/// The client of the scenarios' logins.
 pub fn client() -> ClientMeta {
     ClientMeta::new(
         Some("203.0.113.7".parse().unwrap()),
@@ -105,6 +193,7 @@ pub fn new_session(user: &str) -> (NewSession, SessionId) {
     (s, sid)
 }
 
+/// Creates a session of `user` (asserting that it evicts nothing).
 pub async fn create(store: &Store, user: &str) -> SessionId {
     let (s, sid) = new_session(user);
     assert_eq!(
@@ -115,6 +204,7 @@ pub async fn create(store: &Store, user: &str) -> SessionId {
     sid
 }
 
+/// Rotates `sid` presenting `generation`, with this grace and idle lifetime.
 pub async fn rotate_with(
     store: &Store,
     user: &str,
@@ -144,10 +234,12 @@ pub async fn rotate_ahead(
     store.rotate(&request).await.unwrap()
 }
 
+/// Rotates `sid` presenting `generation`, with [`GRACE`] and [`IDLE`].
 pub async fn rotate(store: &Store, user: &str, sid: &SessionId, generation: u64) -> Rotation {
     rotate_with(store, user, sid, generation, GRACE, IDLE).await
 }
 
+/// The successor of a rotation that must have rotated.
 pub fn rotated(r: Rotation) -> Successor {
     match r {
         Rotation::Rotated(s) => s,
@@ -155,6 +247,7 @@ pub fn rotated(r: Rotation) -> Successor {
     }
 }
 
+/// Sleeps `ms` milliseconds.
 pub async fn sleep_ms(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
@@ -169,6 +262,7 @@ pub fn assert_near(store_ms: u64, before: u64, what: &str) {
     );
 }
 
+/// Scenario: create list is live.
 pub async fn create_list_is_live(store: Store) {
     let t = now_ms();
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
@@ -259,6 +353,7 @@ pub async fn are_live_answers_each_in_order(store: Store) {
     );
 }
 
+/// Scenario: rotate happy path.
 pub async fn rotate_happy_path(store: Store) {
     let (s, sid) = new_session("alice");
     let first = store.create(&s).await.unwrap().first;
@@ -294,6 +389,7 @@ pub async fn rotate_happy_path(store: Store) {
     assert_eq!(list[0].client.user_agent.as_deref(), Some("curl/8"));
 }
 
+/// Scenario: replay within grace changes nothing.
 pub async fn replay_within_grace_changes_nothing(store: Store) {
     let sid = create(&store, "alice").await;
     let first = rotated(rotate(&store, "alice", &sid, 1).await);
@@ -316,6 +412,7 @@ pub async fn replay_within_grace_changes_nothing(store: Store) {
     assert_eq!(next.generation, 3, "replays did not advance the generation");
 }
 
+/// Scenario: reuse after grace revokes.
 pub async fn reuse_after_grace_revokes(store: Store) {
     let sid = create(&store, "alice").await;
     rotated(rotate(&store, "alice", &sid, 1).await);
@@ -333,6 +430,7 @@ pub async fn reuse_after_grace_revokes(store: Store) {
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
 }
 
+/// Scenario: older generation is reuse.
 pub async fn older_generation_is_reuse(store: Store) {
     let sid = create(&store, "alice").await;
     rotated(rotate(&store, "alice", &sid, 1).await);
@@ -353,6 +451,7 @@ pub async fn older_generation_is_reuse(store: Store) {
     assert!(!store.is_live("alice", &sid).await.unwrap());
 }
 
+/// Scenario: zero grace is strict.
 pub async fn zero_grace_is_strict(store: Store) {
     let sid = create(&store, "alice").await;
     rotated(rotate_with(&store, "alice", &sid, 1, Duration::ZERO, IDLE).await);
@@ -367,6 +466,7 @@ pub async fn zero_grace_is_strict(store: Store) {
     );
 }
 
+/// Scenario: not found after revoke.
 pub async fn not_found_after_revoke(store: Store) {
     let sid = create(&store, "alice").await;
     let other = create(&store, "alice").await;
@@ -381,6 +481,7 @@ pub async fn not_found_after_revoke(store: Store) {
     rotated(rotate(&store, "alice", &other, 1).await);
 }
 
+/// Scenario: not found after revoke all.
 pub async fn not_found_after_revoke_all(store: Store) {
     let sids = [
         create(&store, "alice").await,
@@ -410,6 +511,7 @@ pub async fn not_found_after_revoke_all(store: Store) {
     rotated(rotate(&store, "alice", &again, 1).await);
 }
 
+/// Scenario: idle ttl expires and rotation renews it.
 pub async fn idle_ttl_expires_and_rotation_renews_it(store: Store) {
     let idle = Duration::from_millis(500);
     let (mut s, sid) = new_session("alice");
@@ -445,6 +547,7 @@ pub async fn idle_ttl_expires_and_rotation_renews_it(store: Store) {
     );
 }
 
+/// Scenario: absolute lifetime is never extended.
 pub async fn absolute_lifetime_is_never_extended(store: Store) {
     let sid = SessionId::random();
     let created = store
@@ -473,6 +576,7 @@ pub async fn absolute_lifetime_is_never_extended(store: Store) {
     assert_eq!(rotate(&store, "alice", &sid, 3).await, Rotation::NotFound);
 }
 
+/// Scenario: max sessions evicts the oldest.
 pub async fn max_sessions_evicts_the_oldest(store: Store) {
     let mut sids: Vec<SessionId> = Vec::new();
     for i in 0..3 {
@@ -553,6 +657,7 @@ pub async fn new_session_is_never_evicted(store: Store) {
     }
 }
 
+/// Scenario: users are isolated.
 pub async fn users_are_isolated(store: Store) {
     let alice = create(&store, "alice").await;
     assert!(
@@ -567,6 +672,7 @@ pub async fn users_are_isolated(store: Store) {
     rotated(rotate(&store, "alice", &alice, 1).await);
 }
 
+/// Scenario: hostile user ids stay isolated.
 pub async fn hostile_user_ids_stay_isolated(store: Store) {
     // "YQ" is "a" in base64url: an id must not collide with another's encoding.
     let ids = [
@@ -646,6 +752,7 @@ pub async fn hostile_user_ids_stay_isolated(store: Store) {
     }
 }
 
+/// A login attempt of `account` from `network`, with these limits in a minute.
 pub fn attempt<'a>(
     account: &'a str,
     network: &'a str,
@@ -658,6 +765,7 @@ pub fn attempt<'a>(
     a
 }
 
+/// Whether an admission refused with a `retry_after` within the minute.
 pub fn throttled(a: Admission) -> bool {
     matches!(a, Admission::Throttled { retry_after } if (1..=60).contains(&retry_after))
 }
@@ -698,6 +806,7 @@ pub async fn login_attempts_are_counted_before_the_check(store: Store) {
     assert_eq!(store.begin_login(&a).await.unwrap(), Admission::Allowed);
 }
 
+/// Scenario: parallel login attempts never exceed the limit.
 pub async fn parallel_login_attempts_never_exceed_the_limit(store: Store) {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..60 {
@@ -721,6 +830,7 @@ pub async fn parallel_login_attempts_never_exceed_the_limit(store: Store) {
     );
 }
 
+/// Scenario: login limits per network and account.
 pub async fn login_limits_per_network_and_account(store: Store) {
     // An attacker's network is locked out; the user's own network is not.
     let attacker = attempt("ada", "198.51.100.0/24", 2, 5);
@@ -887,6 +997,7 @@ pub async fn a_refused_attempt_counts_nowhere(store: Store) {
     );
 }
 
+/// Scenario: login window resets.
 pub async fn login_window_resets(store: Store) {
     let mut a = attempt("carl", "n", 2, 20);
     a.window = Duration::from_millis(400);
@@ -950,6 +1061,7 @@ pub async fn revocations_reach_followers(store: Store) {
     assert!(follower.is_synced());
 }
 
+/// Waits until `cond` holds, failing after 5 s with `what`.
 pub async fn wait_until(cond: impl Fn() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !cond() {
@@ -958,11 +1070,15 @@ pub async fn wait_until(cond: impl Fn() -> bool, what: &str) {
     }
 }
 
+/// A `Reissue` over `store` with reuse grace `grace`, logging anyone in
+/// (the credentials are the user id).
 pub fn reissue_over(store: Store, grace: Duration) -> Reissue<AnyUser> {
     let config = Config::new("test-issuer", "test-audience").reuse_grace(grace);
-    Reissue::builder(config, hs256_keys(), store, AnyUser)
+    let key = Key::hmac("testkit", Algorithm::HS256, &[7; 32]).expect("an HMAC key");
+    let keys = KeySet::new(key).expect("a key set");
+    Reissue::builder(config, keys, store, AnyUser)
         .build()
-        .unwrap()
+        .expect("a Reissue over the store")
 }
 
 /// Many concurrent reissues with one refresh token (tabs, retries): every one
@@ -972,6 +1088,8 @@ pub async fn concurrent_reissues_get_one_successor(store: Store) {
     concurrent_reissues(std::slice::from_ref(&reissue), &reissue, store).await;
 }
 
+/// 50 concurrent reissues of one refresh token spread over `instances`: all
+/// get the same successor, and `check`'s store advanced once.
 pub async fn concurrent_reissues(
     instances: &[Reissue<AnyUser>],
     check: &Reissue<AnyUser>,
@@ -1011,6 +1129,7 @@ pub async fn concurrent_reissues(
     assert_eq!(s.generation, 3);
 }
 
+/// Scenario: reissue after grace is theft.
 pub async fn reissue_after_grace_is_theft(store: Store) {
     let reissue = reissue_over(store, Duration::ZERO);
     let first = reissue
@@ -1067,6 +1186,7 @@ pub async fn ahead_within_tolerance_is_a_lost_write(store: Store) {
     assert!(!store.is_live("alice", &sid).await.unwrap());
 }
 
+/// Scenario: ahead beyond tolerance is theft.
 pub async fn ahead_beyond_tolerance_is_theft(store: Store) {
     let sid = create(&store, "alice").await;
     assert_eq!(

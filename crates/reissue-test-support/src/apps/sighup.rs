@@ -2,11 +2,8 @@
 //! database file is replaced, SIGHUP makes the running app read it again, a
 //! corrupt replacement is refused and the database in use kept.
 //!
-//! Included by `examples/{axum,actix}-app/tests/sighup.rs` with the path of
+//! Run by `examples/{axum,actix}-app/tests/sighup.rs` with the path of
 //! their binary.
-
-#[path = "../../../../crates/reissue-core/examples/make_test_mmdb.rs"]
-mod make_test_mmdb;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -15,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use make_test_mmdb::{Place, home, write_mmdb};
+use crate::geoip::{Place, home, write_mmdb};
 
 fn mmdb(networks: &[(&str, Place)]) -> Vec<u8> {
     let networks: Vec<_> = networks
@@ -168,7 +165,7 @@ impl App {
 
 /// A (81.2.69.0/24 GB, 89.160.20.0/24 SE) → B (FR, GB) on SIGHUP;
 /// then a corrupt file on SIGHUP: refused, B kept.
-pub(crate) fn reloads_geoip_on_sighup(bin: &str) {
+pub fn reloads_geoip_on_sighup(bin: &str) {
     let dir = tempfile_dir();
     let db = dir.join("countries.mmdb");
     std::fs::write(

@@ -4,7 +4,7 @@
 //! flag winning), and a refusal is one line naming the variable whichever
 //! way the value came.
 //!
-//! Included by `examples/{axum,actix}-app/tests/cli.rs` with the path of
+//! Run by `examples/{axum,actix}-app/tests/cli.rs` with the path of
 //! their binary.
 
 use std::io::{BufRead, BufReader};
@@ -73,7 +73,9 @@ fn option_help<'a>(help: &'a str, flag: &str) -> &'a str {
     &rest[..end]
 }
 
-pub(crate) fn help_lists_every_variable(bin: &str) {
+/// `bin --help` lists every variable of CONTRACT.md's configuration table
+/// with its flag and default, and shows no secret it was given.
+pub fn help_lists_every_variable(bin: &str) {
     let secret = "a-secret-that-help-must-not-show-0123456789";
     let out = app(bin)
         .arg("--help")
@@ -140,7 +142,9 @@ fn refused_naming(command: Command, var: &str) -> String {
     }
 }
 
-pub(crate) fn env_and_flag_both_work(bin: &str) {
+/// Each setting works from its variable and from its flag (the flag
+/// winning), and a refusal is one line naming the variable.
+pub fn env_and_flag_both_work(bin: &str) {
     let name = std::path::Path::new(bin)
         .file_name()
         .unwrap()

@@ -1,8 +1,11 @@
-//! Writes `tests/data/test-countries.mmdb`, the small country database the
-//! tests of `reissue-core` look addresses up in.
+//! The test GeoIP database: [`TEST_DB`], the small country database the
+//! tests look addresses up in, and the writer it is made with, so that a
+//! test can write a database of its own ([`write_mmdb`]) and check the
+//! committed file against its generator ([`test_database`]). Regenerate the
+//! file with
 //!
 //! ```text
-//! cargo run -p reissue-core --example make_test_mmdb [-- <output path>]
+//! cargo run -p reissue-test-support --example make_test_mmdb
 //! ```
 //!
 //! The networks and countries are those of MaxMind's public test database
@@ -37,32 +40,32 @@
 //! the same input gives the same bytes (the build time is fixed), which a test
 //! checks against the committed file.
 
-// tests/policy.rs includes this file as a module and uses a different subset.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
 /// What the database says about one network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Place {
+pub struct Place {
     /// `country.iso_code`.
-    pub(crate) country: Option<&'static str>,
+    pub country: Option<&'static str>,
     /// `registered_country.iso_code`.
-    pub(crate) registered_country: Option<&'static str>,
+    pub registered_country: Option<&'static str>,
 }
 
 /// A network whose country and registered country are `country`.
-pub(crate) const fn home(country: &'static str) -> Place {
+pub const fn home(country: &'static str) -> Place {
     Place {
         country: Some(country),
         registered_country: Some(country),
     }
 }
 
+/// The committed test database, a file of this crate.
+pub const TEST_DB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/test-countries.mmdb");
+
 /// The committed test database: network, country, registered country.
-pub(crate) const TEST_NETWORKS: &[(&str, Option<&str>, Option<&str>)] = &[
+pub const TEST_NETWORKS: &[(&str, Option<&str>, Option<&str>)] = &[
     ("2.125.160.216/29", Some("GB"), Some("FR")),
     ("67.43.156.0/24", Some("BT"), Some("RO")),
     ("81.2.69.142/31", Some("GB"), Some("US")),
@@ -78,10 +81,10 @@ pub(crate) const TEST_NETWORKS: &[(&str, Option<&str>, Option<&str>)] = &[
 ];
 
 /// When the committed database was "built" (fixed, so the output is reproducible).
-pub(crate) const BUILD_EPOCH: u64 = 1_700_000_000;
+pub const BUILD_EPOCH: u64 = 1_700_000_000;
 
 /// The bytes of the committed test database.
-pub(crate) fn test_database() -> Vec<u8> {
+pub fn test_database() -> Vec<u8> {
     let networks: Vec<(IpNet, Place)> = TEST_NETWORKS
         .iter()
         .map(|&(net, country, registered_country)| {
@@ -99,7 +102,7 @@ pub(crate) fn test_database() -> Vec<u8> {
 
 /// A MaxMind DB mapping each network to its place. Networks must not overlap,
 /// nor be `/0`, nor cover `::ffff:0:0/96` (where IPv4 is aliased).
-pub(crate) fn write_mmdb(networks: &[(IpNet, Place)], build_epoch: u64) -> Result<Vec<u8>, String> {
+pub fn write_mmdb(networks: &[(IpNet, Place)], build_epoch: u64) -> Result<Vec<u8>, String> {
     let mut tree = Tree::default();
     let mut places: Vec<Place> = Vec::new();
     for &(net, place) in networks {
@@ -292,16 +295,4 @@ fn write_metadata(out: &mut Vec<u8>, node_count: usize, build_epoch: u64) {
     write_uint(out, UINT32, node_count as u64);
     write_str(out, "record_size");
     write_uint(out, UINT16, 24);
-}
-
-fn main() {
-    let out = std::env::args_os()
-        .nth(1)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-countries.mmdb")
-        });
-    let bytes = test_database();
-    std::fs::write(&out, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
-    println!("wrote {} ({} bytes)", out.display(), bytes.len());
 }
