@@ -83,14 +83,54 @@ struct User {
 struct Fleet {
     a: Reissue<AnyUser>,
     b: Reissue<AnyUser>,
+    stores: [Arc<RedisStore>; 2],
 }
 
 impl Fleet {
     async fn new(url: &str, prefix: &str) -> Self {
+        let (sa, sb) = (store(url, prefix).await, store(url, prefix).await);
         Self {
-            a: instance(store(url, prefix).await),
-            b: instance(store(url, prefix).await),
+            a: instance(sa.clone()),
+            b: instance(sb.clone()),
+            stores: [sa, sb],
         }
+    }
+
+    /// Revocations the two instances' stores could not get a replica to confirm.
+    fn unconfirmed(&self) -> u64 {
+        self.stores.iter().map(|s| s.unconfirmed_revocations()).sum()
+    }
+
+    /// On a primary without replicas (a failover promoted its only one):
+    /// a logout and a logout-all answer at once, not 503, take effect, and
+    /// are counted as unconfirmed.
+    async fn logouts_without_replica(&self, kind: &str, users: &[&User]) {
+        let [one, all] = users else {
+            panic!("two users")
+        };
+        let before = self.unconfirmed();
+        self.a
+            .logout(&one.id, &one.sid)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: a logout without a replica: {e:?}"));
+        let n = self
+            .b
+            .logout_all(&all.id)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: a logout-all without a replica: {e:?}"));
+        assert_eq!(n, 1, "{kind}: logout-all ended the session");
+        for u in [one, all] {
+            let r = self.a.reissue(&u.token, &ClientMeta::default()).await;
+            assert!(
+                matches!(r, Err(Error::InvalidToken(_))),
+                "{kind}: the logout took effect: {r:?}"
+            );
+        }
+        assert_eq!(
+            self.unconfirmed() - before,
+            2,
+            "{kind}: both revocations are reported unconfirmed"
+        );
     }
 
     fn pick(&self, n: usize) -> &Reissue<AnyUser> {
@@ -382,8 +422,11 @@ async fn cluster_primary_killed_under_traffic() {
     )
     .await;
 
-    // The killed node comes back as a replica of the promoted one (until then
-    // that shard has no replica, and its revocations answer 503).
+    // Until the killed node comes back as a replica of the promoted one, that
+    // shard has no replica: its logouts still answer at once.
+    let mut on_promoted = users.iter().zip(&on_victim).filter(|(_, v)| **v).map(|(u, _)| u);
+    let pair: Vec<&User> = on_promoted.by_ref().skip(1).take(2).collect();
+    fleet.logouts_without_replica("cluster", &pair).await;
     cluster.node(victim).restart();
     cluster.wait_healthy(Duration::from_secs(30));
     // Instant revocation works on the promoted primary: a logout there reaches
@@ -441,6 +484,10 @@ async fn sentinel_primary_killed_under_traffic() {
         "the kill did not reach anyone: {all:?}"
     );
     all_recover(&fleet, &mut users).await;
+    // The promoted primary has no replica until the old one returns: logouts
+    // still answer at once.
+    let pair: Vec<&User> = users[1..3].iter().collect();
+    fleet.logouts_without_replica("sentinel", &pair).await;
     // The old primary comes back empty; the sentinels make it a replica.
     set.primary.restart();
     set.wait_healthy(Duration::from_secs(30));
@@ -528,21 +575,27 @@ async fn lagging_replica(
             );
         }
     }
-    // A reuse is a revocation too: detected, but not acknowledged without a
-    // replica (503, not 401).
+    // A reuse is a revocation too: detected (401), and reported unconfirmed.
+    // Its follow-up must write for its WAIT to count anything: a WAIT after
+    // no write returns at once with the replica's old acknowledgement.
+    let before = fleet.unconfirmed();
     let r = fleet.a.reissue(&stale, &ClientMeta::default()).await;
     assert!(
-        matches!(r, Err(Error::Unavailable(_))),
-        "an unconfirmed reuse detection: {r:?}"
+        matches!(r, Err(Error::InvalidToken(TokenRejection::ReuseDetected))),
+        "a reuse detection without a replica: {r:?}"
     );
+    assert_eq!(
+        fleet.unconfirmed() - before,
+        1,
+        "{kind}: the reuse revocation is reported unconfirmed, not confirmed by a WAIT that counted nothing"
+    );
+    // Logouts no replica can confirm answer at once, and are reported.
     let unconfirmed: Vec<User> = users.drain(..2).collect();
     for u in &unconfirmed {
         let r = fleet.b.logout(&u.id, &u.sid).await;
-        assert!(
-            matches!(r, Err(Error::Unavailable(_))),
-            "a logout no replica has: {r:?}"
-        );
+        assert!(r.is_ok(), "{kind}: a logout no replica has: {r:?}");
     }
+    assert_eq!(fleet.unconfirmed() - before, 3, "{kind}: reported unconfirmed");
     kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !wait_promoted() {
@@ -571,7 +624,7 @@ async fn lagging_replica(
     }
     println!(
         "FAILOVER {kind} lagging replica: {} sessions 3 rotations ahead of the promoted replica, \
-         {revoked} revoked; {} logouts acknowledged before the cut, {} refused with 503 while cut off",
+         {revoked} revoked; {} logouts acknowledged before the cut, {} unconfirmed while cut off",
         users.len(),
         acknowledged.len(),
         unconfirmed.len()
@@ -585,8 +638,9 @@ async fn lagging_replica(
             "{kind}: an acknowledged logout came back: {r:?}"
         );
     }
-    // Once the old primary is back as a replica, the unconfirmed logouts,
-    // retried as a client does after a 503, are confirmed and hold.
+    // The unconfirmed logouts may be lost with the old primary (what the
+    // report warns of); repeated once the old primary is back as a replica,
+    // they are confirmed and hold.
     heal();
     for u in &unconfirmed {
         logout_eventually(&fleet.b, u).await;
