@@ -710,3 +710,64 @@ async fn sentinel_lagging_replica_promoted() {
     )
     .await;
 }
+
+/// Resumes a stopped process when dropped, whatever the test did.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        let ok = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "SIGSTOP the replica");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A reuse detection is confirmed by a replica for real: its follow-up on
+/// the acknowledged path writes, so its `WAIT` waits for the replica to
+/// have the rotation's revocation. A replica that is connected but stalled
+/// (SIGSTOP: it acknowledged everything before, nothing since) confirms
+/// nothing; a follow-up that wrote nothing would be "confirmed" at once by
+/// its old acknowledgement, and no unconfirmed revocation reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reuse_revocation_waits_for_the_replica_to_have_it() {
+    let _serial = SERIAL.lock().await;
+    let set = deploy::Sentinel::start();
+    let url = format!("redis://127.0.0.1:{}", set.primary.port);
+    let fleet = Fleet::new(&url, "reuse:").await;
+    let mut users = fleet.login((0..2).map(|i| format!("reuse-{i}"))).await;
+    let stale = users[0].token.clone();
+    for n in 0..2 {
+        assert_eq!(fleet.rotate(&mut users[0], n * 2).await, Outcome::Ok);
+    }
+    // A confirmed revocation first: the replica acknowledges all so far.
+    fleet
+        .a
+        .logout(&users[1].id, &users[1].sid)
+        .await
+        .expect("a confirmed logout");
+    assert_eq!(fleet.unconfirmed(), 0, "the replica confirmed the logout");
+    let pid = set.replica.pid().expect("the replica's pid");
+    let stopped = Stopped::new(pid);
+    let r = fleet.a.reissue(&stale, &ClientMeta::default()).await;
+    drop(stopped);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenRejection::ReuseDetected))),
+        "{r:?}"
+    );
+    assert_eq!(
+        fleet.unconfirmed(),
+        1,
+        "the stalled replica could not confirm the reuse revocation"
+    );
+}
