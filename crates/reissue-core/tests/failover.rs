@@ -737,8 +737,9 @@ impl Drop for Stopped {
 /// the acknowledged path writes, so its `WAIT` waits for the replica to
 /// have the rotation's revocation. A replica that is connected but stalled
 /// (SIGSTOP: it acknowledged everything before, nothing since) confirms
-/// nothing; a follow-up that wrote nothing would be "confirmed" at once by
-/// its old acknowledgement, and no unconfirmed revocation reported.
+/// nothing. Before Redis 7 a follow-up that wrote nothing would be
+/// "confirmed" at once by the old acknowledgement (`WAIT` counted from the
+/// connection's last write); Redis 7 counts from its last command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reuse_revocation_waits_for_the_replica_to_have_it() {
     let _serial = SERIAL.lock().await;
