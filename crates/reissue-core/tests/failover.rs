@@ -98,7 +98,10 @@ impl Fleet {
 
     /// Revocations the two instances' stores could not get a replica to confirm.
     fn unconfirmed(&self) -> u64 {
-        self.stores.iter().map(|s| s.unconfirmed_revocations()).sum()
+        self.stores
+            .iter()
+            .map(|s| s.unconfirmed_revocations())
+            .sum()
     }
 
     /// On a primary without replicas (a failover promoted its only one):
@@ -424,7 +427,11 @@ async fn cluster_primary_killed_under_traffic() {
 
     // Until the killed node comes back as a replica of the promoted one, that
     // shard has no replica: its logouts still answer at once.
-    let mut on_promoted = users.iter().zip(&on_victim).filter(|(_, v)| **v).map(|(u, _)| u);
+    let mut on_promoted = users
+        .iter()
+        .zip(&on_victim)
+        .filter(|(_, v)| **v)
+        .map(|(u, _)| u);
     let pair: Vec<&User> = on_promoted.by_ref().skip(1).take(2).collect();
     fleet.logouts_without_replica("cluster", &pair).await;
     cluster.node(victim).restart();
@@ -595,7 +602,11 @@ async fn lagging_replica(
         let r = fleet.b.logout(&u.id, &u.sid).await;
         assert!(r.is_ok(), "{kind}: a logout no replica has: {r:?}");
     }
-    assert_eq!(fleet.unconfirmed() - before, 3, "{kind}: reported unconfirmed");
+    assert_eq!(
+        fleet.unconfirmed() - before,
+        3,
+        "{kind}: reported unconfirmed"
+    );
     kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !wait_promoted() {

@@ -330,7 +330,12 @@ impl SessionStore for RedisStore {
         let k = self.keys_of(user_id);
         let args = vec![self.revoked_keep().into()];
         let ended = self
-            .run_acknowledged("revoke_all", &self.scripts.revoke_all, vec![k.user, k.log], args)
+            .run_acknowledged(
+                "revoke_all",
+                &self.scripts.revoke_all,
+                vec![k.user, k.log],
+                args,
+            )
             .await?;
         Ok(sids(&array(ended)?))
     }
