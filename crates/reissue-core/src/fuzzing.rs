@@ -95,3 +95,26 @@ pub fn sign_compact(codec: &TokenCodec, header: &[u8], payload: &[u8]) -> String
 pub fn parse_origin(s: &str) -> Option<Origin> {
     Origin::parse(s).ok()
 }
+
+/// The expiries (absolute, idle; ms) that strict mode reads for `sid` from a
+/// user's packed key, as Redis hands the bytes over.
+pub fn record_expiries(key: &[u8], sid: &crate::SessionId) -> Option<(u64, u64)> {
+    crate::store::expiries(key, sid)
+}
+
+/// A record's client bytes read back (the session list), with the record's
+/// login country.
+pub fn decode_client(bytes: &[u8], login_country: &[u8]) -> Option<ClientMeta> {
+    crate::store::decode_client(bytes, login_country)
+}
+
+/// The client as a record stores it: what [`decode_client`] reads back.
+pub fn encode_client(client: &ClientMeta) -> Vec<u8> {
+    crate::store::encode_client(client)
+}
+
+/// A rotation script's reply read: its code and the successor's fields, or
+/// an error (never a panic) for bytes of the wrong shape.
+pub fn rotation_reply(bytes: &[u8]) -> Option<(u8, crate::store::Successor)> {
+    crate::store::successor(bytes).ok()
+}
