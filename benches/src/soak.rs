@@ -388,7 +388,11 @@ async fn replay(here: &Instance, there: &Instance, h: &Held, spent: &str) -> Res
     // Reuse ends the whole session: the holder's current tokens too.
     match here.reissue(&h.refresh, &ClientMeta::default()).await {
         Err(e) if e.status() == 401 => {}
-        other => return Err(format!("the current refresh token after a theft: {other:?}")),
+        other => {
+            return Err(format!(
+                "the current refresh token after a theft: {other:?}"
+            ));
+        }
     }
     tokio::time::sleep(FEED_DELAY).await;
     for inst in [here, there] {
@@ -676,7 +680,12 @@ fn run(args: Args) -> Result<bool, String> {
         c(&counts.list_checks)
     );
     let unexpected = c(&counts.unexpected);
-    for m in counts.messages.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for m in counts
+        .messages
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
         println!("unexpected: {m}");
     }
     let rss = growth(&samples, |s| s.rss_kib);
@@ -688,7 +697,11 @@ fn run(args: Args) -> Result<bool, String> {
     // retention after its last write: no entry outlives two.
     let log_bound_ms = 2 * ACCESS_TTL.as_millis() as u64;
     let checks = [
-        ("no unexpected answer", unexpected == 0, format!("{unexpected}")),
+        (
+            "no unexpected answer",
+            unexpected == 0,
+            format!("{unexpected}"),
+        ),
         (
             "RSS flat once steady (< 10 % growth)",
             rss < 10.0,
@@ -707,7 +720,11 @@ fn run(args: Args) -> Result<bool, String> {
         (
             "revocation log within its bound (oldest entry < 2 x access TTL)",
             oldest < log_bound_ms,
-            format!("{:.1} s of {:.0} s", oldest as f64 / 1000.0, log_bound_ms as f64 / 1000.0),
+            format!(
+                "{:.1} s of {:.0} s",
+                oldest as f64 / 1000.0,
+                log_bound_ms as f64 / 1000.0
+            ),
         ),
     ];
     println!();

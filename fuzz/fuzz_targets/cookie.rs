@@ -21,8 +21,7 @@ const NAMES: [&str; 5] = [
 static TRANSPORTS: LazyLock<[CookieTransport; 2]> = LazyLock::new(|| {
     [
         CookieTransport::new(),
-        CookieTransport::new()
-            .allowed_origins([Origin::parse("https://app.example.com").unwrap()]),
+        CookieTransport::new().allowed_origins([Origin::parse("https://app.example.com").unwrap()]),
     ]
 });
 
@@ -56,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
         }
         if same_site_allowed(cookies, &req) {
             assert!(
-                values(&req, "x-reissue-transport").any(|v| v.trim().eq_ignore_ascii_case("cookie")),
+                values(&req, "x-reissue-transport")
+                    .any(|v| v.trim().eq_ignore_ascii_case("cookie")),
                 "allowed without the transport header"
             );
         }

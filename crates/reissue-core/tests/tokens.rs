@@ -1003,7 +1003,10 @@ fn claims_or_header_that_are_not_utf8_are_refused() {
     };
     let header = br#"{"alg":"HS256","typ":"rt+jwt","kid":"hs-1"}"#;
     let good = sign_bytes(header, refresh.as_bytes());
-    assert!(codec.verify_refresh(&good).is_ok(), "the UTF-8 original is valid");
+    assert!(
+        codec.verify_refresh(&good).is_ok(),
+        "the UTF-8 original is valid"
+    );
 
     let bad_payload = refresh.replace('X', "\u{1}").into_bytes();
     let bad_payload: Vec<u8> = bad_payload
