@@ -15,6 +15,7 @@ mod clock;
 mod config;
 mod credentials;
 mod error;
+pub mod fuzzing;
 mod http;
 mod ids;
 mod metering;

@@ -22,6 +22,8 @@ use crate::{Country, Result, SessionId};
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "fuzzing")]
+pub(crate) use redis::{decode_client, encode_client, expiries, successor};
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
