@@ -7,6 +7,12 @@
 //!
 //! With the `openapi` feature, [`openapi::AuthApi`] is the OpenAPI 3.1
 //! document of the `/auth` routes the adapters mount.
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod audit;

@@ -63,6 +63,12 @@
 //! against a dummy hash made with the same parameters, queued behind the same
 //! bound), and both give [`reissue_core::Error::InvalidCredentials`]. A hash stored with older
 //! parameters is replaced on the user's next successful login.
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod authenticator;

@@ -103,6 +103,12 @@
 //! router's routes: `reissue.openapi().prefix("/auth").document()` is an
 //! OpenAPI 3.1 document to merge into the application's own (the example
 //! apps serve theirs at `GET /openapi.json`).
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod auth;

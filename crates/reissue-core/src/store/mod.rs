@@ -1,5 +1,9 @@
 //! Where sessions live: the [`RefreshStore`] trait and its two implementations,
 //! [`MemoryStore`] and (feature `redis`) [`RedisStore`].
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "\n[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
+)]
 
 use std::fmt;
 use std::sync::Arc;
