@@ -12,8 +12,18 @@
 //!
 //! The list comes from the crate's `Cargo.toml`.
 #![doc = document_features::document_features!()]
+#![cfg_attr(
+    not(feature = "openapi"),
+    doc = "",
+    doc = "[`openapi::AuthApi`]: https://docs.rs/reissue-core/0.1.0/reissue_core/openapi/struct.AuthApi.html"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod audit;
 mod client;

@@ -108,8 +108,20 @@
 //!
 //! The list comes from the crate's `Cargo.toml`.
 #![doc = document_features::document_features!()]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "",
+    doc = "[`AuthUser`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/struct.AuthUser.html",
+    doc = "[`router`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/fn.router.html",
+    doc = "[`DrainBodyLayer`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/struct.DrainBodyLayer.html"
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod auth;
 #[cfg(feature = "axum")]

@@ -113,8 +113,12 @@ impl<A: Authenticator> ReissueBuilder<A> {
     }
 
     /// Where client countries come from (e.g. [`GeoIp`], feature `geoip`).
-    #[cfg_attr(feature = "geoip", doc = "\n[`GeoIp`]: crate::policy::GeoIp")]
-    #[cfg_attr(not(feature = "geoip"), doc = "\n[`GeoIp`]: https://docs.rs/reissue-core/0.1.0/reissue_core/policy/struct.GeoIp.html")]
+    #[cfg_attr(feature = "geoip", doc = "", doc = "[`GeoIp`]: crate::policy::GeoIp")]
+    #[cfg_attr(
+        not(feature = "geoip"),
+        doc = "",
+        doc = "[`GeoIp`]: https://docs.rs/reissue-core/0.1.0/reissue_core/policy/struct.GeoIp.html"
+    )]
     pub fn countries(mut self, lookup: Arc<dyn CountryLookup>) -> Self {
         self.countries = Some(lookup);
         self

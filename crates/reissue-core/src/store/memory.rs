@@ -114,10 +114,11 @@ fn secs_until(until: u64, now: u64) -> u64 {
 /// An in-process [`RefreshStore`]. Sessions vanish with the process, and are
 /// not shared between instances: use [`RedisStore`] (feature `redis`) for more
 /// than one.
-#[cfg_attr(feature = "redis", doc = "\n[`RedisStore`]: super::RedisStore")]
+#[cfg_attr(feature = "redis", doc = "", doc = "[`RedisStore`]: super::RedisStore")]
 #[cfg_attr(
     not(feature = "redis"),
-    doc = "\n[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
+    doc = "",
+    doc = "[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
 )]
 #[derive(Debug, Default)]
 pub struct MemoryStore {

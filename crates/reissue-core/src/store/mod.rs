@@ -2,7 +2,8 @@
 //! [`MemoryStore`] and (feature `redis`) [`RedisStore`].
 #![cfg_attr(
     not(feature = "redis"),
-    doc = "\n[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
+    doc = "",
+    doc = "[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
 )]
 
 use std::fmt;
