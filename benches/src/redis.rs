@@ -3,6 +3,7 @@
 //! concurrency), and Redis bytes per session.
 
 use reissue_core::RevocationMode;
+use reissue_core::store::dangerous;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -293,7 +294,7 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
             .await
             .map_err(|e| e.to_string())?;
         let store = Arc::new(store);
-        let client = store.pool().next().clone();
+        let client = dangerous::pool(&store).next().clone();
         let reissue = fixtures::reissue(
             Scheme::Hs256,
             store.clone(),
@@ -317,7 +318,7 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
             for u in 0..N {
                 let user = format!("user-{i}-{u:06}");
                 login(&reissue, &user, meta).await?;
-                total += memory_usage(&client, &store.user_key(&user)).await?;
+                total += memory_usage(&client, &dangerous::user_key(&store, &user)).await?;
             }
             out.push(SessionBytes {
                 label: format!("{label}, 1 session per user"),
@@ -327,7 +328,7 @@ pub(crate) fn session_bytes(redis_url: &str, prefix: &str) -> Result<Vec<Session
             for _ in 0..N {
                 login(&reissue, &user, meta).await?;
             }
-            let total = memory_usage(&client, &store.user_key(&user)).await?;
+            let total = memory_usage(&client, &dangerous::user_key(&store, &user)).await?;
             out.push(SessionBytes {
                 label: format!("{label}, {N} sessions of 1 user"),
                 bytes: total as f64 / N as f64,
@@ -456,7 +457,7 @@ pub(crate) fn script_cost(redis_url: &str, prefix: &str, n: usize) -> Result<Scr
             .connect()
             .await
             .map_err(|e| e.to_string())?;
-        let client = store.pool().next().clone();
+        let client = dangerous::pool(&store).next().clone();
         let reissue = fixtures::reissue(
             Scheme::Hs256,
             Arc::new(store),

@@ -174,16 +174,12 @@ impl StoreArgs {
 
     /// What the store must keep for the apps' instant revocation, as a
     /// `Reissue` built from these settings tells it: an ended session for
-    /// the access-token lifetime (plus the leeway on both clocks), a
-    /// user-wide mark for the absolute session lifetime. A process that ends
-    /// sessions without a `Reissue` (this CLI) must tell the store the same,
-    /// or its revocations would trim the log and the mark shorter than the
-    /// apps need.
+    /// the access-token lifetime (plus the leeway on both clocks). A process
+    /// that ends sessions without a `Reissue` (this CLI) must tell the store
+    /// the same, or its revocations would trim the log shorter than the apps
+    /// need.
     pub fn retention(&self) -> Result<Retention, Error> {
-        let mut retention = Retention::default();
-        retention.revoked = self.access_ttl()? + LEEWAY * 2;
-        retention.sessions = self.session_max_age()?;
-        Ok(retention)
+        Ok(Retention::new(self.access_ttl()? + LEEWAY * 2))
     }
 
     /// Opens the user database and brings its schema up to date.
@@ -210,7 +206,7 @@ impl StoreArgs {
             .connect()
             .await
             .map_err(|e| Error::setting("REDIS_URL", redis_reason(&e)))?;
-        reissue_core::store::RefreshStore::retain(&store, retention);
+        reissue_core::store::RevocationFeed::retain(&store, retention);
         Ok(Some(store))
     }
 }

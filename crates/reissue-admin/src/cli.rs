@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use reissue_core::SessionId;
-use reissue_core::store::{Deployment, Eviction, RedisStore, RefreshStore, SessionInfo};
+use reissue_core::store::{Deployment, Eviction, RedisStore, SessionInfo, SessionStore};
 use reissue_diesel::{User, UserError, UserStore};
 use serde_json::{Value, json};
 

@@ -13,6 +13,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use reissue_core::store::dangerous;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use fred::prelude::{ClientLike, LuaInterface, MemoryInterface, Value};
 use fred::types::CustomCommand;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reissue_core::store::{
-    ClientMeta, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
+    ClientMeta, NewSession, RedisStore, RotateRequest, Rotation, SessionStore,
 };
 use reissue_core::{AccessClaims, Config, Key, KeySet, Reissue, SessionId, TokenCodec, UserClaims};
 use support::{AnyUser, HS256_SECRET, RedisServer, now_s, pem};
@@ -162,7 +163,7 @@ fn reissue_redis(c: &mut Criterion) {
             .collect(),
     );
     let sha: String = rt
-        .block_on(store.pool().next().script_load("return 1"))
+        .block_on(dangerous::pool(&store).next().script_load("return 1"))
         .unwrap();
     // The store alone (no tokens): one session per worker, rotated by generation.
     let sessions: Arc<Vec<(String, SessionId, std::sync::atomic::AtomicU64)>> = Arc::new(
@@ -230,8 +231,7 @@ fn reissue_redis(c: &mut Criterion) {
             in_flight(iters, move |_| {
                 let (store, sha) = (store.clone(), sha.clone());
                 async move {
-                    let one: i64 = store
-                        .pool()
+                    let one: i64 = dangerous::pool(&store)
                         .next()
                         .evalsha(&sha, Vec::<String>::new(), Vec::<String>::new())
                         .await
@@ -288,7 +288,7 @@ async fn where_the_time_goes(
     sha: &str,
 ) {
     const CALLS: u64 = 20_000;
-    let client = store.pool().next();
+    let client = dangerous::pool(store).next();
     for label in ["reissue", "raw_evalsha"] {
         let reset = CustomCommand::new_static("CONFIG", None, false);
         let _: Value = client.custom(reset, vec!["RESETSTAT"]).await.unwrap();
@@ -312,8 +312,7 @@ async fn where_the_time_goes(
                         .refresh_token;
                 } else {
                     let no: Vec<String> = Vec::new();
-                    let _: i64 = store
-                        .pool()
+                    let _: i64 = dangerous::pool(&store)
                         .next()
                         .evalsha(&sha, no.clone(), no)
                         .await
@@ -385,7 +384,7 @@ async fn where_the_time_goes(
 /// Prints Redis bytes per session: MEMORY USAGE of a session and its index
 /// (one session per user), and the growth of `used_memory` over many sessions.
 async fn memory_per_session(store: &RedisStore) {
-    let client = store.pool().next();
+    let client = dangerous::pool(store).next();
     let user_agents = [
         ("no client metadata", None),
         ("curl user agent", Some("curl/8.5.0")),
@@ -424,7 +423,7 @@ async fn memory_per_session(store: &RedisStore) {
         let (user, sid) = last.unwrap();
         let _ = sid;
         let session: u64 = client
-            .memory_usage(store.user_key(&user), Some(0))
+            .memory_usage(dangerous::user_key(store, &user), Some(0))
             .await
             .unwrap();
         println!(

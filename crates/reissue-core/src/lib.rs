@@ -59,6 +59,8 @@ pub use tokens::{
 };
 pub use verification::{Access, Identity, RevocationMode, Revocations, Verifier};
 
+#[cfg(feature = "redis")]
+pub use fred;
 pub use jsonwebtoken::Algorithm;
 pub use jsonwebtoken::jwk::JwkSet;
 

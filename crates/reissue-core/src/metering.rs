@@ -8,10 +8,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::store::{
-    Admission, AttemptEnd, Created, LoginAttempt, NewSession, RefreshStore, Retention,
-    RotateRequest, Rotation, SessionInfo,
+    Admission, AttemptEnd, Created, LoginAttempt, LoginThrottle, NewSession, RotateRequest,
+    Rotation, SessionInfo, SessionStore,
 };
-use crate::{Error, Result, Revocations, SessionId, TokenRejection};
+use crate::{Error, Result, SessionId, TokenRejection};
 
 /// A recorder the metrics of one [`Reissue`](crate::Reissue) go to, set with
 /// [`ReissueBuilder::metrics`](crate::ReissueBuilder::metrics); without one
@@ -112,12 +112,13 @@ impl Metrics {
     }
 }
 
-/// The store as the session operations see it: each call timed, each
-/// failure counted. The verifier keeps the bare store, so the per-request
-/// path (strict revocation's liveness check included) pays nothing.
+/// A store capability as the session operations see it: each call timed,
+/// each failure counted. The verifier keeps the bare store, so the
+/// per-request path (strict revocation's liveness check included) pays
+/// nothing.
 #[derive(Debug)]
-pub(crate) struct MeteredStore {
-    pub(crate) inner: Arc<dyn RefreshStore>,
+pub(crate) struct Metered<S: ?Sized> {
+    pub(crate) inner: Arc<S>,
     pub(crate) metrics: Metrics,
 }
 
@@ -131,7 +132,7 @@ macro_rules! timed {
 }
 
 #[async_trait]
-impl RefreshStore for MeteredStore {
+impl SessionStore for Metered<dyn SessionStore> {
     async fn create(&self, session: &NewSession) -> Result<Created> {
         timed!(self, "create", self.inner.create(session))
     }
@@ -159,20 +160,15 @@ impl RefreshStore for MeteredStore {
     async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
         timed!(self, "are_live", self.inner.are_live(sessions))
     }
+}
 
+#[async_trait]
+impl LoginThrottle for Metered<dyn LoginThrottle> {
     async fn begin_login(&self, attempt: &LoginAttempt<'_>) -> Result<Admission> {
         timed!(self, "begin_login", self.inner.begin_login(attempt))
     }
 
     async fn end_login(&self, attempt: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
         timed!(self, "end_login", self.inner.end_login(attempt, end))
-    }
-
-    fn retain(&self, retention: Retention) {
-        self.inner.retain(retention);
-    }
-
-    fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()> {
-        self.inner.follow_revocations(revocations)
     }
 }

@@ -8,13 +8,14 @@ mod deploy;
 mod suite;
 mod support;
 
+use reissue_core::store::dangerous;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::{LuaInterface, Value};
-use reissue_core::store::{Deployment, RefreshStore};
-use reissue_core::{Revocations, SessionId};
+use reissue_core::Revocations;
+use reissue_core::store::{Deployment, RevocationFeed};
 use suite::{Store, create, redis_store, wait_until};
 
 suite::store_suite!(cluster, |prefix| {
@@ -37,10 +38,8 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_every_primary() {
     for i in 0..48 {
         let user = format!("user-{i}");
         let keys = [
-            store.user_key(&user),
-            store.index_key(&user),
-            format!("{}{}", store.session_key_base(&user), SessionId::random()),
-            store.revocation_log_key(&user),
+            dangerous::user_key(&store, &user),
+            dangerous::revocation_log_key(&store, &user),
         ];
         let owners: HashSet<u16> = keys.iter().map(|k| cluster.primary_of(k)).collect();
         assert_eq!(owners.len(), 1, "{user}: {keys:?} on {owners:?}");
@@ -58,8 +57,8 @@ async fn a_users_keys_share_a_slot_and_users_spread_over_every_primary() {
 async fn a_key_of_another_slot_fails_loudly() {
     let cluster = deploy::Cluster::shared();
     let store = redis_store(&cluster.url(), "slots:").await;
-    let declared = store.user_key("alice");
-    let pool = store.pool_for(&declared).expect("alice's primary");
+    let declared = dangerous::user_key(&store, "alice");
+    let pool = dangerous::pool_for(&store, &declared).expect("alice's primary");
     let client = pool.next();
     // Another key served by the same primary but in another slot: the
     // cluster must refuse it although it could reach it.

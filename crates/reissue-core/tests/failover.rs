@@ -13,12 +13,13 @@
 mod deploy;
 mod support;
 
+use reissue_core::store::dangerous;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reissue_core::store::{ClientMeta, RedisStore, RefreshStore};
+use reissue_core::store::{ClientMeta, RedisStore, RevocationFeed};
 use reissue_core::{Config, Error, Reissue, Revocations, SessionId, TokenRejection};
 use support::{AnyUser, hs256_keys};
 
@@ -333,10 +334,10 @@ async fn cluster_primary_killed_under_traffic() {
     let probe = store(&url, "kill:").await;
     let users = fleet.login((0..USERS).map(|i| format!("user-{i}"))).await;
     // The primary to kill: the one serving the first user.
-    let victim = cluster.primary_of(&probe.revocation_log_key(&users[0].id));
+    let victim = cluster.primary_of(&dangerous::revocation_log_key(&probe, &users[0].id));
     let on_victim: Vec<bool> = users
         .iter()
-        .map(|u| cluster.primary_of(&probe.revocation_log_key(&u.id)) == victim)
+        .map(|u| cluster.primary_of(&dangerous::revocation_log_key(&probe, &u.id)) == victim)
         .collect();
     assert!(
         on_victim.iter().any(|v| !v),
@@ -495,7 +496,7 @@ async fn lagging_replica(
     let probe = store(url, "lag:").await;
     let names: Vec<String> = (0..400)
         .map(|i| format!("lag-{i}"))
-        .filter(|u| on_primary(&probe.revocation_log_key(u)))
+        .filter(|u| on_primary(&dangerous::revocation_log_key(&probe, u)))
         .take(12)
         .collect();
     assert_eq!(names.len(), 12, "users on the primary to kill");

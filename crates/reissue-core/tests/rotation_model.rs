@@ -14,6 +14,7 @@
 
 mod support;
 
+use reissue_core::store::dangerous;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -344,7 +345,7 @@ fn redis_store_histories_follow_the_model_through_faults() {
     // A fault in the middle of a round: every other client's connections are
     // cut, with commands in flight.
     let kill = || {
-        let pool = admin.pool().clone();
+        let pool = dangerous::pool(&admin).clone();
         rt.spawn(async move {
             tokio::time::sleep(Duration::from_micros(300)).await;
             // Cut every connection but this one, wherever the round's commands are.

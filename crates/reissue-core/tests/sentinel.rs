@@ -26,7 +26,7 @@ async fn sentinel_is_found_with_its_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_cost_one_replica_round_trip() {
     use reissue_core::SessionId;
-    use reissue_core::store::{ClientMeta, RedisStore, RefreshStore, RotateRequest, Rotation};
+    use reissue_core::store::{ClientMeta, RedisStore, RotateRequest, Rotation, SessionStore};
     use std::time::{Duration, Instant};
     let set = deploy::Sentinel::shared();
     let plain = suite::redis_store(&set.url(), "cost:").await;

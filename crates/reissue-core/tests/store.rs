@@ -5,12 +5,13 @@
 mod suite;
 mod support;
 
+use reissue_core::store::dangerous;
 use std::time::{Duration, Instant};
 
-use fred::prelude::{KeysInterface, LuaInterface, MemoryInterface, Value};
+use fred::prelude::{LuaInterface, MemoryInterface, Value};
 use reissue_core::store::{
-    AttemptEnd, ClientMeta, LoginAttempt, MemoryStore, RedisStore, RefreshStore, RotateRequest,
-    Rotation,
+    AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore, RotateRequest,
+    SessionStore,
 };
 use reissue_core::{Country, Error, SessionId};
 use suite::*;
@@ -66,8 +67,7 @@ struct Dumped {
 }
 
 async fn dump(store: &RedisStore, prefix: &str) -> Vec<Dumped> {
-    let rows: Value = store
-        .pool()
+    let rows: Value = dangerous::pool(store)
         .next()
         .eval(DUMP, Vec::<String>::new(), vec![format!("{prefix}*")])
         .await
@@ -129,16 +129,15 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
         "{kinds:?}"
     );
     let users = keys.iter().filter(|k| k.key.contains("}u:")).count();
-    let marks = keys.iter().filter(|k| k.key.ends_with(":rb")).count();
     let log = keys
         .iter()
         .filter(|k| k.key.starts_with("ttl:{b") && k.key.ends_with("}:rv"))
         .count();
     assert_eq!(
-        (keys.len(), users, marks, log),
-        (4 + 2 + 1 + 1, 4, 1, 1),
-        "one key per user holding its sessions, two attempt counters, mallory's logout-all \
-         mark (for sessions of the first layout) and the revocation log of mallory's bucket"
+        (keys.len(), users, log),
+        (4 + 2 + 1, 4, 1),
+        "one key per user holding its sessions, two attempt counters and the revocation log \
+         of mallory's bucket"
     );
     for k in &keys {
         assert!(k.pttl > 0, "{} has no TTL ({})", k.key, k.pttl);
@@ -261,9 +260,9 @@ async fn session_bytes(store: &RedisStore, user_agent: &str) -> u64 {
     );
     store.revoke_all("user-123456").await.unwrap();
     store.create(&session).await.unwrap();
-    let client = store.pool().next();
+    let client = dangerous::pool(store).next();
     client
-        .memory_usage(store.user_key("user-123456"), Some(0))
+        .memory_usage(dangerous::user_key(store, "user-123456"), Some(0))
         .await
         .unwrap()
 }
@@ -275,8 +274,8 @@ async fn redis_memory_usage_per_session() {
     let curl = session_bytes(&store, "curl/8.5.0").await;
     println!("MEMORY USAGE, short user agent: {curl} B");
     // A browser's user agent is kept as "Firefox 128 / Windows 10", not as
-    // its ~80 bytes: a browser session costs what a curl one does. (Under the
-    // first layout: 1100 B, its hash a hashtable.) Guarded against growing.
+    // its ~80 bytes: a browser session costs what a curl one does. Guarded
+    // against growing.
     let firefox =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
     let browser = session_bytes(&store, firefox).await;
@@ -286,205 +285,10 @@ async fn redis_memory_usage_per_session() {
     assert!(curl <= 200, "{curl} bytes per session");
 }
 
-// ---- records that hold their claims -----------------------------------------
-
-/// The start of the earlier logins below: the store's time (ms and µs), the
-/// absolute expiry (ARGV[2] after now) and the idle one (ARGV[3]).
-const EARLIER_LOGIN: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local abs = now + tonumber(ARGV[2])
-local exp = math.min(now + tonumber(ARGV[3]), abs)
-"#;
-
-/// A login as it ran before the claims moved into the refresh token: the
-/// record, appended to the user's key, holds them (KEYS: user; ARGV: sid,
-/// max_age, idle, claims). Client: the login country ("="), 203.0.113.7 and a
-/// user-agent summary.
-const CLAIMS_CREATE: &str = r#"
-local body = ARGV[1] .. struct.pack('>I4I7I6I6I6I4', 1, us, now, abs, exp, 0) .. 'DE'
-  .. struct.pack('>I2', #ARGV[4]) .. ARGV[4] .. '=' .. '\4\203\0\113\7' .. 'Safari 17 / macOS'
-redis.call('APPEND', KEYS[1], struct.pack('>I2', #body) .. body)
-redis.call('PEXPIREAT', KEYS[1], exp + 3600000)
-return 1
-"#;
-
-/// Sessions whose records hold their claims (written before the claims
-/// moved into the refresh token) rotate with those claims, beside new ones
-/// in the same key, and are listed, checked and revoked as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_records_holding_claims_keep_them() {
-    let server = RedisServer::shared();
-    let redis = redis_store(&server.url(), "claims:").await;
-    let store: Store = redis.clone();
-    let new = create(&store, "alice").await;
-    let old = SessionId::random();
-    let args = vec![
-        old.as_str().to_owned(),
-        LIFETIME.as_millis().to_string(),
-        IDLE.as_millis().to_string(),
-        CLAIMS.to_owned(),
-    ];
-    let _: Value = redis
-        .pool()
-        .next()
-        .eval(
-            format!("{EARLIER_LOGIN}{CLAIMS_CREATE}"),
-            vec![redis.user_key("alice")],
-            args,
-        )
-        .await
-        .unwrap();
-
-    let s2 = rotated(rotate(&store, "alice", &old, 1).await);
-    assert_eq!(
-        (s2.generation, s2.claims.as_str(), s2.login_country),
-        (2, CLAIMS, Country::new("DE"))
-    );
-    // the first rotation recorded a new client (the record rewritten), this
-    // one only the state (in place): the claims stay either way
-    let s3 = rotated(rotate(&store, "alice", &old, 2).await);
-    assert_eq!((s3.generation, s3.claims.as_str()), (3, CLAIMS));
-    assert_eq!(
-        rotate(&store, "alice", &old, 2).await,
-        Rotation::Replayed(s3.clone()),
-        "a replay in the grace window"
-    );
-    let n2 = rotated(rotate(&store, "alice", &new, 1).await);
-    assert_eq!((n2.generation, n2.claims.as_str()), (2, ""));
-    let listed = store.list("alice").await.unwrap();
-    assert_eq!(
-        listed.iter().map(|s| &s.sid).collect::<Vec<_>>(),
-        vec![&new, &old]
-    );
-    assert!(store.is_live("alice", &old).await.unwrap());
-    assert!(store.revoke("alice", &old).await.unwrap());
-    assert!(!store.is_live("alice", &old).await.unwrap());
-    assert!(store.is_live("alice", &new).await.unwrap());
-    assert_eq!(
-        rotated(rotate(&store, "alice", &new, 2).await).generation,
-        3
-    );
-}
-
-// ---- sessions written by the first layout ----------------------------------
-
-/// The first layout's login, as it ran before this version: a hash per
-/// session, a sorted-set index (KEYS: session, index; ARGV: sid, max_age,
-/// idle, ip, country, user agent, claims).
-const V1_CREATE: &str = r#"
-redis.call('HSET', KEYS[1], 'g', 1, 'r', now, 'a', abs, 'c', us, 'x', exp, 'cl', ARGV[7],
-  'ip', ARGV[4], 'cc', ARGV[5], 'lc', ARGV[5], 'ua', ARGV[6])
-redis.call('PEXPIREAT', KEYS[1], exp)
-redis.call('ZADD', KEYS[2], us, ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], abs)
-return 1
-"#;
-
-async fn v1_session(store: &RedisStore, user: &str) -> SessionId {
-    let sid = SessionId::random();
-    let keys = vec![
-        format!("{}{sid}", store.session_key_base(user)),
-        store.index_key(user),
-    ];
-    let args = vec![
-        sid.as_str().to_owned(),
-        LIFETIME.as_millis().to_string(),
-        IDLE.as_millis().to_string(),
-        "203.0.113.7".to_owned(),
-        "DE".to_owned(),
-        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".to_owned(),
-        CLAIMS.to_owned(),
-    ];
-    let _: Value = store
-        .pool()
-        .next()
-        .eval(format!("{EARLIER_LOGIN}{V1_CREATE}"), keys, args)
-        .await
-        .unwrap();
-    sid
-}
-
-/// A session the first layout wrote keeps working until it ends: it is
-/// listed, live, rotates (with its claims and login country), replays,
-/// detects reuse, counts against the session limit and ends with logout-all;
-/// the first layout's mark still ends those its index lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_sessions_of_the_first_layout_keep_working() {
-    let server = RedisServer::shared();
-    let redis = redis_store(&server.url(), "v1:").await;
-    let store: Store = redis.clone();
-
-    let old = v1_session(&redis, "alice").await;
-    let new = create(&store, "alice").await;
-    assert!(store.is_live("alice", &old).await.unwrap());
-    let listed: Vec<SessionId> = store
-        .list("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.sid)
-        .collect();
-    assert_eq!(listed, vec![old.clone(), new.clone()], "both, oldest first");
-    let s2 = rotated(rotate(&store, "alice", &old, 1).await);
-    assert_eq!(
-        (s2.generation, s2.claims.as_str(), s2.login_country),
-        (2, CLAIMS, Country::new("DE"))
-    );
-    assert_eq!(
-        rotate(&store, "alice", &old, 1).await,
-        Rotation::Replayed(s2.clone()),
-        "a replay in the grace window"
-    );
-    sleep_ms(GRACE.as_millis() as u64 + 100).await;
-    assert_eq!(rotate(&store, "alice", &old, 1).await, Rotation::Reused);
-    assert!(!store.is_live("alice", &old).await.unwrap());
-
-    // the session limit counts the old sessions, oldest first
-    let old = v1_session(&redis, "bob").await;
-    let (mut s, _) = new_session("bob");
-    s.max_sessions = 1;
-    assert_eq!(store.create(&s).await.unwrap().evicted, vec![old.clone()]);
-    assert!(!store.is_live("bob", &old).await.unwrap());
-
-    // logout-all ends both layouts' sessions
-    let old = v1_session(&redis, "carol").await;
-    let new = create(&store, "carol").await;
-    let mut ended = store.revoke_all("carol").await.unwrap();
-    ended.sort();
-    let mut both = vec![old.clone(), new.clone()];
-    both.sort();
-    assert_eq!(ended, both);
-    for sid in [&old, &new] {
-        assert!(!store.is_live("carol", sid).await.unwrap());
-        assert_eq!(rotate(&store, "carol", sid, 1).await, Rotation::NotFound);
-    }
-
-    // an old session whose index an evicting Redis dropped: the mark ends it
-    let old = v1_session(&redis, "dave").await;
-    let _: i64 = redis
-        .pool()
-        .next()
-        .del(redis.index_key("dave"))
-        .await
-        .unwrap();
-    assert_eq!(store.revoke_all("dave").await.unwrap(), vec![]);
-    assert!(!store.is_live("dave", &old).await.unwrap());
-    assert_eq!(rotate(&store, "dave", &old, 1).await, Rotation::NotFound);
-
-    // and one revoked alone
-    let old = v1_session(&redis, "erin").await;
-    assert!(store.revoke("erin", &old).await.unwrap());
-    assert!(!store.revoke("erin", &old).await.unwrap());
-    assert_eq!(store.list("erin").await.unwrap(), vec![]);
-}
-
 /// The liveness check finds a session's record in the user's key by a plain
 /// search for its id, which a client can also put there: an unknown user
 /// agent is stored as sent (cut to 48 bytes). An id found only inside
-/// another record is not taken for a record of its own, live or ended, in
-/// either layout.
+/// another record is not taken for a record of its own, live or ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_a_session_id_in_another_records_user_agent_is_not_its_record() {
     let server = RedisServer::shared();
@@ -500,8 +304,8 @@ async fn redis_a_session_id_in_another_records_user_agent_is_not_its_record() {
         }
     };
 
-    // a live session of the first layout, its id in a newer record's agent
-    let old = v1_session(&redis, "alice").await;
+    // a live session, its id in a newer record's agent
+    let old = create(&store, "alice").await;
     let decoy = create_with_agent("alice", format!("x {}", old.as_str())).await;
     // an ended session, its id in the agent of the one that replaced it
     let ended = create(&store, "alice").await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use reissue_core::SessionId;
 use reissue_core::store::{
-    ClientMeta, NewSession, RedisStore, RefreshStore, RotateRequest, Rotation,
+    ClientMeta, NewSession, RedisStore, RotateRequest, Rotation, SessionStore,
 };
 
 const CHILD: &str = "REISSUE_TLS_TEST_PORT";

@@ -10,12 +10,11 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
 use reissue_core::store::{
-    Admission, AttemptEnd, Created, LoginAttempt, MemoryStore, NewSession, RefreshStore, Retention,
-    RotateRequest, Rotation, SessionInfo,
+    Created, MemoryStore, NewSession, RotateRequest, Rotation, SessionInfo, SessionStore,
 };
 use reissue_core::{
     Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, RevocationMode,
-    Revocations, SessionId, UserClaims,
+    SessionId, UserClaims,
 };
 use reissue_tower::{AuthUser, DrainBodyLayer, ReissueLayer};
 use reqwest::StatusCode;
@@ -50,16 +49,16 @@ impl Authenticator for Users {
     }
 }
 
-/// A memory store whose liveness check can be made to fail, as an
-/// unreachable Redis would.
+/// The sessions of a memory store, whose liveness check can be made to
+/// fail, as an unreachable Redis would.
 #[derive(Debug, Default)]
 struct FlakyStore {
-    inner: MemoryStore,
+    inner: Arc<MemoryStore>,
     down: AtomicBool,
 }
 
 #[async_trait]
-impl RefreshStore for FlakyStore {
+impl SessionStore for FlakyStore {
     async fn create(&self, session: &NewSession) -> reissue_core::Result<Created> {
         self.inner.create(session).await
     }
@@ -80,18 +79,6 @@ impl RefreshStore for FlakyStore {
             return Err(Error::unavailable("connection refused"));
         }
         self.inner.is_live(user_id, sid).await
-    }
-    async fn begin_login(&self, a: &LoginAttempt<'_>) -> reissue_core::Result<Admission> {
-        self.inner.begin_login(a).await
-    }
-    async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> reissue_core::Result<()> {
-        self.inner.end_login(a, end).await
-    }
-    fn retain(&self, retention: Retention) {
-        self.inner.retain(retention)
-    }
-    fn follow_revocations(&self, r: Arc<Revocations>) -> reissue_core::Result<()> {
-        self.inner.follow_revocations(r)
     }
 }
 
@@ -117,9 +104,15 @@ async fn start(strict: bool) -> Server {
     } else {
         RevocationMode::Stateless
     });
-    let reissue = Reissue::builder(config, KeySet::new(key).unwrap(), store.clone(), Users)
-        .build()
-        .unwrap();
+    let reissue = Reissue::builder(
+        config,
+        KeySet::new(key).unwrap(),
+        store.inner.clone(),
+        Users,
+    )
+    .sessions(store.clone())
+    .build()
+    .unwrap();
     let verifier = reissue.verifier().clone();
     let app = Router::new()
         .merge(

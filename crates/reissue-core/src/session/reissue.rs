@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use super::throttle::Attempt;
 use crate::audit::{self, AuditEvent, AuditKind};
-use crate::client::{client_ip, network_of};
+use crate::client::client_ip;
 use crate::clock::{Clock, now_millis};
-use crate::metering::{MeteredStore, Metrics, SharedRecorder};
+use crate::metering::{Metered, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
-    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, Retention,
-    RotateRequest, Rotation, SessionInfo, Successor,
+    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, Retention, RotateRequest,
+    Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::verifier::VerifierInner;
@@ -45,7 +46,8 @@ pub struct TokenPair {
 struct Inner<A: Authenticator> {
     config: Config,
     verifier: Verifier<A::Claims>,
-    store: Arc<dyn RefreshStore>,
+    sessions: Arc<dyn SessionStore>,
+    throttle: Arc<dyn LoginThrottle>,
     authenticator: A,
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
@@ -77,7 +79,7 @@ impl<A: Authenticator> std::fmt::Debug for Reissue<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reissue")
             .field("config", &self.inner.config)
-            .field("store", &self.inner.store)
+            .field("sessions", &self.inner.sessions)
             .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
     }
@@ -89,6 +91,7 @@ pub struct ReissueBuilder<A: Authenticator> {
     config: Config,
     keys: KeySet,
     store: Arc<dyn RefreshStore>,
+    sessions: Option<Arc<dyn SessionStore>>,
     authenticator: A,
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
@@ -106,6 +109,16 @@ impl<A: Authenticator> std::fmt::Debug for ReissueBuilder<A> {
 }
 
 impl<A: Authenticator> ReissueBuilder<A> {
+    /// Sessions kept in `sessions` instead of the store given to
+    /// [`Reissue::builder`], which keeps the login throttle and the
+    /// revocation feed: for a wrapper that changes the session operations
+    /// only (adds a cache, counts, injects faults in a test) without
+    /// forwarding the other capabilities.
+    pub fn sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
     /// The address and country policy, consulted at login and reissue.
     pub fn policy(mut self, policy: impl Policy) -> Self {
         self.policy = Some(Arc::new(policy));
@@ -153,13 +166,11 @@ impl<A: Authenticator> ReissueBuilder<A> {
     pub fn build(self) -> Result<Reissue<A>> {
         self.config.validate()?;
         let c = &self.config;
+        let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| self.store.clone());
         // Access tokens of a session die at most access_ttl (+ leeway on both
         // clocks) after its end: that long the revocation is worth remembering.
         let keep = c.access_ttl + c.leeway * 2;
-        self.store.retain(Retention {
-            revoked: keep,
-            sessions: c.session_max_age,
-        });
+        self.store.retain(Retention::new(keep));
         let revocations = match c.revocation {
             RevocationMode::Instant => {
                 let revocations = Arc::new(Revocations::new(keep));
@@ -177,7 +188,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
-                store: Some(LiveChecks::new(self.store.clone())),
+                store: Some(LiveChecks::new(sessions.clone())),
                 mode: c.revocation,
                 revocations,
                 fail_closed_while_unsure: c.fail_closed_while_unsure,
@@ -192,8 +203,12 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 verifier,
                 // Timed and counted for the session operations only; the
                 // verifier above keeps the bare store.
-                store: Arc::new(MeteredStore {
-                    inner: self.store,
+                sessions: Arc::new(Metered {
+                    inner: sessions,
+                    metrics: metrics.clone(),
+                }),
+                throttle: Arc::new(Metered {
+                    inner: self.store as Arc<dyn LoginThrottle>,
                     metrics: metrics.clone(),
                 }),
                 metrics,
@@ -224,6 +239,7 @@ impl<A: Authenticator> Reissue<A> {
             config,
             keys,
             store,
+            sessions: None,
             authenticator,
             policy: None,
             countries: None,
@@ -438,22 +454,14 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
-        let store = &self.inner.store;
         self.check_address_known(Stage::Login, client)?;
         // Input that names no account is refused before anything is counted.
-        let account = account_digest(&self.inner.authenticator.account_key(&credentials)?);
-        let network = network_of(client.ip);
-        let attempt = LoginAttempt {
-            account: &account,
-            network: &network,
-            max_per_network: c.login_max_failures,
-            max_per_account: c.account_ceiling(),
-            window: c.login_lockout,
-        };
-        if let Admission::Throttled { retry_after } = store.begin_login(&attempt).await? {
+        let account_key = self.inner.authenticator.account_key(&credentials)?;
+        let attempt = Attempt::new(&*self.inner.throttle, c, &account_key, client.ip);
+        if let Admission::Throttled { retry_after } = attempt.begin().await? {
             self.emit(
                 AuditEvent::new(AuditKind::LoginThrottled)
-                    .user(&account)
+                    .user(attempt.account())
                     .client(client),
             );
             return Err(Error::TooManyAttempts { retry_after });
@@ -464,21 +472,19 @@ impl<A: Authenticator> Reissue<A> {
                 // The attempt stays counted.
                 self.emit(
                     AuditEvent::new(AuditKind::LoginFailed)
-                        .user(&account)
+                        .user(attempt.account())
                         .client(client),
                 );
                 return Err(Error::InvalidCredentials);
             }
             Err(e) => {
-                if let Err(undo) = store.end_login(&attempt, AttemptEnd::Undecided).await {
-                    tracing::warn!(error = %undo, "could not take back an undecided login attempt");
-                }
+                attempt.undecided().await;
                 return Err(e);
             }
         };
         let decision = self.check_policy(Stage::Login, &user.user_id, None, client, None);
         if decision != Decision::Allow {
-            store.end_login(&attempt, AttemptEnd::Succeeded).await?;
+            attempt.succeeded().await?;
             return Err(self
                 .refuse(&decision, Stage::Login, &user.user_id, None, client)
                 .await);
@@ -495,10 +501,8 @@ impl<A: Authenticator> Reissue<A> {
         session.client = client.clone();
         // Two independent keys (the account's counters, the user's sessions):
         // sent together, they cost one round trip of latency.
-        let (_, created) = tokio::try_join!(
-            store.end_login(&attempt, AttemptEnd::Succeeded),
-            store.create(&session)
-        )?;
+        let (_, created) =
+            tokio::try_join!(attempt.succeeded(), self.inner.sessions.create(&session))?;
         self.ended_here(&created.evicted);
         self.inner
             .metrics
@@ -535,9 +539,11 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
     ) -> Result<(TokenPair, bool)> {
         let c = &self.inner.config;
-        let (rt, carried) = self
+        // The application's claims travel in the refresh token.
+        let (rt, claims) = self
             .tokens()
             .verify_refresh_carrying::<A::Claims>(refresh_token, true)?;
+        let claims = claims.ok_or(Error::InvalidToken(TokenRejection::MissingClaim))?;
         audit::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
         let mut request = RotateRequest::new(
@@ -550,7 +556,7 @@ impl<A: Authenticator> Reissue<A> {
         );
         request.issued_at_ms = rt.iat.saturating_mul(1000);
         request.max_ahead = c.lost_write_tolerance;
-        let rotation = self.inner.store.rotate(&request).await?;
+        let rotation = self.inner.sessions.rotate(&request).await?;
         tracing::Span::current().record(
             "detail",
             match &rotation {
@@ -587,18 +593,6 @@ impl<A: Authenticator> Reissue<A> {
                 .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
                 .await);
         }
-        // The claims the refresh token carries; a session created before they
-        // did keeps them in the store.
-        let claims: A::Claims = if successor.claims.is_empty() {
-            carried.ok_or_else(|| {
-                Error::Internal(
-                    "the session's claims are in neither its token nor its store".into(),
-                )
-            })?
-        } else {
-            serde_json::from_str(&successor.claims)
-                .map_err(|e| Error::Internal(format!("stored claims do not deserialize: {e}")))?
-        };
         let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor)?;
         let event = AuditEvent::new(kind)
             .user(&rt.sub)
@@ -626,7 +620,7 @@ impl<A: Authenticator> Reissue<A> {
     }
 
     async fn end_session(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let ended = self.inner.store.revoke(user_id, sid).await?;
+        let ended = self.inner.sessions.revoke(user_id, sid).await?;
         if ended {
             self.ended_here([sid]);
         }
@@ -634,7 +628,7 @@ impl<A: Authenticator> Reissue<A> {
     }
 
     async fn end_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
-        let ended = self.inner.store.revoke_all(user_id).await?;
+        let ended = self.inner.sessions.revoke_all(user_id).await?;
         self.ended_here(&ended);
         Ok(ended)
     }
@@ -685,42 +679,11 @@ impl<A: Authenticator> Reissue<A> {
 
     /// A user's live sessions, oldest first.
     pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
-        self.inner.store.list(user_id).await
+        self.inner.sessions.list(user_id).await
     }
 
     /// Whether a session is live.
     pub async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        self.inner.store.is_live(user_id, sid).await
-    }
-}
-
-/// The account as counters and audit events name it: a digest (128 bits of
-/// SHA-256, base64url), never the text a user typed (people type passwords
-/// into the email box), and 22 bytes however long the input.
-pub(crate) fn account_digest(account: &str) -> String {
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(account.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn account_digests_are_short_and_opaque() {
-        let long = "x".repeat(16 * 1024);
-        let d = account_digest(&long);
-        assert_eq!(d.len(), 22);
-        assert!(!d.contains('x'));
-        assert_ne!(
-            account_digest("a@example.com"),
-            account_digest("b@example.com")
-        );
-        assert_eq!(
-            account_digest("a@example.com"),
-            account_digest("a@example.com")
-        );
+        self.inner.sessions.is_live(user_id, sid).await
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 
 use super::{
-    Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, NewSession, RefreshStore, Retention,
-    RotateRequest, Rotation, SessionInfo, Successor, idle_expiry,
+    Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
+    RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor, idle_expiry,
 };
 use crate::clock::now_millis;
 use crate::verification::revocation::Revocations;
@@ -37,7 +37,6 @@ impl Entry {
             rotated_at_ms: self.rotated_at_ms,
             expires_at_ms: self.expires_ms,
             absolute_expiry_ms: self.absolute_expiry_ms,
-            claims: String::new(),
             login_country: self.login_country,
         }
     }
@@ -149,7 +148,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl RefreshStore for MemoryStore {
+impl SessionStore for MemoryStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
         Ok(self.with(|state, now| {
             let absolute_expiry_ms = now.saturating_add(s.max_age.as_millis() as u64);
@@ -276,7 +275,10 @@ impl RefreshStore for MemoryStore {
                 .is_some_and(|e| e.expires_ms > now)
         }))
     }
+}
 
+#[async_trait]
+impl LoginThrottle for MemoryStore {
     async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
         Ok(self.with(|state, now| {
             let window = a.window.as_millis().max(1) as u64;
@@ -315,7 +317,9 @@ impl RefreshStore for MemoryStore {
         });
         Ok(())
     }
+}
 
+impl RevocationFeed for MemoryStore {
     fn retain(&self, _: Retention) {}
 
     fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()> {

@@ -1,5 +1,13 @@
-//! Where sessions live: the [`RefreshStore`] trait and its two implementations,
-//! [`MemoryStore`] and (feature `redis`) [`RedisStore`].
+//! Where sessions live. A store has three capabilities, one trait each:
+//! [`SessionStore`] (the sessions themselves), [`LoginThrottle`] (counting
+//! login attempts) and [`RevocationFeed`] (telling every instance which
+//! sessions ended). [`RefreshStore`] is all three, and what
+//! [`Reissue::builder`](crate::Reissue::builder) takes; a wrapper that only
+//! changes one capability implements that trait and is installed with
+//! [`ReissueBuilder::sessions`](crate::ReissueBuilder::sessions).
+//!
+//! Two stores implement all three: [`MemoryStore`] (one process) and, with
+//! feature `redis`, [`RedisStore`].
 #![cfg_attr(
     not(feature = "redis"),
     doc = "",
@@ -22,7 +30,7 @@ mod redis;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{Deployment, Eviction, RedisStore, RedisStoreBuilder};
+pub use redis::{Deployment, Eviction, RedisStore, RedisStoreBuilder, dangerous};
 
 /// A session to create at login. Its times come from the store's clock.
 #[derive(Debug, Clone)]
@@ -64,7 +72,7 @@ impl NewSession {
     }
 }
 
-/// What [`RefreshStore::create`] did.
+/// What [`SessionStore::create`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Created {
@@ -145,16 +153,11 @@ pub struct Successor {
     pub expires_at_ms: u64,
     /// The session's absolute end, Unix milliseconds.
     pub absolute_expiry_ms: u64,
-    /// The application's claims, serialized, of a session a store created
-    /// while it kept them (the Redis store before the claims moved into the
-    /// refresh token); empty otherwise, and then the refresh token's own
-    /// claims are carried forward. A store never needs to set it.
-    pub claims: String,
     /// The country recorded at login.
     pub login_country: Option<Country>,
 }
 
-/// The outcome of [`RefreshStore::rotate`].
+/// The outcome of [`SessionStore::rotate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rotation {
@@ -242,9 +245,9 @@ pub enum AttemptEnd {
     Undecided,
 }
 
-/// How long a store keeps what instant revocation needs, and the longest a
-/// session may live. [`Reissue`](crate::Reissue) tells its store at build
-/// time ([`RefreshStore::retain`]); a store shared by several instances keeps
+/// How long a store keeps what instant revocation needs.
+/// [`Reissue`](crate::Reissue) tells its store at build time
+/// ([`RevocationFeed::retain`]); a store shared by several instances keeps
 /// the longest it was told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -252,28 +255,30 @@ pub struct Retention {
     /// How long an ended session is remembered in the revocation log: the
     /// access-token lifetime plus the leeway (its access tokens are dead by then).
     pub revoked: Duration,
-    /// The absolute session lifetime: a user-wide revocation mark lives this long.
-    pub sessions: Duration,
+}
+
+impl Retention {
+    /// Ended sessions remembered for `revoked`.
+    pub fn new(revoked: Duration) -> Self {
+        Self { revoked }
+    }
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self {
-            revoked: Duration::from_secs(600),
-            sessions: Duration::from_secs(30 * 24 * 3600),
-        }
+        Self::new(Duration::from_secs(600))
     }
 }
 
-/// Where sessions and login-attempt counters live. Every operation is atomic
-/// with respect to every other, across any number of application instances
-/// sharing the store, and judges time by the store's own clock (never the
-/// calling instance's), so instances whose clocks differ apply the same rules.
+/// Where sessions live. Every operation is atomic with respect to every
+/// other, across any number of application instances sharing the store, and
+/// judges time by the store's own clock (never the calling instance's), so
+/// instances whose clocks differ apply the same rules.
 ///
 /// Implementations must never hold a refresh token: a session is checked by
 /// its generation number (the token is a signed JWT carrying it).
 #[async_trait]
-pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Creates a session, then evicts the user's oldest other sessions beyond
     /// `max_sessions` (never the new one).
     async fn create(&self, session: &NewSession) -> Result<Created>;
@@ -290,8 +295,7 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// Ends one session; `false` if it did not exist.
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool>;
 
-    /// Ends every session of a user, also those the store can no longer list
-    /// (a user-wide mark that rotation checks); returns those it listed.
+    /// Ends every session of a user; returns those it ended.
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>>;
 
     /// The user's live sessions, oldest first.
@@ -311,7 +315,12 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
         }
         Ok(live)
     }
+}
 
+/// Where login attempts are counted, shared by every instance so that the
+/// limits hold across them.
+#[async_trait]
+pub trait LoginThrottle: Send + Sync + fmt::Debug + 'static {
     /// Counts a login attempt before the password is checked, or refuses it
     /// when a limit is reached; one atomic step, so parallel attempts cannot
     /// get past the limit.
@@ -319,9 +328,11 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
 
     /// Settles an admitted attempt that did not fail on a wrong password.
     async fn end_login(&self, attempt: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()>;
+}
 
-    /// Sets how long revocations and user-wide marks are kept (the longest
-    /// asked for wins).
+/// How every instance learns which sessions ended (instant revocation).
+pub trait RevocationFeed: Send + Sync + fmt::Debug + 'static {
+    /// Sets how long revocations are kept (the longest asked for wins).
     fn retain(&self, retention: Retention);
 
     /// Delivers every session this store ends, by any instance, into
@@ -329,6 +340,12 @@ pub trait RefreshStore: Send + Sync + fmt::Debug + 'static {
     /// only while the delivery is known to be complete.
     fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()>;
 }
+
+/// A whole store: sessions, login throttling and the revocation feed. Every
+/// type that implements the three is one.
+pub trait RefreshStore: SessionStore + LoginThrottle + RevocationFeed {}
+
+impl<T: SessionStore + LoginThrottle + RevocationFeed> RefreshStore for T {}
 
 /// The idle expiry of a session touched at `now_ms`: the idle lifetime,
 /// capped by the absolute one.

@@ -5,7 +5,7 @@
 //! Redis and a reply; under load most of a request's time goes there. Here,
 //! at most [`MAX_IN_FLIGHT`] store calls run at once; checks that arrive while
 //! they do wait, and the next call takes all of them in one
-//! [`RefreshStore::are_live`]. An idle server sends each check alone, at
+//! [`SessionStore::are_live`]. An idle server sends each check alone, at
 //! once; a busy one sends a few large batches.
 //!
 //! What strict mode promises still holds: a check joins only a batch that has
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
-use crate::store::RefreshStore;
+use crate::store::SessionStore;
 use crate::{Error, Result, SessionId};
 
 /// How many store calls strict mode's checks keep in flight at once.
@@ -38,7 +38,7 @@ pub(crate) struct LiveChecks {
 
 #[derive(Debug)]
 struct Shared {
-    store: Arc<dyn RefreshStore>,
+    store: Arc<dyn SessionStore>,
     state: Mutex<State>,
 }
 
@@ -81,7 +81,7 @@ impl Drop for Slot {
 }
 
 impl LiveChecks {
-    pub(crate) fn new(store: Arc<dyn RefreshStore>) -> Self {
+    pub(crate) fn new(store: Arc<dyn SessionStore>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -238,11 +238,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::Revocations;
-    use crate::store::{
-        Admission, AttemptEnd, Created, LoginAttempt, MemoryStore, NewSession, Retention,
-        RotateRequest, Rotation, SessionInfo,
-    };
+    use crate::store::{Created, MemoryStore, NewSession, RotateRequest, Rotation, SessionInfo};
 
     /// The memory store, each liveness call waiting for a permit of `gate`
     /// and recording how many checks it carried.
@@ -266,7 +262,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl RefreshStore for Gated {
+    impl SessionStore for Gated {
         async fn create(&self, s: &NewSession) -> Result<Created> {
             self.inner.create(s).await
         }
@@ -289,18 +285,6 @@ mod tests {
         async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
             self.pass(sessions.len()).await?;
             self.inner.are_live(sessions).await
-        }
-        async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
-            self.inner.begin_login(a).await
-        }
-        async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
-            self.inner.end_login(a, end).await
-        }
-        fn retain(&self, retention: Retention) {
-            self.inner.retain(retention)
-        }
-        fn follow_revocations(&self, r: Arc<Revocations>) -> Result<()> {
-            self.inner.follow_revocations(r)
         }
     }
 

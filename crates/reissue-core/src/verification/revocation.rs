@@ -54,7 +54,7 @@ impl RevocationMode {
 /// Sessions known to have ended, each remembered until its access tokens are
 /// dead, plus whether the feed that fills it is known to be complete.
 ///
-/// A store's [`follow_revocations`](crate::store::RefreshStore::follow_revocations)
+/// A store's [`follow_revocations`](crate::store::RevocationFeed::follow_revocations)
 /// fills it; the [`Verifier`](crate::Verifier) reads it on every protected
 /// request (a read lock and one hash look-up; nothing when it is empty).
 #[derive(Debug)]

@@ -1,0 +1,393 @@
+//! The store itself: each [`SessionStore`], [`LoginThrottle`] and
+//! [`RevocationFeed`] operation as one script call (`scripts.rs`), on the
+//! keys of `layout.rs`, its reply read by `record.rs`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{ClientLike, Pool};
+use fred::types::Value;
+use fred::types::scripts::Script;
+
+use super::builder::Eviction;
+use super::feed;
+use super::nodes::Nodes;
+use super::record::{
+    array, bad_reply, bytes, decode_client, encode_client, expiries, int, successor, text, time_ms,
+};
+use super::scripts::Scripts;
+use crate::store::{
+    Admission, AttemptEnd, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
+    RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+};
+use crate::verification::revocation::Revocations;
+use crate::{Error, Result, SessionId};
+
+/// A [`RefreshStore`](crate::store::RefreshStore) on Redis: one server, a
+/// Sentinel-managed primary or a Redis Cluster, through fred connection
+/// pools. Reconnects by itself; while Redis (or, on a cluster, the primary a
+/// request needs) is unreachable or hung, each operation fails with
+/// [`Error::Unavailable`] within the command timeout instead of hanging, and
+/// a rotation or login that reaches Redis after its caller gave up is refused
+/// by the script rather than executed late.
+///
+/// Redis must not evict keys (`maxmemory-policy noeviction`): an evicted
+/// user key would hide sessions from "log out everywhere". The store checks
+/// the policy when it connects (see
+/// [`RedisStoreBuilder::require_noeviction`](super::RedisStoreBuilder::require_noeviction)).
+///
+/// ```no_run
+/// # async fn run() -> reissue_core::Result<()> {
+/// use reissue_core::store::RedisStore;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("myapp:")
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct RedisStore {
+    pub(super) nodes: Arc<Nodes>,
+    /// One server's pool, or on a cluster a pool to the first primary found.
+    pub(super) first_pool: Pool,
+    pub(super) prefix: String,
+    pub(super) buckets: u16,
+    pub(super) scripts: Arc<Scripts>,
+    pub(super) command_timeout: Duration,
+    /// The store's clock minus ours, in ms, from the last reply that told it:
+    /// turns "give up after the command timeout" into a deadline in the
+    /// store's time.
+    pub(super) clock_offset_ms: Arc<AtomicI64>,
+    pub(super) revoked_keep_ms: AtomicU64,
+    pub(super) eviction: Eviction,
+    pub(super) replica_acks: u32,
+    pub(super) replica_wait: Duration,
+    pub(super) acknowledged_rotations: bool,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("deployment", &self.deployment())
+            .field("eviction", &self.eviction)
+            .field("replica_acks", &self.replica_acks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    fn revoked_keep(&self) -> i64 {
+        match self.revoked_keep_ms.load(Ordering::Relaxed) {
+            0 => Retention::default().revoked.as_millis() as i64,
+            ms => ms.min(i64::MAX as u64) as i64,
+        }
+    }
+
+    /// The latest store time at which a script may still act for a call
+    /// starting now: half the command timeout, so that a script that runs
+    /// after its caller gave up (Redis hung, then resumed) does nothing.
+    fn deadline(&self) -> i64 {
+        let local = crate::clock::now_millis() as i64;
+        let half = (self.command_timeout.as_millis() / 2).min(i64::MAX as u128) as i64;
+        local + self.clock_offset_ms.load(Ordering::Relaxed) + half
+    }
+
+    pub(super) fn saw_store_time(&self, store_ms: u64) {
+        let local = crate::clock::now_millis() as i64;
+        self.clock_offset_ms
+            .store(store_ms as i64 - local, Ordering::Relaxed);
+    }
+
+    pub(super) async fn sync_clock(&self) -> Result<()> {
+        let Some(client) = self.nodes.primaries().into_iter().next() else {
+            return Err(Error::unavailable("no Redis primary"));
+        };
+        let t: Vec<i64> = client
+            .custom(fred::cmd!("TIME"), Vec::<String>::new())
+            .await
+            .map_err(Error::unavailable)?;
+        if let [secs, micros] = t.as_slice() {
+            self.saw_store_time((*secs as u64) * 1000 + (*micros as u64) / 1000);
+        }
+        Ok(())
+    }
+
+    async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
+        self.nodes.run(script, keys, args, None).await
+    }
+
+    /// Runs a rotation script, acknowledged if the store was built so.
+    async fn run_rotation(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<Value> {
+        if self.acknowledged_rotations {
+            self.run_acknowledged(script, keys, args).await
+        } else {
+            self.run(script, keys, args).await
+        }
+    }
+
+    /// Runs a script whose effects must survive a failover: acknowledged only
+    /// once `replica_acks` replicas have them.
+    async fn run_acknowledged(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> Result<Value> {
+        let acks = (self.replica_acks > 0).then_some((self.replica_acks, self.replica_wait));
+        self.nodes.run(script, keys, args, acks).await
+    }
+}
+
+/// The `{-1}` of a script that found itself past its deadline.
+fn too_late_reply(reply: &[Value]) -> bool {
+    matches!(reply, [Value::Integer(-1)])
+}
+
+fn too_late() -> Error {
+    Error::unavailable("Redis ran the command after its deadline (it was hung)")
+}
+
+fn ms_arg(d: Duration) -> Value {
+    Value::from(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+fn sids(values: &[Value]) -> Vec<SessionId> {
+    values
+        .iter()
+        .filter_map(|v| text(v).as_deref().and_then(SessionId::parse))
+        .collect()
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, s: &NewSession) -> Result<Created> {
+        let k = self.keys_of(&s.user_id);
+        let country = s.client.country.map(|c| c.to_string()).unwrap_or_default();
+        let args: Vec<Value> = vec![
+            s.sid.as_str().into(),
+            ms_arg(s.max_age),
+            ms_arg(s.idle_ttl),
+            (s.max_sessions.clamp(1, i64::MAX as usize) as i64).into(),
+            encode_client(&s.client).as_slice().into(),
+            country.into(),
+            self.deadline().into(),
+            self.revoked_keep().into(),
+        ];
+        let reply = array(
+            self.run(&self.scripts.create, vec![k.user, k.log], args)
+                .await?,
+        )?;
+        if too_late_reply(&reply) {
+            return Err(too_late());
+        }
+        let [now, exp, abs, evicted @ ..] = reply.as_slice() else {
+            return Err(bad_reply());
+        };
+        let now = int(now)?;
+        self.saw_store_time(now);
+        Ok(Created {
+            first: Successor {
+                generation: 1,
+                rotated_at_ms: now,
+                expires_at_ms: int(exp)?,
+                absolute_expiry_ms: int(abs)?,
+                login_country: s.client.country,
+            },
+            evicted: sids(evicted),
+        })
+    }
+
+    async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
+        let k = self.keys_of(r.user_id);
+        let request_id: u32 = rand::random();
+        let clamp = |n: u64| n.min(1 << 53); // Lua's numbers are doubles
+        let ms = |d: Duration| clamp(d.as_millis().min(u128::from(u64::MAX)) as u64);
+        let numbers: Vec<u8> = [
+            clamp(r.generation),
+            ms(r.grace),
+            ms(r.idle_ttl),
+            u64::from(request_id),
+            self.deadline().max(0) as u64,
+            self.revoked_keep().max(0) as u64,
+            clamp(r.issued_at_ms),
+            clamp(r.max_ahead),
+        ]
+        .iter()
+        .flat_map(|n| n.to_be_bytes())
+        .collect();
+        let args: Vec<Value> = vec![
+            numbers.as_slice().into(),
+            encode_client(r.client).as_slice().into(),
+            r.sid.as_str().into(),
+        ];
+        let reply = self
+            .run_rotation(&self.scripts.rotate, vec![k.user, k.log], args)
+            .await?;
+        match reply {
+            Value::Integer(-1) => Err(too_late()),
+            Value::Integer(0) => Ok(Rotation::NotFound),
+            Value::Integer(3) => {
+                // The session was revoked as theft: that must survive a
+                // failover too. Running the revocation again on the
+                // acknowledged path makes a replica confirm it (and redoes
+                // it, should the primary have changed in between).
+                if self.replica_acks > 0 && !self.acknowledged_rotations {
+                    self.revoke(r.user_id, r.sid).await?;
+                }
+                Ok(Rotation::Reused)
+            }
+            Value::Bytes(_) | Value::String(_) => match successor(bytes(&reply))? {
+                (1, s) => {
+                    self.saw_store_time(s.rotated_at_ms);
+                    Ok(Rotation::Rotated(s))
+                }
+                (2, s) => Ok(Rotation::Replayed(s)),
+                _ => Err(bad_reply()),
+            },
+            _ => Err(bad_reply()),
+        }
+    }
+
+    async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
+        let k = self.keys_of(user_id);
+        let args = vec![sid.as_str().into(), self.revoked_keep().into()];
+        let n = self
+            .run_acknowledged(&self.scripts.revoke, vec![k.user, k.log], args)
+            .await?;
+        Ok(int(&n)? > 0)
+    }
+
+    async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
+        let k = self.keys_of(user_id);
+        let args = vec![self.revoked_keep().into()];
+        let ended = self
+            .run_acknowledged(&self.scripts.revoke_all, vec![k.user, k.log], args)
+            .await?;
+        Ok(sids(&array(ended)?))
+    }
+
+    async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
+        let k = self.keys_of(user_id);
+        let flat = array(self.run(&self.scripts.list, vec![k.user], vec![]).await?)?;
+        flat.chunks_exact(5)
+            .filter_map(|c| {
+                let sid = text(&c[0]).as_deref().and_then(SessionId::parse)?;
+                Some((sid, c))
+            })
+            .map(|(sid, c)| {
+                Ok(SessionInfo {
+                    sid,
+                    created_at: int(&c[1])? / 1_000_000,
+                    last_used_at: int(&c[2])? / 1000,
+                    client: decode_client(bytes(&c[4]), bytes(&c[3])).ok_or_else(bad_reply)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn is_live(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
+        let live = self.are_live(&[(user_id, sid)]).await?;
+        live.first().copied().ok_or_else(bad_reply)
+    }
+
+    /// One round trip for all of them on one server; on a cluster, one per
+    /// bucket, all at once: the users' keys and the store's time, read
+    /// without a script (`Nodes::time_and_get`), the records found here.
+    async fn are_live(&self, sessions: &[(&str, &SessionId)]) -> Result<Vec<bool>> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups: Vec<Vec<usize>> = match &*self.nodes {
+            Nodes::Single { .. } => vec![(0..sessions.len()).collect()],
+            Nodes::Cluster(_) => {
+                let mut by_bucket = std::collections::HashMap::<String, Vec<usize>>::new();
+                for (i, (user_id, _)) in sessions.iter().enumerate() {
+                    by_bucket.entry(self.bucket(user_id)).or_default().push(i);
+                }
+                by_bucket.into_values().collect()
+            }
+        };
+        let read = |group: &[usize]| {
+            let keys = group
+                .iter()
+                .map(|&i| self.keys_of(sessions[i].0).user)
+                .collect();
+            self.nodes.time_and_get(keys)
+        };
+        let replies = futures_util::future::try_join_all(groups.iter().map(|g| read(g))).await?;
+        let mut live = vec![false; sessions.len()];
+        for (group, (time, keys)) in groups.iter().zip(replies) {
+            let now = time_ms(&time)?;
+            if keys.len() != group.len() {
+                return Err(bad_reply());
+            }
+            for (&i, key) in group.iter().zip(&keys) {
+                live[i] = expiries(bytes(key), sessions[i].1)
+                    .is_some_and(|(absolute, idle)| now < absolute && now < idle);
+            }
+        }
+        Ok(live)
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for RedisStore {
+    async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
+        let args: Vec<Value> = vec![
+            i64::from(a.max_per_network).into(),
+            i64::from(a.max_per_account).into(),
+            ms_arg(a.window.max(Duration::from_millis(1))),
+        ];
+        let reply = array(
+            self.run(&self.scripts.begin_login, self.attempt_keys(a), args)
+                .await?,
+        )?;
+        match reply.as_slice() {
+            [allowed, _] if int(allowed)? == 1 => Ok(Admission::Allowed),
+            [_, pttl] => Ok(Admission::Throttled {
+                retry_after: int(pttl)?.div_ceil(1000).max(1),
+            }),
+            _ => Err(bad_reply()),
+        }
+    }
+
+    async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
+        let succeeded = matches!(end, AttemptEnd::Succeeded);
+        let args = vec![Value::from(if succeeded { "1" } else { "0" })];
+        self.run(&self.scripts.end_login, self.attempt_keys(a), args)
+            .await?;
+        Ok(())
+    }
+}
+
+impl RevocationFeed for RedisStore {
+    fn retain(&self, retention: Retention) {
+        let ms = retention.revoked.as_millis().min(u64::MAX as u128) as u64;
+        self.revoked_keep_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("instant revocation must be set up inside a Tokio runtime".into())
+        })?;
+        let feed = feed::Feed {
+            nodes: self.nodes.clone(),
+            scripts: self.scripts.clone(),
+            logs: self.revocation_logs(),
+            keep: revocations.keep(),
+            timeout: self.command_timeout,
+            revocations: Arc::downgrade(&revocations),
+        };
+        runtime.spawn(feed.run());
+        Ok(())
+    }
+}
