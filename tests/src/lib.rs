@@ -1010,15 +1010,24 @@ fn pinned_venv() -> String {
     let wanted = std::fs::read(&requirements).expect("tests/python/requirements.txt");
     // A test binary is <target dir>/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().expect("the test binary's path");
-    let target = exe.ancestors().nth(3).expect("the target directory").to_path_buf();
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .to_path_buf();
     let venv = target.join("python-venv");
     let python = venv.join("bin/python");
     let stamp = venv.join("reissue-requirements.txt");
 
-    let lock = std::fs::File::create(target.join("python-venv.lock")).expect("the venv's lock file");
+    let lock =
+        std::fs::File::create(target.join("python-venv.lock")).expect("the venv's lock file");
     lock.lock().expect("lock the venv");
     if std::fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) || !python.exists() {
-        eprintln!("building {} from {} (once)", venv.display(), requirements.display());
+        eprintln!(
+            "building {} from {} (once)",
+            venv.display(),
+            requirements.display()
+        );
         let run = |cmd: &mut Command, what: &str| {
             let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
             assert!(
@@ -1030,11 +1039,21 @@ fn pinned_venv() -> String {
             );
         };
         if !python.exists() {
-            run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv");
+            run(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+            );
         }
         run(
             Command::new(&python)
-                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
                 .arg(&requirements),
             "pip install -r tests/python/requirements.txt",
         );
