@@ -149,3 +149,8 @@ pub use router::{router, router_at};
 /// merge into the application's own; see [`AuthApi`](reissue_core::openapi::AuthApi).
 #[cfg(feature = "openapi")]
 pub use reissue_core::openapi;
+
+/// reissue-core, whose types this crate's API names (`Reissue`, `Verifier`,
+/// `Identity`, ...), re-exported so that one dependency is enough and its
+/// version always matches, as `reissue_actix::reissue_core` does.
+pub use reissue_core;
