@@ -49,7 +49,7 @@ pub(crate) fn axum_bare() -> Result<Target, String> {
 }
 
 async fn reissue_me(user: reissue_tower::AuthUser<UserClaims>) -> String {
-    user.0.user_id
+    user.user_id.clone()
 }
 
 pub(crate) fn reissue_router(verifier: reissue_core::Verifier<UserClaims>) -> axum::Router {
@@ -232,14 +232,15 @@ pub(crate) fn axum_jwt_auth(scheme: Scheme) -> Result<Target, String> {
 
 // ---------------------------------------------------------------- axum 0.7
 
-pub(crate) fn axum07_bare() -> Result<Target, String> {
+pub(crate) fn axum07_bare_router() -> axum07::Router {
     async fn me() -> &'static str {
         USER_ID
     }
-    let server = spawn_axum07(
-        "axum07-bare",
-        axum07::Router::new().route("/me", axum07::routing::get(me)),
-    )?;
+    axum07::Router::new().route("/me", axum07::routing::get(me))
+}
+
+pub(crate) fn axum07_bare() -> Result<Target, String> {
+    let server = spawn_axum07("axum07-bare", axum07_bare_router())?;
     Ok(Target {
         server,
         headers: same_request(),
@@ -247,6 +248,15 @@ pub(crate) fn axum07_bare() -> Result<Target, String> {
 }
 
 pub(crate) fn jwt_authorizer(scheme: Scheme) -> Result<Target, String> {
+    let (router, token) = jwt_authorizer_router(scheme)?;
+    let server = spawn_axum07("jwt-authorizer", router)?;
+    Ok(Target {
+        server,
+        headers: bearer(&token),
+    })
+}
+
+pub(crate) fn jwt_authorizer_router(scheme: Scheme) -> Result<(axum07::Router, String), String> {
     use jwt_authorizer::{IntoLayer, JwtAuthorizer, JwtClaims, Validation};
 
     async fn me(JwtClaims(subject): JwtClaims<Subject>) -> String {
@@ -275,11 +285,7 @@ pub(crate) fn jwt_authorizer(scheme: Scheme) -> Result<Target, String> {
     let router = axum07::Router::new()
         .route("/me", axum07::routing::get(me))
         .layer(authorizer.into_layer());
-    let server = spawn_axum07("jwt-authorizer", router)?;
-    Ok(Target {
-        server,
-        headers: bearer(&token),
-    })
+    Ok((router, token))
 }
 
 // ---------------------------------------------------------------- actix-web
@@ -294,11 +300,13 @@ macro_rules! actix_server {
     }};
 }
 
+pub(crate) async fn actix_bare_me() -> &'static str {
+    USER_ID
+}
+
 pub(crate) fn actix_bare() -> Result<Target, String> {
-    async fn me() -> &'static str {
-        USER_ID
-    }
-    let server = actix_server!("actix-bare", || App::new().route("/me", web::get().to(me)))?;
+    let server = actix_server!("actix-bare", || App::new()
+        .route("/me", web::get().to(actix_bare_me)))?;
     Ok(Target {
         server,
         headers: same_request(),
@@ -307,7 +315,7 @@ pub(crate) fn actix_bare() -> Result<Target, String> {
 
 pub(crate) fn actix_reissue(scheme: Scheme, cache: Cache) -> Result<Target, String> {
     async fn me(user: reissue_actix::AuthUser<UserClaims>) -> String {
-        user.0.user_id
+        user.user_id.clone()
     }
     let (reissue, token) = fixtures::stateless(scheme, cache);
     let verifier = reissue.verifier().clone();
@@ -384,15 +392,20 @@ pub(crate) fn actix_jwt_auth_middleware(scheme: Scheme) -> Result<Target, String
 /// actix-web-httpauth's bearer extractor with a jsonwebtoken validator: what
 /// an application hand-rolls.
 pub(crate) fn actix_httpauth(scheme: Scheme) -> Result<Target, String> {
-    use actix_web::HttpMessage;
-    use actix_web::dev::ServiceRequest;
-    use actix_web_httpauth::extractors::bearer::BearerAuth;
-    use actix_web_httpauth::middleware::HttpAuthentication;
-    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let (token, check) = actix_httpauth_check(scheme)?;
+    let server = actix_server!("actix-httpauth", move || httpauth_app(check.clone()))?;
+    Ok(Target {
+        server,
+        headers: bearer(&token),
+    })
+}
 
-    async fn me(subject: web::ReqData<Subject>) -> String {
-        subject.into_inner().sub
-    }
+/// What [`httpauth_app`]'s validator checks with.
+pub(crate) type HttpauthCheck = Arc<(jsonwebtoken::DecodingKey, jsonwebtoken::Validation)>;
+
+/// [`actix_httpauth`]'s key and validation, and a token for it.
+pub(crate) fn actix_httpauth_check(scheme: Scheme) -> Result<(String, HttpauthCheck), String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
     let (_, token) = fixtures::stateless(scheme, Cache::Off);
     let (key, alg) = match scheme {
         Scheme::Hs256 => (
@@ -410,29 +423,44 @@ pub(crate) fn actix_httpauth(scheme: Scheme) -> Result<Target, String> {
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = LEEWAY;
     validation.validate_nbf = true;
-    let check = Arc::new((key, validation));
-    let server = actix_server!("actix-httpauth", move || {
+    Ok((token, Arc::new((key, validation))))
+}
+
+/// actix-web-httpauth's app: its bearer middleware on `/me`.
+pub(crate) fn httpauth_app(
+    check: HttpauthCheck,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    use actix_web::HttpMessage;
+    use actix_web::dev::ServiceRequest;
+    use actix_web_httpauth::extractors::bearer::BearerAuth;
+    use actix_web_httpauth::middleware::HttpAuthentication;
+
+    async fn me(subject: web::ReqData<Subject>) -> String {
+        subject.into_inner().sub
+    }
+    let validator = move |req: ServiceRequest, credentials: BearerAuth| {
         let check = check.clone();
-        let validator = move |req: ServiceRequest, credentials: BearerAuth| {
-            let check = check.clone();
-            async move {
-                match jsonwebtoken::decode::<Subject>(credentials.token(), &check.0, &check.1) {
-                    Ok(data) => {
-                        req.extensions_mut().insert(data.claims);
-                        Ok(req)
-                    }
-                    Err(_) => Err((actix_web::error::ErrorUnauthorized("invalid token"), req)),
+        async move {
+            match jsonwebtoken::decode::<Subject>(credentials.token(), &check.0, &check.1) {
+                Ok(data) => {
+                    req.extensions_mut().insert(data.claims);
+                    Ok(req)
                 }
+                Err(_) => Err((actix_web::error::ErrorUnauthorized("invalid token"), req)),
             }
-        };
-        App::new().service(
-            web::resource("/me")
-                .wrap(HttpAuthentication::with_fn(validator))
-                .route(web::get().to(me)),
-        )
-    })?;
-    Ok(Target {
-        server,
-        headers: bearer(&token),
-    })
+        }
+    };
+    App::new().service(
+        web::resource("/me")
+            .wrap(HttpAuthentication::with_fn(validator))
+            .route(web::get().to(me)),
+    )
 }

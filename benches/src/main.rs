@@ -10,10 +10,15 @@
 //! is deleted afterwards. Results: a table on stdout and in
 //! `benches/out/results.md`, a chart in `benches/out/benchmarks.svg` and, for
 //! a full unfiltered run, `docs/benchmarks.svg`. See docs/BENCHMARKS.md.
+//!
+//! `... -- --instructions [--only <substring>]` counts instead the
+//! instructions of one in-process request of each row under callgrind (see
+//! `instructions.rs`), into `benches/out/instructions.md`.
 #![forbid(unsafe_code)]
 
 mod apps;
 mod fixtures;
+mod instructions;
 mod load;
 mod micro;
 mod redis;
@@ -38,6 +43,8 @@ struct Args {
     redis: String,
     /// Overrides the measurement window (seconds), e.g. to profile one row.
     window: Option<f64>,
+    /// Count instructions per in-process request under callgrind instead.
+    instructions: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -45,12 +52,28 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         only: None,
         window: None,
+        instructions: false,
         redis: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
+            "--instructions" => args.instructions = true,
+            // The child of `--instructions`, run under callgrind.
+            "--in-process" => {
+                let (Some(row), Some(n)) = (it.next(), it.next()) else {
+                    return Err("--in-process needs a row and a request count".into());
+                };
+                let n = n
+                    .parse()
+                    .map_err(|_| format!("--in-process {n:?}: not a count"))?;
+                if let Err(e) = instructions::run_one(&row, n) {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+                std::process::exit(0);
+            }
             "--only" => args.only = Some(it.next().ok_or("--only needs a substring")?),
             "--redis" => args.redis = it.next().ok_or("--redis needs a URL")?,
             "--window" => {
@@ -62,7 +85,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: reissue-benches [--quick] [--only <substring of a row key or name>] [--redis <url>] \
+                    "usage: reissue-benches [--quick | --instructions] [--only <substring of a row key or name>] [--redis <url>] \
                      [--window <seconds>]"
                 );
                 std::process::exit(0);
@@ -152,6 +175,20 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if args.instructions {
+        let md = format!(
+            "Instructions per in-process `GET /me` (callgrind, {} cores, {}):\n\n{}",
+            std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model(),
+            instructions::table(args.only.as_deref())
+        );
+        println!("{md}");
+        write(
+            &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out/instructions.md"),
+            &md,
+        );
+        return;
+    }
     let started = Instant::now();
     let mut plan = Plan::new(args.quick);
     if let Some(secs) = args.window {

@@ -51,6 +51,12 @@ pub enum Adapter {
     Axum,
     /// `examples/actix-app` (reissue-actix).
     Actix,
+    /// `examples/sqlx-app` (reissue-tower, its users in a Postgres table of
+    /// its own through sqlx), in a fresh schema of the test database
+    /// (`DATABASE_URL` when it is a Postgres URL, else
+    /// `postgres://postgres@127.0.0.1:5432/test`). It serves the login and
+    /// reissue rows only (`tests/sqlx_app.rs`).
+    Sqlx,
 }
 
 /// Where refresh sessions live.
@@ -121,6 +127,9 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     redis_prefix: Option<String>,
     clean_shared: bool,
+    database_url: String,
+    /// The Postgres URL and schema of a sqlx-app server, dropped after it.
+    pg_schema: Option<(String, String)>,
     _db: tempfile::TempDir,
 }
 
@@ -151,12 +160,21 @@ impl TestServer {
             vars.insert("REISSUE_REDIS_PREFIX".into(), prefix.clone());
             redis_prefix = Some(prefix);
         }
+        let mut pg_schema = None;
+        if adapter == Adapter::Sqlx {
+            let (url, schema) = postgres_schema();
+            vars.insert("DATABASE_URL".into(), url);
+            vars.insert("REISSUE_ISSUER".into(), ISSUER.into());
+            vars.insert("REISSUE_AUDIENCE".into(), AUDIENCE.into());
+            pg_schema = Some(schema);
+        }
         for (k, v) in env {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         // Only the shared Redis is cleaned after the server; the cluster
         // dies with the test process.
         let clean_shared = vars.get("REDIS_URL").map(String::as_str) == Some(REDIS_URL);
+        let database_url = vars["DATABASE_URL"].clone();
         if !clean_shared && store != Store::Cluster {
             redis_prefix = None;
         }
@@ -169,6 +187,7 @@ impl TestServer {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
 
+        let sqlx_vars = vars.clone();
         let build = move || async move {
             example_common::Settings::from_lookup(|name| vars.get(name).cloned())
                 .map_err(|e| e.to_string())?
@@ -178,6 +197,32 @@ impl TestServer {
         };
         let name = format!("{adapter:?}-{}", addr.port()).to_lowercase();
         let spawned = match adapter {
+            Adapter::Sqlx => std::thread::Builder::new().name(name).spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("server runtime");
+                rt.block_on(async move {
+                    let built = match sqlx_app::Settings::from_lookup(|n| sqlx_vars.get(n).cloned())
+                    {
+                        Ok(settings) => settings.connect().await,
+                        Err(e) => Err(e),
+                    };
+                    let reissue = match built {
+                        Ok(r) => r,
+                        Err(e) => return drop(ready_tx.send(Err(e))),
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        r = sqlx_app::serve(listener, reissue) => {
+                            if let Err(e) = r { eprintln!("sqlx-app server failed: {e}") }
+                        }
+                        _ = stop_rx => {}
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }),
             Adapter::Axum => std::thread::Builder::new().name(name).spawn(move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
@@ -234,6 +279,8 @@ impl TestServer {
             stop: Some(stop_tx),
             redis_prefix,
             clean_shared,
+            database_url,
+            pg_schema,
             _db: db,
         }
     }
@@ -400,6 +447,29 @@ impl TestServer {
         self.user_named(&email).await
     }
 
+    /// Signs `email` up, has the admin CLI vouch for it (`reissue-admin
+    /// users vouch`, run in this process on the server's database), and
+    /// logs in once: with its address in `REISSUE_ADMIN_EMAILS`, an admin.
+    pub async fn vouched_user_named(&self, email: &str) -> User {
+        let id = self.signup(email, PASSWORD).await;
+        let cli = <reissue_admin::Cli as clap::Parser>::try_parse_from([
+            "reissue-admin",
+            "--database-url",
+            &self.database_url,
+            "users",
+            "vouch",
+            email,
+        ])
+        .expect("the admin CLI's arguments");
+        cli.run(&mut Vec::new()).await.expect("users vouch");
+        let tokens = self.login(email, PASSWORD).await;
+        User {
+            id,
+            email: email.to_owned(),
+            tokens,
+        }
+    }
+
     /// Signs `email` up and logs in once.
     pub async fn user_named(&self, email: &str) -> User {
         let id = self.signup(email, PASSWORD).await;
@@ -474,6 +544,10 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some((base, schema)) = &self.pg_schema {
+            // Best effort: a leftover schema is harmless.
+            let _ = psql(base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
         if let (Some(prefix), true) = (&self.redis_prefix, self.clean_shared) {
             // Best effort: keep the shared Redis clean.
             let script = "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end return n";
@@ -483,6 +557,35 @@ impl Drop for TestServer {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// A fresh schema in the test database: (a URL whose `search_path` is it,
+/// (the database's URL, the schema's name)).
+fn postgres_schema() -> (String, (String, String)) {
+    let base = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("sqlx_app_{}_{}_{}", std::process::id(), unique(), now());
+    psql(&base, &format!("CREATE SCHEMA {schema}"))
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed by the sqlx-app rows: {e}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    (url, (base, schema))
+}
+
+/// Runs one SQL statement with `psql`.
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
 

@@ -21,6 +21,16 @@ macro_rules! conformance {
         conformance!(@cell actix_redis, Actix, Redis, [$($s,)* $($r),*]);
         conformance!(@cell axum_cluster, Axum, Cluster, [$($s,)* $($r),*]);
         conformance!(@cell actix_cluster, Actix, Cluster, [$($s,)* $($r),*]);
+
+        /// A scenario of `all` by name, for a runner of other apps that
+        /// includes this file (`tests/sqlx_app.rs`).
+        #[allow(dead_code)]
+        pub(crate) fn scenario(name: &str) -> Option<fn(Target) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
+            match name {
+                $(stringify!($s) => Some(|t| Box::pin($s(t))),)*
+                _ => None,
+            }
+        }
     };
     (@cell $cell:ident, $adapter:ident, $store:ident, [$($s:ident),* $(,)?]) => {
         mod $cell {
@@ -1049,8 +1059,19 @@ async fn jwks_hmac_only(t: Target) {
 // ---------------------------------------------------------------- admin
 
 async fn admin_forced_logout(t: Target) {
-    let s = t.start(&[("REISSUE_ADMIN_EMAILS", "admin@example.com")]);
-    let admin = s.user_named("admin@example.com").await;
+    let s = t.start(&[(
+        "REISSUE_ADMIN_EMAILS",
+        "admin@example.com, squatter@example.com",
+    )]);
+    // Signing up with a listed address proves nothing: no admin (issue 25.13).
+    let squatter = s.user_named("squatter@example.com").await;
+    assert_eq!(squatter.tokens.access_claims()["roles"], json!([]));
+    let path = format!("/admin/users/{}/logout", squatter.id);
+    s.post_auth(&path, &squatter.tokens.access)
+        .await
+        .assert_insufficient_scope();
+    // The admin CLI vouched for this one: admin from its next login.
+    let admin = s.vouched_user_named("admin@example.com").await;
     assert_eq!(admin.tokens.access_claims()["roles"], json!(["admin"]));
     let me = s.me(&admin.tokens.access).await;
     assert_eq!(me.json()["roles"], json!(["admin"]), "{}", me.text);
@@ -1554,7 +1575,7 @@ async fn logout_instant_refused_at_once(t: Target) {
     .assert_no_content();
     s.me(&second.access).await.assert_invalid_token();
     s.me(&v.tokens.access).await.assert_status(200);
-    let root = s.user_named("root@example.com").await;
+    let root = s.vouched_user_named("root@example.com").await;
     s.post_auth(
         &format!("/admin/users/{}/logout", v.id),
         &root.tokens.access,

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::dev::Payload;
@@ -11,14 +12,14 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::Stream;
 use futures_util::future::{Ready, ready as ready_future};
-use reissue_core::{Claims, Error, Identity, MAX_BODY_LEN, Verifier};
+use reissue_core::{Claims, Error, Gate, Identity, MAX_BODY_LEN};
 
 use crate::{ReissueError, RequestHead};
 
 /// Left in the extensions by an optional middleware for an anonymous request,
 /// so that [`AuthUser`] answers 401 (with the verifier's realm) rather than
 /// the 500 of a missing middleware.
-pub(crate) struct Anonymous<C>(pub(crate) Verifier<C>);
+pub(crate) struct Anonymous<C>(pub(crate) Gate<C>);
 
 /// The caller of a route behind [`ReissueMiddleware`](crate::ReissueMiddleware):
 /// the verified [`Identity`] of the access token. Derefs to it.
@@ -28,6 +29,9 @@ pub(crate) struct Anonymous<C>(pub(crate) Verifier<C>);
 /// turns every extractor error into `None` there, so that includes the
 /// missing-middleware mistake; take `AuthUser<C>` on required routes to
 /// have that reported.)
+///
+/// It holds the middleware's `Arc<Identity<C>>`: extracting it clones an
+/// `Arc`, never the identity.
 ///
 /// Without the middleware, extracting `AuthUser<C>` fails with a 500 whose
 /// message says to add it.
@@ -48,11 +52,11 @@ pub(crate) struct Anonymous<C>(pub(crate) Verifier<C>);
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser<C>(pub Identity<C>);
+pub struct AuthUser<C>(pub Arc<Identity<C>>);
 
 impl<C> AuthUser<C> {
     /// The identity.
-    pub fn into_inner(self) -> Identity<C> {
+    pub fn into_inner(self) -> Arc<Identity<C>> {
         self.0
     }
 }
@@ -71,13 +75,15 @@ impl<C: Claims> FromRequest for AuthUser<C> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let extensions = req.extensions();
-        ready_future(if let Some(identity) = extensions.get::<Identity<C>>() {
-            Ok(Self(identity.clone()))
-        } else if let Some(Anonymous(verifier)) = extensions.get::<Anonymous<C>>() {
-            Err(ReissueError::new(Error::MissingToken, verifier))
-        } else {
-            Err(ReissueError::missing_middleware::<C>())
-        })
+        ready_future(
+            if let Some(identity) = extensions.get::<Arc<Identity<C>>>() {
+                Ok(Self(identity.clone()))
+            } else if let Some(Anonymous(gate)) = extensions.get::<Anonymous<C>>() {
+                Err(ReissueError::new(Error::MissingToken, gate.verifier()))
+            } else {
+                Err(ReissueError::missing_middleware::<C>())
+            },
+        )
     }
 }
 

@@ -1,13 +1,15 @@
-//! The `/auth` endpoints of the contract, routed to core's `serve_*`.
+//! The `/auth` endpoints of the contract: one resource per row of core's
+//! [route table](reissue_core::routes::ROUTES), each handed to core's `serve`.
 
+use actix_web::Scope;
 use actix_web::web::{self, ServiceConfig, ThinData};
-use actix_web::{HttpRequest, HttpResponse, Scope};
+use reissue_core::routes::{self, Method, ROUTES, SESSION_PARAM};
 use reissue_core::{Authenticator, Reissue};
 
-use crate::{BufferedRequest, RequestHead, into_response};
+use crate::{BufferedRequest, into_response};
 
 /// Where [`configure`] mounts the endpoints.
-pub const DEFAULT_PREFIX: &str = "/auth";
+pub const DEFAULT_PREFIX: &str = routes::DEFAULT_PREFIX;
 
 /// The endpoints under `prefix`, for `App::service` (or inside another scope):
 ///
@@ -25,15 +27,27 @@ pub const DEFAULT_PREFIX: &str = "/auth";
 /// Other methods on these paths get 405 with `Allow`.
 /// A trailing `/` of `prefix` is ignored; `""` or `"/"` mounts them at the root.
 pub fn scope<A: Authenticator>(prefix: &str, reissue: Reissue<A>) -> Scope {
-    web::scope(prefix.trim_end_matches('/'))
-        .app_data(ThinData(reissue))
-        .service(web::resource("/login").route(web::post().to(login::<A>)))
-        .service(web::resource("/reissue").route(web::post().to(reissue_pair::<A>)))
-        .service(web::resource("/logout").route(web::post().to(logout::<A>)))
-        .service(web::resource("/logout-all").route(web::post().to(logout_all::<A>)))
-        .service(web::resource("/sessions").route(web::get().to(sessions::<A>)))
-        .service(web::resource("/sessions/{sid}").route(web::delete().to(revoke_session::<A>)))
-        .service(web::resource("/jwks.json").route(web::get().to(jwks::<A>)))
+    ROUTES.iter().fold(
+        web::scope(prefix.trim_end_matches('/')).app_data(ThinData(reissue)),
+        |scope, route| {
+            let endpoint = route.endpoint;
+            let method = match route.method {
+                Method::Get => web::get(),
+                Method::Post => web::post(),
+                Method::Delete => web::delete(),
+                _ => unreachable!("every method of the route table is mapped"),
+            };
+            let handler = move |reissue: ThinData<Reissue<A>>, req: BufferedRequest| async move {
+                let sid = req
+                    .request()
+                    .match_info()
+                    .get(SESSION_PARAM)
+                    .unwrap_or_default();
+                into_response(reissue.serve(endpoint, &req, req.body(), sid).await)
+            };
+            scope.service(web::resource(route.path).route(method.to(handler)))
+        },
+    )
 }
 
 /// The endpoints under [`DEFAULT_PREFIX`], for `App::configure`; see [`scope`].
@@ -41,55 +55,4 @@ pub fn configure<A: Authenticator>(reissue: Reissue<A>) -> impl FnOnce(&mut Serv
     move |config| {
         config.service(scope(DEFAULT_PREFIX, reissue));
     }
-}
-
-async fn login<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: BufferedRequest,
-) -> HttpResponse {
-    into_response(reissue.serve_login(&req, req.body()).await)
-}
-
-async fn reissue_pair<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: BufferedRequest,
-) -> HttpResponse {
-    into_response(reissue.serve_reissue(&req, req.body()).await)
-}
-
-async fn logout<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: BufferedRequest,
-) -> HttpResponse {
-    into_response(reissue.serve_logout(&req, req.body()).await)
-}
-
-async fn logout_all<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: HttpRequest,
-) -> HttpResponse {
-    into_response(reissue.serve_logout_all(&RequestHead::from(&req)).await)
-}
-
-async fn sessions<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: HttpRequest,
-) -> HttpResponse {
-    into_response(reissue.serve_sessions(&RequestHead::from(&req)).await)
-}
-
-async fn revoke_session<A: Authenticator>(
-    reissue: ThinData<Reissue<A>>,
-    req: HttpRequest,
-) -> HttpResponse {
-    let sid = req.match_info().get("sid").unwrap_or_default();
-    into_response(
-        reissue
-            .serve_revoke_session(&RequestHead::from(&req), sid)
-            .await,
-    )
-}
-
-async fn jwks<A: Authenticator>(reissue: ThinData<Reissue<A>>) -> HttpResponse {
-    into_response(reissue.serve_jwks())
 }

@@ -11,6 +11,7 @@ use reissue_core::store::{RedisStore, Retention};
 use reissue_diesel::UserStore;
 
 use crate::Error;
+use crate::value::{parse_optional_text, parse_seconds, parse_text, setting};
 
 /// `DATABASE_URL` when unset: the example apps' SQLite file in the working
 /// directory.
@@ -49,6 +50,7 @@ pub struct StoreArgs {
         env = "DATABASE_URL",
         value_name = "URL",
         default_value = DEFAULT_DATABASE_URL,
+        value_parser = setting(parse_text),
         hide_env_values = true
     )]
     database_url: String,
@@ -57,15 +59,26 @@ pub struct StoreArgs {
     /// `redis-cluster://host:port[?node=host:port&...]` or
     /// `redis-sentinel://host:port[?node=...]&sentinelServiceName=<name>`.
     /// Unset: the apps keep sessions in process memory
-    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
-    redis_url: Option<String>,
+    // `std::option::Option`, not `Option`: clap's derive would read the
+    // latter as "a String if given", and a blank value must be `None`.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "URL",
+        default_value = "",
+        hide_default_value = true,
+        value_parser = setting(parse_optional_text),
+        hide_env_values = true
+    )]
+    redis_url: std::option::Option<String>,
 
     /// The prefix of every Redis key; no `{` or `}`
     #[arg(
         long,
         env = "REISSUE_REDIS_PREFIX",
         value_name = "PREFIX",
-        default_value = "reissue:"
+        default_value = "reissue:",
+        value_parser = setting(parse_text)
     )]
     redis_prefix: String,
 
@@ -75,9 +88,10 @@ pub struct StoreArgs {
         long,
         env = "REISSUE_ACCESS_TTL",
         value_name = "SECONDS",
-        default_value = "300"
+        default_value = "300",
+        value_parser = setting(parse_seconds)
     )]
-    access_ttl: String,
+    access_ttl: Duration,
 
     /// Absolute session lifetime, seconds (a "log out everywhere" mark lives
     /// that long)
@@ -85,9 +99,10 @@ pub struct StoreArgs {
         long,
         env = "REISSUE_SESSION_MAX_AGE",
         value_name = "SECONDS",
-        default_value = "2592000"
+        default_value = "2592000",
+        value_parser = setting(parse_seconds)
     )]
-    session_max_age: String,
+    session_max_age: Duration,
 }
 
 /// The URLs may carry a password: `Debug` (and so a logged `Settings`)
@@ -128,48 +143,30 @@ fn without_password(url: &str) -> String {
     out
 }
 
-/// The value, trimmed; `None` when blank (a blank variable counts as unset).
-pub(crate) fn given(raw: &str) -> Option<&str> {
-    Some(raw.trim()).filter(|v| !v.is_empty())
-}
-
-/// A whole number of seconds, or the refusal naming `variable`.
-pub fn seconds(variable: &'static str, raw: &str, default: u64) -> Result<Duration, Error> {
-    match given(raw) {
-        None => Ok(Duration::from_secs(default)),
-        Some(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-            Error::setting(
-                variable,
-                format!("expected a whole number of seconds, got `{v}`"),
-            )
-        }),
-    }
-}
-
 impl StoreArgs {
     /// `DATABASE_URL`.
     pub fn database_url(&self) -> &str {
-        given(&self.database_url).unwrap_or(DEFAULT_DATABASE_URL)
+        &self.database_url
     }
 
     /// `REDIS_URL`; `None` when unset or blank.
     pub fn redis_url(&self) -> Option<&str> {
-        self.redis_url.as_deref().and_then(given)
+        self.redis_url.as_deref()
     }
 
     /// `REISSUE_REDIS_PREFIX`.
     pub fn redis_prefix(&self) -> &str {
-        given(&self.redis_prefix).unwrap_or("reissue:")
+        &self.redis_prefix
     }
 
     /// `REISSUE_ACCESS_TTL`.
-    pub fn access_ttl(&self) -> Result<Duration, Error> {
-        seconds("REISSUE_ACCESS_TTL", &self.access_ttl, 300)
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
     }
 
     /// `REISSUE_SESSION_MAX_AGE`.
-    pub fn session_max_age(&self) -> Result<Duration, Error> {
-        seconds("REISSUE_SESSION_MAX_AGE", &self.session_max_age, 2_592_000)
+    pub fn session_max_age(&self) -> Duration {
+        self.session_max_age
     }
 
     /// What the store must keep for the apps' instant revocation, as a
@@ -178,8 +175,8 @@ impl StoreArgs {
     /// that ends sessions without a `Reissue` (this CLI) must tell the store
     /// the same, or its revocations would trim the log shorter than the apps
     /// need.
-    pub fn retention(&self) -> Result<Retention, Error> {
-        Ok(Retention::new(self.access_ttl()? + LEEWAY * 2))
+    pub fn retention(&self) -> Retention {
+        Retention::new(self.access_ttl + LEEWAY * 2)
     }
 
     /// Opens the user database and brings its schema up to date.
@@ -199,7 +196,7 @@ impl StoreArgs {
         let Some(url) = self.redis_url() else {
             return Ok(None);
         };
-        let retention = self.retention()?;
+        let retention = self.retention();
         check_scheme(url)?;
         let store = RedisStore::builder(url)
             .key_prefix(self.redis_prefix())

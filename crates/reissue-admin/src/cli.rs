@@ -72,14 +72,27 @@ enum SessionsCommand {
 
 #[derive(Debug, Subcommand)]
 enum UsersCommand {
-    /// Creates a user. The password is read from standard input (one line),
-    /// or asked for without echo on a terminal; never from the command line
+    /// Creates a user, vouched for (see `vouch`). The password is read from
+    /// standard input (one line), or asked for without echo on a terminal;
+    /// never from the command line
     Create {
         /// The new user's email
         email: String,
         /// A role to give the user (repeatable)
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+    },
+    /// Vouches for an account that signed itself up: its owner is who the
+    /// email says. Only vouched accounts get what the apps grant by email
+    /// (`REISSUE_ADMIN_EMAILS`), from their next login
+    Vouch {
+        /// The user's id or email
+        user: String,
+    },
+    /// Takes the vouch away; sessions keep the roles they logged in with
+    Unvouch {
+        /// The user's id or email
+        user: String,
     },
     /// Replaces a user's roles (none: no roles). Sessions keep the roles
     /// they logged in with: end them to apply the change at once
@@ -120,7 +133,12 @@ struct Report {
 }
 
 fn user_json(user: &User) -> Value {
-    json!({ "id": user.id.to_string(), "email": user.email, "roles": user.roles })
+    json!({
+        "id": user.id.to_string(),
+        "email": user.email,
+        "roles": user.roles,
+        "vouched": user.vouched_at.is_some(),
+    })
 }
 
 fn describe(user: &User) -> String {
@@ -300,6 +318,7 @@ fn utc(secs: u64) -> String {
 }
 
 async fn users(args: &StoreArgs, command: UsersCommand) -> Result<Report, Error> {
+    let vouch = matches!(command, UsersCommand::Vouch { .. });
     match command {
         UsersCommand::Create { email, roles } => {
             // Before asking for a password: a typo in the setting should not
@@ -311,12 +330,29 @@ async fn users(args: &StoreArgs, command: UsersCommand) -> Result<Report, Error>
                 .create_user(&email, &password, &roles)
                 .await
                 .map_err(refused)?;
+            // An operator typed the address: the account is theirs to vouch for.
+            users.set_vouched(user.id, true).await.map_err(refused)?;
+            let user = find_user(&users, &user.id.to_string()).await?;
             Ok(Report {
                 text: format!(
                     "created {} with roles [{}]\n",
                     describe(&user),
                     user.roles.join(", ")
                 ),
+                json: user_json(&user),
+            })
+        }
+        UsersCommand::Vouch { user } | UsersCommand::Unvouch { user } => {
+            let users = args.connect_users().await?;
+            let user = find_user(&users, &user).await?;
+            users.set_vouched(user.id, vouch).await.map_err(refused)?;
+            let user = find_user(&users, &user.id.to_string()).await?;
+            Ok(Report {
+                text: if vouch {
+                    format!("vouched for {}\n", describe(&user))
+                } else {
+                    format!("{} is no longer vouched for\n", describe(&user))
+                },
                 json: user_json(&user),
             })
         }

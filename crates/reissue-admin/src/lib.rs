@@ -6,8 +6,11 @@
 //! The CLI works on the apps' Redis and user database from outside: it
 //! lists a user's sessions, ends one or all of them (through the store's
 //! revocation path, so apps in instant mode refuse the ended sessions'
-//! access tokens at once), creates users, sets roles, and checks the
-//! store's health. It reads the apps' own environment variables, each also
+//! access tokens at once), creates users, vouches for users who signed
+//! themselves up, sets roles, and checks the store's health. Only vouched
+//! accounts (created here, or marked by `users vouch`) get what the example
+//! apps grant by email (`REISSUE_ADMIN_EMAILS`): a sign-up proves nothing
+//! about whose the address is. It reads the apps' own environment variables, each also
 //! a flag; `reissue-admin --help` lists them.
 //!
 //! ```text
@@ -53,6 +56,10 @@
 //! revocation log as long as the apps' access tokens live: the CLI tells the
 //! store the same [`retention`](StoreArgs::retention) the apps do.
 //!
+//! Each setting's value goes through one small parser of [`value`], which
+//! holds the rules every setting follows (a blank value counts as unset; a
+//! refusal is one line naming the variable).
+//!
 //! With `REDIS_URL` unset the apps keep sessions in their own memory, which
 //! nothing outside them can reach: the `sessions` commands then refuse,
 //! saying so, and `users` works on the database alone.
@@ -62,7 +69,8 @@
 mod args;
 mod cli;
 mod error;
+pub mod value;
 
-pub use args::{DEFAULT_DATABASE_URL, StoreArgs, seconds};
+pub use args::{DEFAULT_DATABASE_URL, StoreArgs};
 pub use cli::Cli;
 pub use error::Error;

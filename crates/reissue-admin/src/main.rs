@@ -14,7 +14,18 @@ async fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let cli = Cli::parse();
+    // A setting's refusal is one line and status 1, as the other failures;
+    // clap reports its own errors (`--help`, a bad flag: status 2).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match reissue_admin::value::refusal(&e) {
+            Some(line) => {
+                eprintln!("{line}");
+                return ExitCode::FAILURE;
+            }
+            None => e.exit(),
+        },
+    };
     match cli.run(&mut std::io::stdout().lock()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -437,7 +437,11 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
 
     setup.json(&["sessions", "end-all", &id]);
     let after_end = setup.json(&["health"])["store"]["keys"].as_u64().unwrap();
-    assert_ne!(after_end, after_login, "three sessions are gone");
+    assert_eq!(
+        (after_login, after_end),
+        (1, 1),
+        "the user's key holding the three sessions, then only the revocation log of their end"
+    );
     assert_eq!(after_end as usize, setup.keys_on(6379));
 
     let text = setup.admin(&["health"], "");
@@ -838,4 +842,53 @@ async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
         out.push(h.await.unwrap());
     }
     out
+}
+
+/// `REISSUE_ADMIN_EMAILS` (issue 25.13): an account that signed itself up
+/// with a listed address gets no admin role; one the CLI created does, and
+/// so does the signed-up one once `users vouch` marks it (until `unvouch`).
+#[test]
+fn admin_emails_grant_admin_to_vouched_accounts_only() {
+    let mut setup = Setup::on(Db::Sqlite, None, None);
+    let created = format!("created-{}@example.com", unique());
+    let signed_up = format!("signed-up-{}@example.com", unique());
+    setup.set("REISSUE_ADMIN_EMAILS", &format!("{created}, {signed_up}"));
+    let id = setup.create_user(&created);
+    assert_eq!(setup.json(&["users", "vouch", &id])["vouched"], true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = rt.block_on(async {
+        let state = setup.app_state().await;
+        serve(&rt, state)
+    });
+    let http = Http {
+        base,
+        client: reqwest::Client::new(),
+    };
+    let roles = |email: &str| {
+        rt.block_on(async {
+            let pair = http.login(email).await;
+            let (status, me) = http.me(pair["access_token"].as_str().unwrap()).await;
+            assert_eq!(status, 200, "{me}");
+            me["roles"].clone()
+        })
+    };
+    assert_eq!(roles(&created), serde_json::json!(["admin"]));
+
+    // What POST /signup does: the app's own sign-up, no roles, not vouched.
+    let res = rt.block_on(
+        http.client
+            .post(format!("{}/signup", http.base))
+            .json(&serde_json::json!({ "email": signed_up, "password": PASSWORD }))
+            .send(),
+    );
+    assert_eq!(res.unwrap().status(), 201);
+    assert_eq!(roles(&signed_up), serde_json::json!([]));
+    let marked = setup.json(&["users", "vouch", &signed_up]);
+    assert_eq!(marked["vouched"], true, "{marked}");
+    assert_eq!(roles(&signed_up), serde_json::json!(["admin"]));
+    assert_eq!(
+        setup.json(&["users", "unvouch", &signed_up])["vouched"],
+        false
+    );
+    assert_eq!(roles(&signed_up), serde_json::json!([]));
 }

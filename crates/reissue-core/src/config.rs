@@ -28,6 +28,8 @@ pub struct Config {
     pub(crate) max_sessions_per_user: usize,
     pub(crate) login_max_failures: u32,
     pub(crate) login_account_ceiling: Option<u32>,
+    pub(crate) login_network_ceiling: Option<u32>,
+    pub(crate) device_token_ttl: Duration,
     pub(crate) login_lockout: Duration,
     pub(crate) allow_unknown_client_address: bool,
     pub(crate) trusted_proxies: TrustedProxies,
@@ -53,6 +55,8 @@ impl Config {
             max_sessions_per_user: 32,
             login_max_failures: 5,
             login_account_ceiling: None,
+            login_network_ceiling: None,
+            device_token_ttl: Duration::from_secs(180 * 24 * 3600),
             login_lockout: Duration::from_secs(300),
             allow_unknown_client_address: false,
             trusted_proxies: TrustedProxies::default(),
@@ -134,9 +138,31 @@ impl Config {
 
     /// Failed login attempts per account from all networks together before
     /// 429 (default 10 × the per-network limit): caps guessing spread over
-    /// many networks.
+    /// many networks. It cannot lock out a device that logged in to the
+    /// account before (its device token, see [`Config::device_token_ttl`]):
+    /// such a device is counted on its own, with the per-network limit.
     pub fn login_account_ceiling(mut self, max_failures: u32) -> Self {
         self.login_account_ceiling = Some(max_failures);
+        self
+    }
+
+    /// Failed login attempts from one client network across all accounts
+    /// before 429 (default 20 × the per-network limit): caps password
+    /// spraying, and with it the counters one network can make the store
+    /// keep. Known devices are not counted on it.
+    pub fn login_network_ceiling(mut self, max_failures: u32) -> Self {
+        self.login_network_ceiling = Some(max_failures);
+        self
+    }
+
+    /// How long a device token stays valid (default 180 days; zero: none are
+    /// issued). A successful login answers one (`device_token` in the token
+    /// response); a later login that sends it back in the `Reissue-Device`
+    /// header, for the same account, is counted per device instead of
+    /// against the account and network ceilings, so that an attacker
+    /// guessing from many networks cannot keep that device out.
+    pub fn device_token_ttl(mut self, ttl: Duration) -> Self {
+        self.device_token_ttl = ttl;
         self
     }
 
@@ -152,6 +178,11 @@ impl Config {
     pub(crate) fn account_ceiling(&self) -> u32 {
         self.login_account_ceiling
             .unwrap_or_else(|| self.login_max_failures.saturating_mul(10))
+    }
+
+    pub(crate) fn network_ceiling(&self) -> u32 {
+        self.login_network_ceiling
+            .unwrap_or_else(|| self.login_max_failures.saturating_mul(20))
     }
 
     /// Proxies whose `X-Forwarded-For` is believed (default none).

@@ -123,6 +123,14 @@ pub enum Error {
     /// The token store (or the user database) is unreachable or timing out.
     #[error("the store is unavailable")]
     Unavailable(#[source] BoxError),
+    /// Too much work is already waiting, e.g. the password checks' bounded
+    /// queue is full: 503 `temporarily_unavailable` with `Retry-After`,
+    /// answered at once instead of after a wait without end.
+    #[error("overloaded; retry after {retry_after} s")]
+    Overloaded {
+        /// Seconds after which a retry is likely to be admitted.
+        retry_after: u64,
+    },
     /// The application is wired wrong, e.g. an extractor used on a route the
     /// middleware does not cover. The message is for the developer and says
     /// what to add; it is shown as is (it never holds request data).
@@ -150,7 +158,7 @@ impl Error {
             Self::InsufficientScope(_) | Self::AccessDenied | Self::CookieRefused(_) => 403,
             Self::NotFound | Self::NoPublicKeys => 404,
             Self::TooManyAttempts { .. } => 429,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(_) | Self::Overloaded { .. } => 503,
             Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => 500,
         }
     }
@@ -166,7 +174,7 @@ impl Error {
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::AccessDenied | Self::CookieRefused(_) => "access_denied",
             Self::NotFound | Self::NoPublicKeys => "not_found",
-            Self::Unavailable(_) => "temporarily_unavailable",
+            Self::Unavailable(_) | Self::Overloaded { .. } => "temporarily_unavailable",
             Self::Misconfigured(_) | Self::Config(_) | Self::Internal(_) => "server_error",
         }
     }
@@ -187,6 +195,7 @@ impl Error {
             Self::NotFound => "no such session".into(),
             Self::NoPublicKeys => "no public keys are configured (HMAC keys only)".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
+            Self::Overloaded { .. } => "the service is busy; retry shortly".into(),
             Self::Misconfigured(what) => what.clone(),
             Self::Config(_) | Self::Internal(_) => "internal server error".into(),
         }
@@ -195,7 +204,9 @@ impl Error {
     /// Seconds for a `Retry-After` header, where one belongs.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::TooManyAttempts { retry_after } => Some((*retry_after).max(1)),
+            Self::TooManyAttempts { retry_after } | Self::Overloaded { retry_after } => {
+                Some((*retry_after).max(1))
+            }
             Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
             _ => None,
         }
@@ -240,7 +251,9 @@ impl Error {
         if let Some(secs) = self.retry_after() {
             headers.push(("retry-after", secs.to_string()));
         }
-        if self.status() >= 500 {
+        // A full queue is load, not a fault: a flood would log one error per
+        // request. The login metric counts it (outcome "overloaded").
+        if self.status() >= 500 && !matches!(self, Self::Overloaded { .. }) {
             tracing::error!(error = %self, source = ?std::error::Error::source(self), "request failed");
         }
         crate::Reply {

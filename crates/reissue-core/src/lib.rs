@@ -141,6 +141,8 @@ mod error;
 mod http;
 mod ids;
 mod metering;
+#[cfg(feature = "password")]
+pub mod password;
 pub mod policy;
 mod session;
 pub mod store;
@@ -153,6 +155,7 @@ pub use credentials::{Authenticated, Authenticator};
 pub use error::{Error, Result, TokenRejection};
 #[cfg(feature = "openapi")]
 pub use http::openapi;
+pub use http::routes;
 pub use http::{
     CookieTransport, HttpRequest, MAX_BODY_LEN, Origin, REFRESH_COOKIE, Reply, TRANSPORT_HEADER,
     bearer_token, json_body,
@@ -164,7 +167,9 @@ pub use tokens::{
     ACCESS_TOKEN_TYPE, AccessClaims, Claims, Key, KeySet, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE,
     RefreshClaims, TokenCodec, UserClaims,
 };
-pub use verification::{Access, Identity, RevocationMode, Revocations, Verifier};
+pub use verification::{
+    Access, Admission, Gate, Identity, Pending, RevocationMode, Revocations, Verifier,
+};
 
 #[cfg(feature = "redis")]
 pub use fred;

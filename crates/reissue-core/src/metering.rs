@@ -20,7 +20,7 @@ use crate::{Error, Result, SessionId, TokenRejection};
 ///
 /// | name | labels | what |
 /// |---|---|---|
-/// | `reissue_logins_total` | `outcome`: `success`, `invalid_credentials`, `throttled`, `denied`, `invalid_request`, `unavailable`, `error` | login attempts |
+/// | `reissue_logins_total` | `outcome`: `success`, `invalid_credentials`, `throttled`, `denied`, `invalid_request`, `unavailable`, `overloaded` (the password checks' queue was full: 503), `error` | login attempts |
 /// | `reissue_login_throttled_total` | | attempts refused by the throttle, unchecked |
 /// | `reissue_reissues_total` | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `session_ended`, `invalid_token`, `denied`, `unavailable`, `error` | refresh token exchanges |
 /// | `reissue_revocations_total` | `reason`: `logout`, `logout_all`, `forced`, `reuse_detected`, `max_sessions`, `policy` | sessions ended |
@@ -65,6 +65,7 @@ impl Metrics {
             Err(Error::AccessDenied) => "denied",
             Err(Error::InvalidRequest(_)) => "invalid_request",
             Err(Error::Unavailable(_)) => "unavailable",
+            Err(Error::Overloaded { .. }) => "overloaded",
             Err(_) => "error",
         };
         self.with(|| {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::{ClientLike, Value};
 use reissue_core::store::{ClientMeta, Eviction, RedisStore};
 use reissue_core::{
-    Access, Config, Error, HttpRequest, Identity, Reissue, RevocationMode, TokenRejection,
-    UserClaims,
+    Access, Admission, Config, Error, HttpRequest, Identity, Reissue, RevocationMode,
+    TokenRejection, UserClaims,
 };
 use support::{AnyUser, RedisServer, hs256_keys, now_ms};
 
@@ -69,9 +69,10 @@ fn config() -> Config {
     Config::new("instances", "instances")
 }
 
-async fn admitted(r: &Reissue<AnyUser>, access: &str) -> Result<Identity<UserClaims>, Error> {
+async fn admitted(r: &Reissue<AnyUser>, access: &str) -> Result<Arc<Identity<UserClaims>>, Error> {
     r.verifier()
-        .admit(&Request::bearer(access), &Access::required())
+        .gate(Access::required())
+        .decide(&Request::bearer(access))
         .await
         .map(|id| id.expect("a token was presented"))
 }
@@ -299,14 +300,14 @@ async fn outage_keeps_known_revocations_and_follows_the_setting() {
     let err = admitted(&closed, &live.access_token).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "fail closed: {err:?}");
     assert_eq!(err.status(), 503);
-    assert_eq!(
-        closed
-            .verifier()
-            .admit_now(&Request::bearer(&live.access_token), &Access::required())
-            .map(|r| r.map(|_| ()).map_err(|e| e.status())),
-        Some(Err(503)),
-        "within the back-off the answer needs no wait"
-    );
+    match closed
+        .verifier()
+        .gate(Access::required())
+        .admit(&Request::bearer(&live.access_token))
+    {
+        Admission::Ready(Err(e)) => assert_eq!(e.status(), 503),
+        other => panic!("within the back-off the answer needs no wait: {other:?}"),
+    }
 
     server.restart();
     wait_synced(&[&open, &closed]).await;
@@ -507,7 +508,7 @@ async fn strict_checks_in_a_crowd_see_every_logout_before_them() {
         let user = format!("crowd-{i}");
         let pair = a.login(user.clone(), &client).await.unwrap();
         let id = admitted(&a, &pair.access_token).await.unwrap();
-        sessions.push((user, id.session_id, pair.access_token));
+        sessions.push((user, id.session_id.clone(), pair.access_token));
     }
     let sessions = Arc::new(sessions);
     let ended: Arc<Vec<AtomicBool>> = Arc::new((0..40).map(|_| AtomicBool::new(false)).collect());

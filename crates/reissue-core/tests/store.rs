@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{LuaInterface, MemoryInterface, Value};
 use reissue_core::store::{
-    AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore, RotateRequest,
-    SessionStore,
+    Admission, AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore,
+    RotateRequest, SessionStore,
 };
 use reissue_core::{Country, Error, SessionId};
 use suite::*;
@@ -91,6 +91,32 @@ async fn dump(store: &RedisStore, prefix: &str) -> Vec<Dumped> {
         .collect()
 }
 
+/// One network spraying random accounts makes the store keep a bounded
+/// number of counters: its ceiling across accounts (20 here) times the two
+/// counters each admitted attempt opens, plus its own; every one with a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_counters_per_network_are_bounded() {
+    let server = RedisServer::shared();
+    let store = redis_store(&server.url(), "spray:").await;
+    let mut admitted = 0;
+    for i in 0..500 {
+        let account = format!("random-{i}@example.com");
+        let mut a = attempt(&account, "198.51.100.0/24", 5, 50);
+        a.max_per_client_network = 20;
+        if store.begin_login(&a).await.unwrap() == Admission::Allowed {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 20);
+    let keys = dump(&store, "spray:").await;
+    assert_eq!(
+        keys.len(),
+        2 * 20 + 1,
+        "pair and account per admitted attempt, and the network's"
+    );
+    assert!(keys.iter().all(|k| k.pttl > 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
     let server = RedisServer::start();
@@ -135,9 +161,9 @@ async fn redis_every_key_has_a_ttl_and_no_token_is_stored() {
         .count();
     assert_eq!(
         (keys.len(), users, log),
-        (4 + 2 + 1, 4, 1),
-        "one key per user holding its sessions, two attempt counters and the revocation log \
-         of mallory's bucket"
+        (4 + 3 + 1, 4, 1),
+        "one key per user holding its sessions, three attempt counters (account and network, \
+         account, network) and the revocation log of mallory's bucket"
     );
     for k in &keys {
         assert!(k.pttl > 0, "{} has no TTL ({})", k.key, k.pttl);

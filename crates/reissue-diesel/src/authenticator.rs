@@ -60,7 +60,7 @@ impl Authenticator for UserStore {
         credentials: EmailPassword,
     ) -> reissue_core::Result<Authenticated<UserClaims>> {
         match self
-            .check_login(&credentials.email, credentials.password)
+            .check_login(&credentials.email, &credentials.password)
             .await?
         {
             Some(user) => Ok(Authenticated::new(

@@ -28,6 +28,15 @@ pub enum UserError {
     /// No user has this id.
     #[error("no such user")]
     NotFound,
+    /// Too many password hashes are waiting (the bound of
+    /// [`UserStoreBuilder::hash_queue`](crate::UserStoreBuilder::hash_queue)):
+    /// refused at once rather than after a wait without end. Becomes
+    /// [`reissue_core::Error::Overloaded`]: 503 with `Retry-After`.
+    #[error("too many password hashes are waiting; retry after {retry_after} s")]
+    Overloaded {
+        /// Seconds after which a retry is likely to be admitted.
+        retry_after: u64,
+    },
     /// The database is unreachable, timing out, or failed the query.
     #[error("the user database is unavailable")]
     Unavailable(#[source] BoxError),
@@ -70,6 +79,7 @@ impl From<UserError> for reissue_core::Error {
                 Self::InvalidRequest("an account with this email address already exists".into())
             }
             UserError::NotFound => Self::InvalidRequest("no such user".into()),
+            UserError::Overloaded { retry_after } => Self::Overloaded { retry_after },
             UserError::Unavailable(source) => Self::unavailable(source),
             UserError::Config(why) => Self::Config(why),
         }

@@ -43,16 +43,22 @@
 //! the database. The pool's checkout timeout is short (2 s by default), so an
 //! unreachable database becomes [`UserError::Unavailable`] quickly.
 //!
-//! argon2 is deliberately slow (about 15 ms of one core per hash with the
-//! default parameters on a 2-core test machine). It too runs on the blocking
-//! pool, never on an async worker, and by default at most one hash fewer than
-//! there are CPUs runs at once (at least one): a burst of logins queues for
-//! its own cores and leaves one to every other request, so protected routes
-//! keep their latency while users log in. The bound is
-//! [`UserStoreBuilder::hash_concurrency`]; logins beyond it wait their turn,
-//! first come first served, and none is refused. Each concurrent hash keeps
-//! its argon2 work area (19 MiB with the defaults) for reuse, so no login
-//! pays for fresh pages.
+//! Passwords are hashed and checked by reissue-core's
+//! [`PasswordHasher`](reissue_core::password::PasswordHasher), the same one
+//! any other user store can use. argon2 is deliberately slow (about 15 ms of
+//! one core per hash with the default parameters on a 2-core test machine).
+//! It too runs on the blocking pool, never on an async worker, and by default
+//! at most one hash fewer than there are CPUs runs at once (at least one): a
+//! burst of logins queues for its own cores and leaves one to every other
+//! request, so protected routes keep their latency while users log in. The
+//! bound is [`UserStoreBuilder::hash_concurrency`]; logins beyond it wait
+//! their turn, first come first served, in a queue of at most
+//! [`UserStoreBuilder::hash_queue`] (64 by default). Past that a login is
+//! refused at once with [`reissue_core::Error::Overloaded`] (503 with
+//! `Retry-After`), so a flood of logins for random emails cannot make
+//! everyone's wait without end. Each concurrent hash keeps its argon2 work
+//! area (19 MiB with the defaults) for reuse, so no login pays for fresh
+//! pages.
 //!
 //! The futures are plain tokio futures and `Send`: use the store from
 //! actix-web or axum handlers alike.
@@ -61,8 +67,12 @@
 //!
 //! An unknown email costs the same argon2 work as a wrong password (a verify
 //! against a dummy hash made with the same parameters, queued behind the same
-//! bound), and both give [`reissue_core::Error::InvalidCredentials`]. A hash stored with older
-//! parameters is replaced on the user's next successful login.
+//! bound), and both give [`reissue_core::Error::InvalidCredentials`]. A hash
+//! stored with older, cheaper parameters is verified with its own and then
+//! padded to the current parameters' work, so its account cannot be told
+//! from an unknown one either; it is replaced on the user's next successful
+//! login ([reissue-core's `password` module](reissue_core::password) has the
+//! details).
 //!
 //! ## Features
 //!
@@ -79,12 +89,11 @@ struct ReadmeDoctests;
 mod authenticator;
 mod backend;
 mod error;
-mod password;
 mod schema;
 mod store;
 mod validate;
 
 pub use authenticator::EmailPassword;
 pub use error::UserError;
-pub use password::Argon2Params;
+pub use reissue_core::password::Argon2Params;
 pub use store::{User, UserStore, UserStoreBuilder};

@@ -1,4 +1,4 @@
-//! The `users` table, as both migrations create it.
+//! The `users` table, as the migrations of both backends leave it.
 
 diesel::table! {
     users (id) {
@@ -8,5 +8,6 @@ diesel::table! {
         roles -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        vouched_at -> Nullable<BigInt>,
     }
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::prelude::*;
+use reissue_core::password::{Argon2Params, PasswordHasher, Verified};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::backend::{PoolConfig, Pools, with_conn};
-use crate::password::{Argon2Params, Hasher, Verified};
 use crate::schema::users;
 use crate::{UserError, validate};
 
@@ -27,6 +27,9 @@ pub struct User {
     pub created_at: i64,
     /// When the password or the roles last changed, Unix seconds.
     pub updated_at: i64,
+    /// When an operator vouched for the account ([`UserStore::set_vouched`]),
+    /// Unix seconds; `None` for an account that only signed itself up.
+    pub vouched_at: Option<i64>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -38,6 +41,7 @@ struct UserRow {
     roles: String,
     created_at: i64,
     updated_at: i64,
+    vouched_at: Option<i64>,
 }
 
 impl From<UserRow> for User {
@@ -48,6 +52,7 @@ impl From<UserRow> for User {
             roles: validate::decode_roles(&row.roles),
             created_at: row.created_at,
             updated_at: row.updated_at,
+            vouched_at: row.vouched_at,
         }
     }
 }
@@ -74,12 +79,8 @@ pub struct UserStore {
 
 struct Inner {
     pools: Pools,
-    hasher: Hasher,
-    /// Bounds concurrent argon2 runs, so a burst of logins queues here
-    /// instead of occupying every blocking thread and every core.
-    hash_permits: Arc<Semaphore>,
-    /// The number of `hash_permits`.
-    hash_concurrency: usize,
+    /// argon2 on the blocking pool, bounded, with a bounded queue.
+    hasher: PasswordHasher,
     /// One permit per pooled connection: callers queue here, so the pool's
     /// short checkout timeout only fires when the database is unreachable.
     db_permits: Arc<Semaphore>,
@@ -91,7 +92,8 @@ impl fmt::Debug for UserStore {
             .field("backend", &self.inner.pools.backend_name())
             .field("max_connections", &self.inner.pools.max_size())
             .field("argon2", &self.inner.hasher.params())
-            .field("hash_concurrency", &self.inner.hash_concurrency)
+            .field("hash_concurrency", &self.inner.hasher.concurrency())
+            .field("hash_queue", &self.inner.hasher.queue())
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +106,7 @@ pub struct UserStoreBuilder {
     max_connections: Option<u32>,
     connect_timeout: Duration,
     hash_concurrency: Option<usize>,
+    hash_queue: Option<usize>,
 }
 
 impl fmt::Debug for UserStoreBuilder {
@@ -114,6 +117,7 @@ impl fmt::Debug for UserStoreBuilder {
             .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue", &self.hash_queue)
             .finish_non_exhaustive()
     }
 }
@@ -155,13 +159,27 @@ impl UserStoreBuilder {
     /// lower it to keep more cores for other work. On one CPU the default is
     /// one, which protects nothing.
     ///
-    /// Logins beyond the bound wait in a first-come, first-served queue and
-    /// then proceed; none is refused. An unknown email waits in the same
-    /// queue and then runs its dummy verify under the same bound, so the
-    /// queue cannot tell it from a wrong password. Each running hash keeps
-    /// its work area (the argon2 memory cost, 19 MiB by default) for reuse.
+    /// Logins beyond the bound wait in a first-come, first-served queue of
+    /// at most [`hash_queue`](Self::hash_queue) and then proceed. An unknown
+    /// email waits in the same queue and then runs its dummy verify under
+    /// the same bound, so the queue cannot tell it from a wrong password.
+    /// Each running hash keeps its work area (the argon2 memory cost,
+    /// 19 MiB by default) for reuse. This is
+    /// [`PasswordHasherBuilder::concurrency`](reissue_core::password::PasswordHasherBuilder::concurrency).
     pub fn hash_concurrency(mut self, permits: usize) -> Self {
         self.hash_concurrency = Some(permits.max(1));
+        self
+    }
+
+    /// How many logins, sign-ups and password changes may wait for a hash
+    /// to finish; default 64. Past it they fail at once: a login with
+    /// [`reissue_core::Error::Overloaded`] (503 `temporarily_unavailable`
+    /// with `Retry-After`), the other calls with [`UserError::Overloaded`].
+    /// So a flood of logins for random emails cannot make everyone's login
+    /// wait without end. This is
+    /// [`PasswordHasherBuilder::queue`](reissue_core::password::PasswordHasherBuilder::queue).
+    pub fn hash_queue(mut self, waiting: usize) -> Self {
+        self.hash_queue = Some(waiting);
         self
     }
 
@@ -175,22 +193,26 @@ impl UserStoreBuilder {
     /// parameters; [`UserError::Unavailable`] when the database cannot be
     /// reached.
     pub fn connect(self) -> Result<UserStore, UserError> {
-        let hasher = Hasher::new(self.argon2)?;
+        let mut hasher = PasswordHasher::builder().params(self.argon2);
+        if let Some(n) = self.hash_concurrency {
+            hasher = hasher.concurrency(n);
+        }
+        if let Some(n) = self.hash_queue {
+            hasher = hasher.queue(n);
+        }
+        let hasher = hasher
+            .build()
+            .map_err(|e| UserError::Config(e.to_string()))?;
         let config = PoolConfig {
             max_size: self.max_connections,
             timeout: self.connect_timeout,
         };
         let pools = Pools::connect(&self.url, &config)?;
-        let hash_permits = self
-            .hash_concurrency
-            .unwrap_or_else(default_hash_concurrency);
         let db_permits = usize::try_from(pools.max_size()).unwrap_or(1);
         Ok(UserStore {
             inner: Arc::new(Inner {
                 pools,
                 hasher,
-                hash_permits: Arc::new(Semaphore::new(hash_permits)),
-                hash_concurrency: hash_permits,
                 db_permits: Arc::new(Semaphore::new(db_permits)),
             }),
         })
@@ -217,13 +239,14 @@ impl UserStore {
             max_connections: None,
             connect_timeout: Duration::from_secs(2),
             hash_concurrency: None,
+            hash_queue: None,
         }
     }
 
     /// How many argon2 hashes may run at once; see
     /// [`UserStoreBuilder::hash_concurrency`].
     pub fn hash_concurrency(&self) -> usize {
-        self.inner.hash_concurrency
+        self.inner.hasher.concurrency()
     }
 
     /// Creates the `users` table, or brings it up to date: applies the
@@ -254,8 +277,12 @@ impl UserStore {
         let email = validate::email(email)?;
         validate::password(password)?;
         let roles = validate::encode_roles(&validate::roles(roles)?);
-        let password = password.to_owned();
-        let hash = self.argon2(move |hasher| hasher.hash(&password)).await??;
+        let hash = self
+            .inner
+            .hasher
+            .hash(password)
+            .await
+            .map_err(hash_failed)?;
         self.db(move |pools| {
             with_conn!(pools, |conn| {
                 let now = now();
@@ -317,8 +344,12 @@ impl UserStore {
     /// [`UserError::Unavailable`].
     pub async fn set_password(&self, id: i64, password: &str) -> Result<(), UserError> {
         validate::password(password)?;
-        let password = password.to_owned();
-        let hash = self.argon2(move |hasher| hasher.hash(&password)).await??;
+        let hash = self
+            .inner
+            .hasher
+            .hash(password)
+            .await
+            .map_err(hash_failed)?;
         self.db(move |pools| {
             with_conn!(pools, |conn| {
                 let changed = diesel::update(users::table.find(id))
@@ -361,32 +392,56 @@ impl UserStore {
         .await
     }
 
+    /// Marks the account as vouched for by an operator, now (`true`), or
+    /// takes the mark away (`false`). A sign-up proves nothing about whose
+    /// the email is: what an app grants by email belongs to vouched accounts
+    /// only.
+    ///
+    /// # Errors
+    /// [`UserError::NotFound`], [`UserError::Unavailable`].
+    pub async fn set_vouched(&self, id: i64, vouched: bool) -> Result<(), UserError> {
+        self.db(move |pools| {
+            with_conn!(pools, |conn| {
+                let changed = diesel::update(users::table.find(id))
+                    .set(users::vouched_at.eq(vouched.then(now)))
+                    .execute(conn)?;
+                if changed == 0 {
+                    Err(UserError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })
+        })
+        .await
+    }
+
     /// Checks a login: `Some(user)` for the right password, `None` for a
     /// wrong password, an unknown email or input that no account could match,
     /// in the same time for the first two. Rehashes an outdated hash.
+    ///
+    /// # Errors
+    /// [`reissue_core::Error::Overloaded`] when the hash queue is full,
+    /// [`reissue_core::Error::Unavailable`] when the database is.
     pub(crate) async fn check_login(
         &self,
         email: &str,
-        password: String,
-    ) -> Result<Option<User>, UserError> {
+        password: &str,
+    ) -> reissue_core::Result<Option<User>> {
         // Input that fails validation matches no stored account; answering at
         // once reveals nothing about which accounts exist.
         let Ok(email) = validate::email(email) else {
             return Ok(None);
         };
-        if validate::password(&password).is_err() {
+        if validate::password(password).is_err() {
             return Ok(None);
         }
         let row = self.row_by_email(email).await?;
-        let stored = row.as_ref().map(|r| r.password_hash.clone());
-        let verified = self
-            .argon2(move |hasher| hasher.verify(&password, stored.as_deref()))
-            .await?;
+        let stored = row.as_ref().map(|r| r.password_hash.as_str());
+        let verified = self.inner.hasher.verify(password, stored).await?;
         let Some(row) = row else { return Ok(None) };
         match verified {
-            Verified::No => Ok(None),
-            Verified::Yes => Ok(Some(row.into())),
-            Verified::YesRehashed(new_hash) => {
+            Verified::Match => Ok(Some(row.into())),
+            Verified::Rehashed(new_hash) => {
                 if let Err(error) = self
                     .replace_hash(row.id, row.password_hash.clone(), new_hash)
                     .await
@@ -396,6 +451,8 @@ impl UserStore {
                 }
                 Ok(Some(row.into()))
             }
+            // `Mismatch`, and whatever a later version of the hasher adds.
+            _ => Ok(None),
         }
     }
 
@@ -447,27 +504,6 @@ impl UserStore {
         })
         .await?
     }
-
-    /// Runs argon2 on tokio's blocking pool, at most `hash_concurrency` at
-    /// once; callers beyond that queue, first come first served (tokio's
-    /// semaphore is fair). The permit moves into the task, so a cancelled
-    /// caller cannot free it while the hash still runs.
-    async fn argon2<T, F>(&self, work: F) -> Result<T, UserError>
-    where
-        F: FnOnce(&Hasher) -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let permit = Arc::clone(&self.inner.hash_permits)
-            .acquire_owned()
-            .await
-            .map_err(UserError::unavailable)?;
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let _permit = permit;
-            work(&inner.hasher)
-        })
-        .await
-    }
 }
 
 async fn blocking<T, F>(work: F) -> Result<T, UserError>
@@ -483,13 +519,14 @@ where
     }
 }
 
-/// One hash fewer than there are CPUs, and at least one: a core stays free
-/// for the requests that do not hash.
-fn default_hash_concurrency() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .saturating_sub(1)
-        .max(1)
+/// The hasher's refusals in the store's words. Hashing fails only when the
+/// queue is full; anything else is argon2 refusing its own parameters.
+fn hash_failed(e: reissue_core::Error) -> UserError {
+    match e {
+        reissue_core::Error::Overloaded { retry_after } => UserError::Overloaded { retry_after },
+        reissue_core::Error::Unavailable(source) => UserError::Unavailable(source),
+        other => UserError::Config(other.to_string()),
+    }
 }
 
 fn now() -> i64 {
@@ -500,8 +537,6 @@ fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
 
     fn store(hash_concurrency: Option<usize>) -> UserStore {
@@ -520,41 +555,8 @@ mod tests {
         assert_eq!(store(None).hash_concurrency(), expected);
         assert_eq!(store(Some(3)).hash_concurrency(), 3);
         assert_eq!(store(Some(0)).hash_concurrency(), 1);
-        assert!(format!("{:?}", store(Some(3))).contains("hash_concurrency: 3"));
-    }
-
-    /// More hashes than permits: all of them run, never more than the bound
-    /// at once. Each holds its permit a little while so that they overlap;
-    /// nothing here depends on how long anything takes.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn hashes_beyond_the_bound_queue_and_all_run() {
-        const BOUND: usize = 2;
-        let store = store(Some(BOUND));
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let tasks: Vec<_> = (0..12)
-            .map(|i| {
-                let (store, running, most) = (store.clone(), running.clone(), most.clone());
-                tokio::spawn(async move {
-                    store
-                        .argon2(move |hasher| {
-                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                            most.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(5));
-                            let hash = hasher.hash(&format!("password {i}"));
-                            running.fetch_sub(1, Ordering::SeqCst);
-                            hash
-                        })
-                        .await
-                })
-            })
-            .collect();
-        for task in tasks {
-            assert!(task.await.unwrap().unwrap().is_ok());
-        }
-        let most = most.load(Ordering::SeqCst);
-        assert!((1..=BOUND).contains(&most), "{most} hashes ran at once");
-        assert_eq!(running.load(Ordering::SeqCst), 0);
-        assert_eq!(store.inner.hash_permits.available_permits(), BOUND);
+        let debug = format!("{:?}", store(Some(3)));
+        assert!(debug.contains("hash_concurrency: 3"), "{debug}");
+        assert!(debug.contains("hash_queue: 64"), "{debug}");
     }
 }

@@ -609,10 +609,7 @@ async fn unusable_urls_are_config_errors() {
         let err = UserStore::connect(url).unwrap_err();
         assert!(matches!(err, UserError::Config(_)), "{url:?}: {err:?}");
     }
-    assert!(matches!(
-        Argon2Params::new(1, 1, 1),
-        Err(UserError::Config(_))
-    ));
+    assert!(matches!(Argon2Params::new(1, 1, 1), Err(Error::Config(_))));
 }
 
 #[tokio::test]
@@ -634,8 +631,13 @@ async fn in_memory_sqlite_works() {
 
 #[test]
 fn errors_map_onto_reissue_errors() {
-    let cases: [(UserError, u16, &str); 4] = [
+    let cases: [(UserError, u16, &str); 5] = [
         (UserError::EmailTaken, 400, "invalid_request"),
+        (
+            UserError::Overloaded { retry_after: 1 },
+            503,
+            "temporarily_unavailable",
+        ),
         (UserError::NotFound, 400, "invalid_request"),
         (
             UserError::Unavailable(Box::new(std::io::Error::other("down"))),

@@ -2,11 +2,13 @@
 //! core's endpoint functions.
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use http::request::Parts;
 use http_body_util::BodyExt;
 use reissue_core::{Claims, Error, HttpRequest, Identity, MAX_BODY_LEN, Reply};
@@ -19,14 +21,17 @@ use crate::auth::Anonymous;
 /// `Option<AuthUser<C>>` serves routes where login is optional (a layer with
 /// [`optional`](crate::ReissueLayer::optional)): `None` for an anonymous request.
 ///
+/// It holds the layer's `Arc<Identity<C>>`: extracting it clones an `Arc`,
+/// never the identity.
+///
 /// Without the layer on the route, extraction fails with a 500 whose message
 /// says to add it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser<C>(pub Identity<C>);
+pub struct AuthUser<C>(pub Arc<Identity<C>>);
 
 impl<C> AuthUser<C> {
     /// The identity.
-    pub fn into_inner(self) -> Identity<C> {
+    pub fn into_inner(self) -> Arc<Identity<C>> {
         self.0
     }
 }
@@ -39,41 +44,53 @@ impl<C> Deref for AuthUser<C> {
     }
 }
 
-impl<C> DerefMut for AuthUser<C> {
-    fn deref_mut(&mut self) -> &mut Identity<C> {
-        &mut self.0
-    }
-}
-
-/// Why [`AuthUser`] could not be extracted.
+/// Why [`AuthUser`] could not be extracted: an anonymous request on a route
+/// that needs a user (401), or no layer on the route (500, a programming
+/// mistake whose message says what to add). Like axum's own rejections, it
+/// tells its [`status`](Self::status) and [`body_text`](Self::body_text).
 #[derive(Debug)]
 pub struct AuthUserRejection {
-    kind: RejectionKind,
+    /// What the log and `Display` say.
+    message: String,
+    /// What the client gets: core's JSON error.
+    reply: Reply,
 }
 
-#[derive(Debug)]
-enum RejectionKind {
-    /// No layer ran for this claims type: a programming mistake. Holds the message.
-    MissingLayer(String),
-    /// An optional layer let an anonymous request through to a handler that
-    /// needs a user.
-    Anonymous(Reply),
-}
+impl AuthUserRejection {
+    fn missing_layer<C>() -> Self {
+        let message = format!(
+            "no reissue identity with claims `{}` on this request: add `reissue_tower::ReissueLayer` to this \
+             route (e.g. `.route_layer(ReissueLayer::new(verifier))`), built from the verifier of the same claims",
+            std::any::type_name::<C>()
+        );
+        let reply = Error::Misconfigured(message.clone().into()).reply(reissue_core::DEFAULT_REALM);
+        Self { message, reply }
+    }
 
-fn missing_layer<C>() -> String {
-    format!(
-        "no reissue identity with claims `{}` on this request: add `reissue_tower::ReissueLayer` to this \
-         route (e.g. `.route_layer(ReissueLayer::new(verifier))`), built from the verifier of the same claims",
-        std::any::type_name::<C>()
-    )
+    fn anonymous(reply: Reply) -> Self {
+        Self {
+            message: "a bearer token is required".to_owned(),
+            reply,
+        }
+    }
+
+    /// The status of the response this rejection becomes: 401 for an
+    /// anonymous request on a route that needs a user, 500 for a route
+    /// without the layer.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The body of the response this rejection becomes: core's JSON error
+    /// (`{"error": ..., "error_description": ...}`).
+    pub fn body_text(&self) -> String {
+        self.reply.body.clone().unwrap_or_default()
+    }
 }
 
 impl fmt::Display for AuthUserRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::MissingLayer(message) => f.write_str(message),
-            RejectionKind::Anonymous(_) => f.write_str("a bearer token is required"),
-        }
+        f.write_str(&self.message)
     }
 }
 
@@ -81,13 +98,7 @@ impl std::error::Error for AuthUserRejection {}
 
 impl IntoResponse for AuthUserRejection {
     fn into_response(self) -> Response {
-        match self.kind {
-            RejectionKind::MissingLayer(message) => {
-                let error = reissue_core::Error::Misconfigured(message.into());
-                ReplyResponse(error.reply(reissue_core::DEFAULT_REALM)).into_response()
-            }
-            RejectionKind::Anonymous(reply) => ReplyResponse(reply).into_response(),
-        }
+        ReplyResponse(self.reply).into_response()
     }
 }
 
@@ -102,10 +113,9 @@ impl<S: Send + Sync, C: Claims> FromRequestParts<S> for AuthUser<C> {
                     .extensions
                     .get::<Anonymous<C>>()
                     .expect("checked by the optional extractor");
-                let reply = anonymous.verifier.reply(&Error::MissingToken);
-                Err(AuthUserRejection {
-                    kind: RejectionKind::Anonymous(reply),
-                })
+                Err(AuthUserRejection::anonymous(
+                    anonymous.gate.reply(&Error::MissingToken),
+                ))
             }
         }
     }
@@ -118,14 +128,12 @@ impl<S: Send + Sync, C: Claims> OptionalFromRequestParts<S> for AuthUser<C> {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if let Some(identity) = parts.extensions.get::<Identity<C>>() {
+        if let Some(identity) = parts.extensions.get::<Arc<Identity<C>>>() {
             Ok(Some(Self(identity.clone())))
         } else if parts.extensions.get::<Anonymous<C>>().is_some() {
             Ok(None)
         } else {
-            Err(AuthUserRejection {
-                kind: RejectionKind::MissingLayer(missing_layer::<C>()),
-            })
+            Err(AuthUserRejection::missing_layer::<C>())
         }
     }
 }

@@ -14,6 +14,7 @@
 //! use std::sync::Arc;
 //!
 //! use axum::{Router, routing::get};
+//! use reissue_core::password::PasswordHasher; // feature "password"
 //! use reissue_core::store::MemoryStore;
 //! use reissue_core::{Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, UserClaims};
 //! use reissue_tower::{AuthUser, DrainBodyLayer, ReissueLayer};
@@ -24,8 +25,13 @@
 //!     password: String,
 //! }
 //!
-//! /// The application's user database.
-//! struct Users;
+//! /// The application's user database: one user here. `reissue_core::Authenticator`'s
+//! /// docs have a whole store; `examples/sqlx-app` keeps its users in Postgres.
+//! struct Users {
+//!     hasher: PasswordHasher,
+//!     /// ada@example.com's argon2 hash, as a user table holds it.
+//!     ada: String,
+//! }
 //!
 //! impl Authenticator for Users {
 //!     type Credentials = Login;
@@ -36,9 +42,13 @@
 //!     }
 //!
 //!     async fn authenticate(&self, login: Login) -> reissue_core::Result<Authenticated<UserClaims>> {
-//!         match (login.email.as_str(), login.password.as_str()) {
-//!             ("ada@example.com", "correct horse") => Ok(Authenticated::new("1", UserClaims::new(login.email, vec![]))),
-//!             _ => Err(Error::InvalidCredentials),
+//!         // An unknown email is verified against `None`: the same work and the
+//!         // same answer as a wrong password, so the time tells nothing.
+//!         let stored = (login.email == "ada@example.com").then_some(self.ada.as_str());
+//!         if self.hasher.verify(&login.password, stored).await?.is_match() {
+//!             Ok(Authenticated::new("1", UserClaims::new(login.email, vec![])))
+//!         } else {
+//!             Err(Error::InvalidCredentials)
 //!         }
 //!     }
 //! }
@@ -55,7 +65,9 @@
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let key = Key::hmac("k1", Algorithm::HS256, b"a secret of at least thirty-two bytes")?;
 //!     let config = Config::new("my-app", "my-app");
-//!     let reissue = Reissue::builder(config, KeySet::new(key)?, Arc::new(MemoryStore::new()), Users).build()?;
+//!     let hasher = PasswordHasher::default();
+//!     let users = Users { ada: hasher.hash("correct horse battery").await?, hasher };
+//!     let reissue = Reissue::builder(config, KeySet::new(key)?, Arc::new(MemoryStore::new()), users).build()?;
 //!     let verifier = reissue.verifier().clone();
 //!
 //!     let app = Router::new()
@@ -150,7 +162,6 @@ pub use router::{router, router_at};
 #[cfg(feature = "openapi")]
 pub use reissue_core::openapi;
 
-/// reissue-core, whose types this crate's API names (`Reissue`, `Verifier`,
-/// `Identity`, ...), re-exported so that one dependency is enough and its
-/// version always matches, as `reissue_actix::reissue_core` does.
+/// reissue-core, for naming its types (`reissue_tower::reissue_core::Config`)
+/// without a dependency line of its own that could drift to another version.
 pub use reissue_core;

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -20,7 +21,7 @@ async fn works_on_any_http_service() {
     let service = ServiceBuilder::new()
         .layer(ReissueLayer::new(verifier))
         .service(service_fn(|req: Request<String>| async move {
-            let user = req.extensions().get::<Identity<UserClaims>>().unwrap();
+            let user = req.extensions().get::<Arc<Identity<UserClaims>>>().unwrap();
             let peer = reissue_core::HttpRequest::peer_addr(&RequestHead::from(&req));
             Ok::<_, Infallible>(Response::new(format!("{} from {:?}", user.user_id, peer)))
         }));
@@ -55,4 +56,66 @@ async fn works_on_any_http_service() {
     assert_eq!(res.status(), StatusCode::OK);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"42 from Some(10.0.0.1)");
+}
+
+/// tower-http's accessors: what the layer wrapped stays reachable.
+#[test]
+fn the_inner_service_is_reachable() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Inner(u32);
+    let verifier: Verifier<UserClaims> = Verifier::stateless(codec(), "api");
+    let mut service = tower::Layer::layer(&ReissueLayer::new(verifier), Inner(1));
+    assert_eq!(service.get_ref(), &Inner(1));
+    service.get_mut().0 = 2;
+    assert_eq!(service.into_inner(), Inner(2));
+}
+
+/// The rejection tells its status and body, as axum's own rejections do,
+/// and they are what the client gets.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_rejection_tells_its_status_and_body() {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    use reissue_tower::AuthUser;
+
+    // No layer: a 500 that says what to add.
+    let (mut parts, ()) = Request::new(()).into_parts();
+    let rejection = AuthUser::<UserClaims>::from_request_parts(&mut parts, &())
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        rejection.body_text().contains("ReissueLayer"),
+        "{}",
+        rejection.body_text()
+    );
+    let (status, text) = (rejection.status(), rejection.body_text());
+    let res = rejection.into_response();
+    assert_eq!(res.status(), status);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], text.as_bytes());
+
+    // An optional layer let an anonymous request through: 401.
+    let verifier: Verifier<UserClaims> = Verifier::stateless(codec(), "api");
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(
+                |user: Result<AuthUser<UserClaims>, reissue_tower::AuthUserRejection>| async move {
+                    let rejection = user.unwrap_err();
+                    format!("{} {}", rejection.status().as_u16(), rejection.body_text())
+                },
+            ),
+        )
+        .route_layer(ReissueLayer::new(verifier).optional());
+    let res = app
+        .oneshot(Request::get("/").body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        r#"401 {"error":"unauthorized","error_description":"a bearer token is required"}"#
+    );
 }

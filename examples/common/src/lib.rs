@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use reissue_core::policy::GeoIp;
-use reissue_core::{HttpRequest, Identity, Reissue, Reply, UserClaims, json_body};
-use reissue_diesel::{UserError, UserStore};
+use reissue_core::{
+    Authenticated, Authenticator, HttpRequest, Identity, Reissue, Reply, UserClaims, json_body,
+};
+use reissue_diesel::{EmailPassword, UserError, UserStore};
 use serde::Deserialize;
 
 mod settings;
+pub mod values;
 
 pub use settings::{Settings, StartError};
 
@@ -36,14 +39,63 @@ pub const ADMIN_ROLE: &str = "admin";
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// Sessions and tokens.
-    pub reissue: Reissue<UserStore>,
+    pub reissue: Reissue<AppUsers>,
     /// The user database.
     pub users: UserStore,
-    admin_emails: Arc<HashSet<String>>,
     geoip: Option<Arc<GeoIp>>,
     metrics: PrometheusHandle,
     /// `GET /openapi.json`'s body: the document never changes while the app runs.
     openapi_json: Arc<str>,
+}
+
+/// The apps' logins: the user database, which gives each user the roles
+/// stored with it, plus role `admin` for an account whose email is in
+/// `REISSUE_ADMIN_EMAILS` and that an operator vouched for (the admin CLI
+/// created it, or `reissue-admin users vouch` marked it). A sign-up proves
+/// nothing about whose the email is, so signing up with a listed address
+/// gives nothing.
+#[derive(Debug, Clone)]
+pub struct AppUsers {
+    users: UserStore,
+    admin_emails: Arc<HashSet<String>>,
+}
+
+impl AppUsers {
+    pub(crate) fn new(users: UserStore, admin_emails: HashSet<String>) -> Self {
+        Self {
+            users,
+            admin_emails: Arc::new(admin_emails),
+        }
+    }
+}
+
+impl Authenticator for AppUsers {
+    type Credentials = EmailPassword;
+    type Claims = UserClaims;
+
+    fn account_key(&self, credentials: &EmailPassword) -> reissue_core::Result<String> {
+        self.users.account_key(credentials)
+    }
+
+    async fn authenticate(
+        &self,
+        credentials: EmailPassword,
+    ) -> reissue_core::Result<Authenticated<UserClaims>> {
+        let mut who = self.users.authenticate(credentials).await?;
+        let roles = &who.claims.roles;
+        // One more look-up, for listed addresses only.
+        if self.admin_emails.contains(&who.claims.email) && !roles.iter().any(|r| r == ADMIN_ROLE) {
+            let vouched = match who.user_id.parse() {
+                Ok(id) => self.users.find_by_id(id).await?,
+                Err(_) => None,
+            }
+            .is_some_and(|user| user.vouched_at.is_some());
+            if vouched {
+                who.claims.roles.push(ADMIN_ROLE.to_owned());
+            }
+        }
+        Ok(who)
+    }
 }
 
 /// The signup body.
@@ -160,12 +212,8 @@ impl AppState {
             Ok(signup) => signup,
             Err(e) => return self.reissue.reply(&e),
         };
-        let roles: &[&str] = if self.admin_emails.contains(&email.trim().to_lowercase()) {
-            &[ADMIN_ROLE]
-        } else {
-            &[]
-        };
-        match self.users.create_user(&email, &password, roles).await {
+        // No roles, whatever the address: see `AppUsers`.
+        match self.users.create_user(&email, &password, &[]).await {
             Ok(user) => Reply::json(
                 201,
                 &openapi::SignedUp {

@@ -6,7 +6,7 @@
 
 use reissue_core::openapi::{AuthApi, error_response};
 use reissue_core::{Reissue, Reply};
-use reissue_diesel::{EmailPassword, UserStore};
+use reissue_diesel::EmailPassword;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::content::ContentBuilder;
@@ -17,7 +17,7 @@ use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, Required};
 
-use crate::{ADMIN_ROLE, AppState, Signup};
+use crate::{ADMIN_ROLE, AppState, AppUsers, Signup};
 
 /// The tag of the app's own routes.
 const TAG: &str = "app";
@@ -66,7 +66,7 @@ impl AppState {
 }
 
 /// The app's document for this configuration.
-pub(crate) fn document(reissue: &Reissue<UserStore>) -> OpenApi {
+pub(crate) fn document(reissue: &Reissue<AppUsers>) -> OpenApi {
     let auth = reissue.openapi().credentials::<EmailPassword>();
     let mut paths = Paths::new();
     for (method, path, operation) in own_routes(&auth) {

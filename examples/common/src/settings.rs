@@ -1,7 +1,10 @@
 //! The example apps' configuration (CONTRACT.md, "Configuration, from the
 //! environment"): every variable is also a flag (`--help` lists them), read
-//! with clap. Values are taken as text and checked here, so that a refusal
-//! is one line naming the variable, whichever way the value came.
+//! with clap. Each value goes through one parser of [`crate::values`], so
+//! that a default is written once (its `default_value`), a refusal once (its
+//! parser), and a refusal is one line naming the variable, whichever way the
+//! value came. A new setting is one field here and, where the library takes
+//! it, one line of [`AppArgs::config`].
 //!
 //! The settings the admin CLI shares with the apps (the databases, the key
 //! prefix, the two lifetimes the store keeps revocations for) are
@@ -12,17 +15,24 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use reissue_admin::{StoreArgs, seconds};
+use reissue_admin::StoreArgs;
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RefreshStore};
 use reissue_core::{
     Algorithm, Config, CookieTransport, Key, KeySet, Origin, Reissue, RevocationMode,
 };
 
+use crate::values::{
+    Secret, parse_addr, parse_count, parse_countries, parse_emails, parse_optional_path,
+    parse_origins, parse_paths, parse_proxies, parse_revocation, parse_seconds, parse_secret,
+    parse_switch, parse_text, refusal, setting,
+};
 use crate::{AppState, STORE_LATENCY_BUCKETS};
 
 /// Why the app refuses to start: one line naming the variable.
@@ -47,33 +57,26 @@ fn fail<T>(var: &str, why: impl fmt::Display) -> Result<T, StartError> {
     Err(StartError(format!("{var}: {why}")))
 }
 
-/// Key material (a secret, a key file's bytes), which `Debug` (and so a
-/// logged `Settings`) never shows.
-#[derive(Clone)]
-struct Secret(Vec<u8>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
+/// Reads a key file and checks it with `check`; the refusal names the
+/// variable and the path, never the content.
+fn read_key<E: fmt::Display>(
+    var: &str,
+    path: &Path,
+    check: impl Fn(&[u8]) -> Result<Key, E>,
+) -> Result<Secret, StartError> {
+    let shown = path.display();
+    let pem = std::fs::read(path).or_else(|e| fail(var, format!("cannot read `{shown}`: {e}")))?;
+    check(&pem).or_else(|e| fail(var, format!("`{shown}`: {e}")))?;
+    Ok(Secret(pem))
 }
 
-/// Reads a key file; the refusal names the variable and the path, never
-/// the content.
-fn read_key(var: &str, path: &str) -> Result<Vec<u8>, StartError> {
-    std::fs::read(path).or_else(|e| fail(var, format!("cannot read `{path}`: {e}")))
-}
-
-/// A value as given, trimmed; `None` when blank, which counts as unset.
-fn given(raw: &Option<String>) -> Option<String> {
-    raw.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-/// The flags and variables of CONTRACT.md's configuration table. Every
-/// value is text here; [`Settings`] checks it.
+/// The flags and variables of CONTRACT.md's configuration table, each
+/// parsed by its value parser. Settings that may be unset are written
+/// `std::option::Option`, not `Option`: clap's derive would read the latter
+/// as "a value if given", and a blank value, which counts as unset, must be
+/// `None` too (so they take a hidden default of `""`); lists likewise
+/// `std::vec::Vec`, which clap would read as a repeatable flag. A `bool`
+/// takes a value (`0` or `1`), not clap's presence flag.
 #[derive(Debug, Clone, Parser)]
 #[command(
     about = "reissue's example app: the HTTP contract of CONTRACT.md on SQLite or Postgres, \
@@ -84,123 +87,129 @@ fn given(raw: &Option<String>) -> Option<String> {
 )]
 struct AppArgs {
     /// Listen address; prints `listening on http://<addr>` once ready
-    #[arg(
-        long,
-        env = "REISSUE_ADDR",
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:3000"
-    )]
-    addr: Option<String>,
+    #[arg(long, env = "REISSUE_ADDR", value_name = "HOST:PORT",
+        default_value = "127.0.0.1:3000", value_parser = setting(parse_addr))]
+    addr: SocketAddr,
 
     #[command(flatten)]
     store: StoreArgs,
 
     /// HS256 secret, at least 32 bytes; unset: a random one per start.
     /// Prefer the variable: a flag shows in `ps`
-    #[arg(
-        long,
-        env = "REISSUE_JWT_SECRET",
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
-    jwt_secret: Option<String>,
+    // No default: set but blank is refused, unset is a random key.
+    #[arg(long, env = "REISSUE_JWT_SECRET", value_name = "SECRET",
+        hide_env_values = true, value_parser = setting(parse_secret))]
+    jwt_secret: Option<Secret>,
 
     /// PEM private key (Ed25519, P-256, RSA >= 2048) to sign with instead of
     /// the secret; its public key is served at /auth/jwks.json
-    #[arg(long, env = "REISSUE_JWT_KEY", value_name = "PATH")]
-    jwt_key: Option<String>,
+    #[arg(long, env = "REISSUE_JWT_KEY", value_name = "PATH",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_optional_path))]
+    jwt_key: std::option::Option<PathBuf>,
 
     /// Comma-separated PEM keys still accepted but no longer signing
-    #[arg(long, env = "REISSUE_JWT_VERIFY_KEYS", value_name = "PATHS")]
-    jwt_verify_keys: Option<String>,
+    #[arg(long, env = "REISSUE_JWT_VERIFY_KEYS", value_name = "PATHS",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_paths))]
+    jwt_verify_keys: std::vec::Vec<PathBuf>,
 
     /// Token issuer (`iss`)
-    #[arg(long, env = "REISSUE_ISSUER", default_value = "reissue-example")]
-    issuer: Option<String>,
+    #[arg(long, env = "REISSUE_ISSUER",
+        default_value = "reissue-example", value_parser = setting(parse_text))]
+    issuer: String,
 
     /// Token audience (`aud`)
-    #[arg(long, env = "REISSUE_AUDIENCE", default_value = "reissue-example")]
-    audience: Option<String>,
+    #[arg(long, env = "REISSUE_AUDIENCE",
+        default_value = "reissue-example", value_parser = setting(parse_text))]
+    audience: String,
 
     /// Refresh idle lifetime, seconds
-    #[arg(
-        long,
-        env = "REISSUE_REFRESH_TTL",
-        value_name = "SECONDS",
-        default_value = "1209600"
-    )]
-    refresh_ttl: Option<String>,
+    #[arg(long, env = "REISSUE_REFRESH_TTL", value_name = "SECONDS",
+        default_value = "1209600", value_parser = setting(parse_seconds))]
+    refresh_ttl: Duration,
 
     /// Grace window for a spent refresh token, seconds (0: strict)
-    #[arg(
-        long,
-        env = "REISSUE_REUSE_GRACE",
-        value_name = "SECONDS",
-        default_value = "10"
-    )]
-    reuse_grace: Option<String>,
+    #[arg(long, env = "REISSUE_REUSE_GRACE", value_name = "SECONDS",
+        default_value = "10", value_parser = setting(parse_seconds))]
+    reuse_grace: Duration,
 
     /// How access tokens of ended sessions are refused
-    #[arg(
-        long,
-        env = "REISSUE_REVOCATION",
-        value_name = "stateless|instant|strict",
-        default_value = "instant"
-    )]
-    revocation: Option<String>,
+    #[arg(long, env = "REISSUE_REVOCATION", value_name = "stateless|instant|strict",
+        default_value = "instant", value_parser = setting(parse_revocation))]
+    revocation: RevocationMode,
 
     /// 1: the same as `--revocation strict`
-    #[arg(
-        long,
-        env = "REISSUE_STRICT_REVOCATION",
-        value_name = "0|1",
-        default_value = "0"
-    )]
-    strict_revocation: Option<String>,
+    #[arg(long, env = "REISSUE_STRICT_REVOCATION", value_name = "0|1",
+        default_value = "0", value_parser = setting(parse_switch), action = ArgAction::Set)]
+    strict_revocation: bool,
 
     /// Failed logins per account and client network before 429
-    #[arg(
-        long,
-        env = "REISSUE_LOGIN_MAX_FAILURES",
-        value_name = "N",
-        default_value = "5"
-    )]
-    login_max_failures: Option<String>,
+    #[arg(long, env = "REISSUE_LOGIN_MAX_FAILURES", value_name = "N",
+        default_value = "5", value_parser = setting(parse_count))]
+    login_max_failures: u32,
 
     /// The window those failures are counted in, seconds
-    #[arg(
-        long,
-        env = "REISSUE_LOGIN_LOCKOUT",
-        value_name = "SECONDS",
-        default_value = "300"
-    )]
-    login_lockout: Option<String>,
+    #[arg(long, env = "REISSUE_LOGIN_LOCKOUT", value_name = "SECONDS",
+        default_value = "300", value_parser = setting(parse_seconds))]
+    login_lockout: Duration,
 
     /// 0 turns the refresh-token cookie transport off
-    #[arg(long, env = "REISSUE_COOKIES", value_name = "0|1", default_value = "1")]
-    cookies: Option<String>,
+    #[arg(long, env = "REISSUE_COOKIES", value_name = "0|1",
+        default_value = "1", value_parser = setting(parse_switch), action = ArgAction::Set)]
+    cookies: bool,
 
     /// Comma-separated origins allowed to use the cookie transport; empty:
     /// the request's own origin
-    #[arg(long, env = "REISSUE_ALLOWED_ORIGINS", value_name = "ORIGINS")]
-    allowed_origins: Option<String>,
+    #[arg(long, env = "REISSUE_ALLOWED_ORIGINS", value_name = "ORIGINS",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_origins))]
+    allowed_origins: std::vec::Vec<Origin>,
 
-    /// Comma-separated emails whose users get role `admin` at signup
-    #[arg(long, env = "REISSUE_ADMIN_EMAILS", value_name = "EMAILS")]
-    admin_emails: Option<String>,
+    /// Comma-separated emails whose users get role `admin`: only accounts
+    /// the admin CLI created or vouched for (`reissue-admin users vouch`),
+    /// never one that merely signed up with the address
+    #[arg(long, env = "REISSUE_ADMIN_EMAILS", value_name = "EMAILS",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_emails))]
+    admin_emails: HashSet<String>,
 
     /// Comma-separated CIDRs of proxies whose X-Forwarded-For is believed
-    #[arg(long, env = "REISSUE_TRUSTED_PROXIES", value_name = "CIDRS")]
-    trusted_proxies: Option<String>,
+    #[arg(long, env = "REISSUE_TRUSTED_PROXIES", value_name = "CIDRS",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_proxies))]
+    trusted_proxies: TrustedProxies,
 
     /// MaxMind country database (.mmdb); SIGHUP reads it again
-    #[arg(long, env = "REISSUE_GEOIP_DB", value_name = "PATH")]
-    geoip_db: Option<String>,
+    #[arg(long, env = "REISSUE_GEOIP_DB", value_name = "PATH",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_optional_path))]
+    geoip_db: std::option::Option<PathBuf>,
 
     /// Comma-separated ISO country codes allowed to log in (needs
     /// --geoip-db); empty: all
-    #[arg(long, env = "REISSUE_ALLOWED_COUNTRIES", value_name = "CODES")]
-    allowed_countries: Option<String>,
+    #[arg(long, env = "REISSUE_ALLOWED_COUNTRIES", value_name = "CODES",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_countries))]
+    allowed_countries: std::option::Option<CountryRule>,
+}
+
+impl AppArgs {
+    /// The library's configuration: one line per setting it takes.
+    fn config(&self) -> Config {
+        let revocation = if self.strict_revocation {
+            RevocationMode::Strict
+        } else {
+            self.revocation
+        };
+        let cookies = if self.cookies {
+            CookieTransport::new().allowed_origins(self.allowed_origins.clone())
+        } else {
+            CookieTransport::off()
+        };
+        Config::new(&self.issuer, &self.audience)
+            .access_ttl(self.store.access_ttl())
+            .refresh_ttl(self.refresh_ttl)
+            .session_max_age(self.store.session_max_age())
+            .reuse_grace(self.reuse_grace)
+            .revocation(revocation)
+            .login_lockout(self.login_max_failures, self.login_lockout)
+            .trusted_proxies(self.trusted_proxies.clone())
+            .cookie_transport(cookies)
+    }
 }
 
 /// The example apps' configuration (CONTRACT.md, "Configuration, from the environment").
@@ -215,7 +224,7 @@ pub struct Settings {
     verify_pems: Vec<Secret>,
     config: Config,
     admin_emails: HashSet<String>,
-    geoip_db: Option<String>,
+    geoip_db: Option<PathBuf>,
     allowed_countries: Option<CountryRule>,
 }
 
@@ -225,8 +234,9 @@ impl Settings {
     /// is a usage error (exit status 2).
     pub fn from_env() -> Result<Self, StartError> {
         // The usage line names the binary as clap finds it in `argv[0]`.
-        let command = AppArgs::command();
-        let matches = command.get_matches();
+        let matches = AppArgs::command()
+            .try_get_matches()
+            .map_err(|e| refusal(&e).map_or_else(|| e.exit(), StartError))?;
         let args = AppArgs::from_arg_matches(&matches).map_err(|e| first_line(&e))?;
         Self::from_args(args)
     }
@@ -247,6 +257,7 @@ impl Settings {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, StartError> {
         let command = AppArgs::command();
         let mut argv = vec![OsString::from("app")];
+        let mut names = Vec::new();
         for arg in command.get_arguments() {
             let (Some(env), Some(long)) = (arg.get_env().and_then(|e| e.to_str()), arg.get_long())
             else {
@@ -255,162 +266,55 @@ impl Settings {
             if let Some(value) = var(env) {
                 argv.push(format!("--{long}={value}").into());
             }
+            names.push((format!("--{long}: "), format!("{env}: ")));
         }
+        // Without their variables, the arguments' refusals name the flags:
+        // named back, as the variables were what was given.
         let matches = command
             .mut_args(|a| a.env(None))
             .try_get_matches_from(argv)
-            .map_err(|e| first_line(&e))?;
+            .map_err(|e| {
+                let StartError(line) = first_line(&e);
+                let named = names.iter().find_map(|(flag, env)| {
+                    line.strip_prefix(flag.as_str())
+                        .map(|why| format!("{env}{why}"))
+                });
+                StartError(named.unwrap_or(line))
+            })?;
         let args = AppArgs::from_arg_matches(&matches).map_err(|e| first_line(&e))?;
         Self::from_args(args)
     }
 
+    /// What the values alone cannot tell: the key files read and checked
+    /// (so that a bad key refuses to start before anything is opened;
+    /// `build` parses the same bytes again), and settings that need another.
     fn from_args(a: AppArgs) -> Result<Self, StartError> {
-        let addr = match given(&a.addr) {
-            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
-            Some(v) => match v.parse() {
-                Ok(a) => a,
-                Err(_) => return fail("REISSUE_ADDR", format!("expected host:port, got `{v}`")),
-            },
-        };
-        // `given` treats a blank value as unset, which for the secret would
-        // silently mean a random key: a deployment whose secret went missing
-        // would log everyone out at each start instead of failing.
-        if a.jwt_secret.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return fail(
-                "REISSUE_JWT_SECRET",
-                "is set but empty; set a secret of at least 32 bytes, or unset it for a random key",
-            );
-        }
-        let secret = match given(&a.jwt_secret) {
-            Some(s) if s.len() < 32 => {
-                return fail(
-                    "REISSUE_JWT_SECRET",
-                    format!("must be at least 32 bytes, got {}", s.len()),
-                );
-            }
-            other => other.map(|s| Secret(s.into_bytes())),
-        };
-        // Read and parsed here, so that a bad key refuses to start before
-        // anything is opened; `build` parses the same bytes again.
-        let signing_pem = match given(&a.jwt_key) {
-            None => None,
-            Some(path) => {
-                let pem = read_key("REISSUE_JWT_KEY", &path)?;
-                Key::from_private_pem_detected(&pem)
-                    .or_else(|e| fail("REISSUE_JWT_KEY", format!("`{path}`: {e}")))?;
-                Some(Secret(pem))
-            }
-        };
-        let mut verify_pems = Vec::new();
-        for path in given(&a.jwt_verify_keys)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let pem = read_key("REISSUE_JWT_VERIFY_KEYS", path)?;
-            Key::from_pem_detected(&pem)
-                .or_else(|e| fail("REISSUE_JWT_VERIFY_KEYS", format!("`{path}`: {e}")))?;
-            verify_pems.push(Secret(pem));
-        }
-        let trusted = match given(&a.trusted_proxies) {
-            None => TrustedProxies::default(),
-            Some(v) => TrustedProxies::parse(&v).or_else(|e| fail("REISSUE_TRUSTED_PROXIES", e))?,
-        };
-        let max_failures = match given(&a.login_max_failures) {
-            None => 5,
-            Some(v) => v.parse::<u32>().or_else(|_| {
-                fail(
-                    "REISSUE_LOGIN_MAX_FAILURES",
-                    format!("expected a number, got `{v}`"),
-                )
-            })?,
-        };
-        let mut revocation = match given(&a.revocation) {
-            None => RevocationMode::Instant,
-            Some(v) => RevocationMode::parse(&v).map_or_else(
-                || {
-                    fail(
-                        "REISSUE_REVOCATION",
-                        format!("expected stateless, instant or strict, got `{v}`"),
-                    )
-                },
-                Ok,
-            )?,
-        };
-        match given(&a.strict_revocation).as_deref() {
-            None | Some("0") | Some("false") => {}
-            Some("1") | Some("true") => revocation = RevocationMode::Strict,
-            Some(v) => {
-                return fail(
-                    "REISSUE_STRICT_REVOCATION",
-                    format!("expected 0 or 1, got `{v}`"),
-                );
-            }
-        }
-        let cookies = match given(&a.cookies).as_deref() {
-            None | Some("1") | Some("true") => {
-                let origins = given(&a.allowed_origins).unwrap_or_default();
-                let origins = origins
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|o| !o.is_empty())
-                    .map(Origin::parse)
-                    .collect::<Result<Vec<_>, _>>()
-                    .or_else(|e| fail("REISSUE_ALLOWED_ORIGINS", e))?;
-                CookieTransport::new().allowed_origins(origins)
-            }
-            Some("0") | Some("false") => CookieTransport::off(),
-            Some(v) => return fail("REISSUE_COOKIES", format!("expected 0 or 1, got `{v}`")),
-        };
-        let secs = |var, raw: &Option<String>, default| {
-            seconds(var, raw.as_deref().unwrap_or(""), default).map_err(StartError::from)
-        };
-        let config = Config::new(
-            given(&a.issuer).unwrap_or_else(|| "reissue-example".into()),
-            given(&a.audience).unwrap_or_else(|| "reissue-example".into()),
-        )
-        .access_ttl(a.store.access_ttl()?)
-        .refresh_ttl(secs("REISSUE_REFRESH_TTL", &a.refresh_ttl, 1_209_600)?)
-        .session_max_age(a.store.session_max_age()?)
-        .reuse_grace(secs("REISSUE_REUSE_GRACE", &a.reuse_grace, 10)?)
-        .revocation(revocation)
-        .login_lockout(
-            max_failures,
-            secs("REISSUE_LOGIN_LOCKOUT", &a.login_lockout, 300)?,
-        )
-        .trusted_proxies(trusted)
-        .cookie_transport(cookies);
-        let allowed_countries = match given(&a.allowed_countries) {
-            None => None,
-            Some(v) => Some(
-                CountryRule::parse_allow(&v).or_else(|e| fail("REISSUE_ALLOWED_COUNTRIES", e))?,
-            ),
-        };
-        let geoip_db = given(&a.geoip_db);
-        if allowed_countries.is_some() && geoip_db.is_none() {
+        let signing_pem = a
+            .jwt_key
+            .as_deref()
+            .map(|path| read_key("REISSUE_JWT_KEY", path, Key::from_private_pem_detected))
+            .transpose()?;
+        let verify_pems = a
+            .jwt_verify_keys
+            .iter()
+            .map(|path| read_key("REISSUE_JWT_VERIFY_KEYS", path, Key::from_pem_detected))
+            .collect::<Result<_, _>>()?;
+        if a.allowed_countries.is_some() && a.geoip_db.is_none() {
             return fail(
                 "REISSUE_ALLOWED_COUNTRIES",
                 "needs REISSUE_GEOIP_DB to know where addresses are",
             );
         }
         Ok(Self {
-            addr,
-            store: a.store,
-            secret,
+            addr: a.addr,
+            config: a.config(),
+            secret: a.jwt_secret,
             signing_pem,
             verify_pems,
-            config,
-            admin_emails: given(&a.admin_emails)
-                .map(|v| {
-                    v.split(',')
-                        .map(|e| e.trim().to_lowercase())
-                        .filter(|e| !e.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            geoip_db,
-            allowed_countries,
+            admin_emails: a.admin_emails,
+            geoip_db: a.geoip_db,
+            allowed_countries: a.allowed_countries,
+            store: a.store,
         })
     }
 
@@ -474,7 +378,8 @@ impl Settings {
             }
         };
         let keys = self.keys()?;
-        let mut builder = Reissue::builder(self.config, keys, store, users.clone());
+        let logins = crate::AppUsers::new(users.clone(), self.admin_emails);
+        let mut builder = Reissue::builder(self.config, keys, store, logins);
         let mut geoip = None;
         if let Some(path) = &self.geoip_db {
             let db = Arc::new(GeoIp::open(path).or_else(|e| fail("REISSUE_GEOIP_DB", e))?);
@@ -500,7 +405,6 @@ impl Settings {
         Ok(AppState {
             reissue,
             users,
-            admin_emails: Arc::new(self.admin_emails),
             geoip,
             metrics,
             openapi_json,

@@ -7,9 +7,10 @@
 //! reaches the handler: it gets core's error reply (JSON body,
 //! `WWW-Authenticate`, `Retry-After`).
 //!
-//! With strict revocation off, the token is checked synchronously inside
-//! `call`, without allocating; with it on, the store round trip runs in a
-//! boxed future.
+//! Each request is decided by core's [`Gate`](reissue_core::Gate), which
+//! verifies the token once. With strict revocation off that decides,
+//! synchronously inside `call`, without allocating; with it on, the store
+//! round trip on the already-verified identity runs in a boxed future.
 
 mod future;
 mod service;

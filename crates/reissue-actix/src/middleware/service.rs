@@ -4,63 +4,31 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, forward_ready};
 use actix_web::{Error, HttpMessage};
-use reissue_core::{Access, Claims, Identity, Reply, Result, Verifier};
+use reissue_core::{Admission, Claims, Gate};
 
 use super::future::ResponseFuture;
 use crate::RequestHead;
 use crate::extract::Anonymous;
 use crate::response::into_response;
 
-/// What a [`ReissueMiddleware`](super::ReissueMiddleware) asks of a request.
-pub(super) struct Requirement<C> {
-    pub(super) verifier: Verifier<C>,
-    pub(super) access: Access,
-}
-
-impl<C: Claims> Requirement<C> {
-    /// Applies core's decision: the identity (or the anonymous marker) into the
-    /// extensions, or the refusal as a reply.
-    fn settle(
-        &self,
-        req: &ServiceRequest,
-        decision: Result<Option<Identity<C>>>,
-    ) -> Result<(), Reply> {
-        match decision {
-            Ok(Some(identity)) => {
-                req.extensions_mut().insert(identity);
-            }
-            Ok(None) => {
-                req.extensions_mut()
-                    .insert(Anonymous(self.verifier.clone()));
-            }
-            Err(e) => return Err(self.verifier.reply(&e)),
-        }
-        Ok(())
-    }
-}
-
 /// The service [`ReissueMiddleware`](super::ReissueMiddleware) wraps around a
-/// route: asks core to admit each request, then calls the route or answers
-/// the refusal.
+/// route: asks core's [`Gate`] about each request, then calls the route or
+/// answers the refusal.
 pub struct ReissueService<S, C> {
     service: Rc<S>,
-    requirement: Rc<Requirement<C>>,
+    gate: Gate<C>,
 }
 
 impl<S, C> ReissueService<S, C> {
-    pub(super) fn new(service: Rc<S>, requirement: Rc<Requirement<C>>) -> Self {
-        Self {
-            service,
-            requirement,
-        }
+    pub(super) fn new(service: Rc<S>, gate: Gate<C>) -> Self {
+        Self { service, gate }
     }
 }
 
 impl<S, C> fmt::Debug for ReissueService<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReissueService")
-            .field("verifier", &self.requirement.verifier)
-            .field("access", &self.requirement.access)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -78,32 +46,40 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let requirement = &self.requirement;
-        let head = RequestHead::from(req.request());
-        // Without strict revocation the decision needs no store round trip:
-        // nothing is awaited and nothing is boxed.
-        if let Some(decision) = requirement.verifier.admit_now(&head, &requirement.access) {
-            return match requirement.settle(&req, decision) {
-                Ok(()) => ResponseFuture::inner(self.service.call(req)),
-                Err(reply) => ResponseFuture::refused(req.into_response(into_response(reply))),
-            };
-        }
-        let service = Rc::clone(&self.service);
-        let requirement = Rc::clone(requirement);
-        ResponseFuture::boxed(async move {
-            let decision = {
-                let head = RequestHead::from(req.request());
-                requirement.verifier.admit(&head, &requirement.access).await
-            };
-            match requirement.settle(&req, decision) {
-                Ok(()) => service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body),
-                Err(reply) => Ok(req
-                    .into_response(into_response(reply))
-                    .map_into_right_body()),
+        let admission = self.gate.admit(&RequestHead::from(req.request()));
+        match admission {
+            // Decided without a store round trip: nothing is awaited and
+            // nothing is boxed.
+            Admission::Ready(Ok(Some(identity))) => {
+                req.extensions_mut().insert(identity);
+                ResponseFuture::inner(self.service.call(req))
             }
-        })
+            Admission::Ready(Ok(None)) => {
+                req.extensions_mut().insert(Anonymous(self.gate.clone()));
+                ResponseFuture::inner(self.service.call(req))
+            }
+            Admission::Ready(Err(e)) => {
+                ResponseFuture::refused(req.into_response(into_response(self.gate.reply(&e))))
+            }
+            Admission::Pending(pending) => {
+                // The store must confirm the session of the verified token.
+                let service = Rc::clone(&self.service);
+                let gate = self.gate.clone();
+                ResponseFuture::boxed(async move {
+                    match pending.confirm().await {
+                        Ok(identity) => {
+                            req.extensions_mut().insert(identity);
+                            service
+                                .call(req)
+                                .await
+                                .map(ServiceResponse::map_into_left_body)
+                        }
+                        Err(e) => Ok(req
+                            .into_response(into_response(gate.reply(&e)))
+                            .map_into_right_body()),
+                    }
+                })
+            }
+        }
     }
 }

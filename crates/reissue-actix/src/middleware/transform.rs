@@ -7,7 +7,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use futures_util::future::{Ready, ready};
 use reissue_core::{Access, Authenticator, Claims, Reissue, Verifier};
 
-use super::service::{ReissueService, Requirement};
+use super::service::ReissueService;
 
 /// Verifies access tokens on the routes it wraps (`App::wrap`, `Scope::wrap`,
 /// `Resource::wrap`).
@@ -95,13 +95,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        let requirement = Requirement {
-            verifier: self.verifier.clone(),
-            access: self.access.clone(),
-        };
-        ready(Ok(ReissueService::new(
-            Rc::new(service),
-            Rc::new(requirement),
-        )))
+        let gate = self.verifier.gate(self.access.clone());
+        ready(Ok(ReissueService::new(Rc::new(service), gate)))
     }
 }

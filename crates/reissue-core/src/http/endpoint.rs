@@ -226,7 +226,12 @@ impl<A: Authenticator> crate::Reissue<A> {
                     self.cookies().check_same_site(req)?;
                 }
                 let credentials: A::Credentials = json_body(req, body)?;
-                let pair = self.login(credentials, &self.client_of(req)).await?;
+                let device = req
+                    .header("reissue-device")
+                    .and_then(|v| std::str::from_utf8(v).ok());
+                let pair = self
+                    .login_with_device(credentials, &self.client_of(req), device)
+                    .await?;
                 Ok(self.token_reply(req, &pair))
             }
             .instrument(span.clone())
@@ -262,7 +267,7 @@ impl<A: Authenticator> crate::Reissue<A> {
                 let (user_id, sid) = match bearer_token(req) {
                     Ok(token) => {
                         let id = self.verifier().verify(token)?;
-                        (id.user_id, id.session_id)
+                        (id.user_id.clone(), id.session_id.clone())
                     }
                     Err(Error::MissingToken) => {
                         let token = body_or_cookie_token(req, body, self.cookies())?;

@@ -65,6 +65,7 @@ use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required};
 
 use crate::http::endpoint::{CookieTokenResponse, RefreshBody, SessionList, SessionView};
+use crate::http::routes::{DEFAULT_PREFIX, Endpoint, Method, ROUTES, SESSION_PARAM};
 use crate::{Authenticator, REFRESH_COOKIE, TRANSPORT_HEADER, TokenPair};
 
 pub use utoipa;
@@ -136,7 +137,7 @@ impl AuthApi {
             ))
             .build();
         Self {
-            prefix: "/auth".to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
             credentials: (
                 DEFAULT_CREDENTIALS.into(),
                 Schema::Object(any_object).into(),
@@ -177,30 +178,31 @@ impl AuthApi {
     /// The paths of the routes, e.g. `/auth/login`, in the order the
     /// contract lists them, with their method.
     pub fn routes(&self) -> Vec<(HttpMethod, String)> {
-        let p = &self.prefix;
-        vec![
-            (HttpMethod::Post, format!("{p}/login")),
-            (HttpMethod::Post, format!("{p}/reissue")),
-            (HttpMethod::Post, format!("{p}/logout")),
-            (HttpMethod::Post, format!("{p}/logout-all")),
-            (HttpMethod::Get, format!("{p}/sessions")),
-            (HttpMethod::Delete, format!("{p}/sessions/{{sid}}")),
-            (HttpMethod::Get, format!("{p}/jwks.json")),
-        ]
+        ROUTES
+            .iter()
+            .map(|r| {
+                let method = match r.method {
+                    Method::Get => HttpMethod::Get,
+                    Method::Post => HttpMethod::Post,
+                    Method::Delete => HttpMethod::Delete,
+                };
+                (method, format!("{}{}", self.prefix, r.path))
+            })
+            .collect()
     }
 
     /// The OpenAPI 3.1 document: merge it into the application's own with
     /// [`OpenApi::merge`], or serve it as it is.
     pub fn document(&self) -> OpenApi {
-        let operations = [
-            self.login(),
-            self.reissue(),
-            self.logout(),
-            self.logout_all(),
-            self.sessions(),
-            self.revoke_session(),
-            self.jwks(),
-        ];
+        let operations = ROUTES.iter().map(|r| match r.endpoint {
+            Endpoint::Login => self.login(),
+            Endpoint::Reissue => self.reissue(),
+            Endpoint::Logout => self.logout(),
+            Endpoint::LogoutAll => self.logout_all(),
+            Endpoint::Sessions => self.sessions(),
+            Endpoint::RevokeSession => self.revoke_session(),
+            Endpoint::Jwks => self.jwks(),
+        });
         let mut paths = Paths::new();
         for ((method, path), operation) in self.routes().into_iter().zip(operations) {
             paths.add_path_operation(path, vec![method], operation);
@@ -616,7 +618,7 @@ impl AuthApi {
         self.access_security(op)
             .parameter(
                 ParameterBuilder::new()
-                    .name("sid")
+                    .name(SESSION_PARAM)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .description(Some("A session id from `GET sessions`"))
@@ -872,6 +874,7 @@ mod tests {
             Error::NotFound,
             Error::NoPublicKeys,
             Error::unavailable("down"),
+            Error::Overloaded { retry_after: 1 },
             Error::Misconfigured("x".into()),
             Error::Config("x".into()),
             Error::Internal("x".into()),
@@ -890,6 +893,7 @@ mod tests {
                 | Error::NotFound
                 | Error::NoPublicKeys
                 | Error::Unavailable(_)
+                | Error::Overloaded { .. }
                 | Error::Misconfigured(_)
                 | Error::Config(_)
                 | Error::Internal(_) => {}

@@ -32,6 +32,24 @@ pub trait HttpRequest {
     }
 }
 
+/// The bytes where [`bearer_token`] would find the token of a single
+/// `Bearer` header, not yet checked: for the verifier's cache, which only a
+/// token that passed every check of [`bearer_token`] (it verified) can hit.
+/// `None` when there is no such header.
+pub(crate) fn bearer_candidate(req: &impl HttpRequest) -> Option<&[u8]> {
+    let mut values = req.header_values("authorization");
+    let value = values.next()?;
+    if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
+        return None;
+    }
+    let (scheme, rest) = value.trim_ascii().split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer") || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    Some(&rest[start..])
+}
+
 /// Reads the bearer token of an `Authorization` header (RFC 6750 §2.1).
 ///
 /// No header or another scheme: [`Error::MissingToken`] (401, a bare

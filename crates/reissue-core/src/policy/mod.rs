@@ -42,7 +42,10 @@ pub enum Stage {
 pub struct PolicyContext<'a> {
     /// Login or reissue.
     pub stage: Stage,
-    /// The user.
+    /// The user; at login, the account as the credentials name it
+    /// ([`Authenticator::account_key`](crate::Authenticator::account_key)),
+    /// since the policy runs before the password is checked (a refused
+    /// client costs no password check and learns nothing about it).
     pub user_id: &'a str,
     /// The session (`None` at login).
     pub session_id: Option<&'a SessionId>,

@@ -41,6 +41,11 @@ pub struct TokenPair {
     /// store issued it (its `exp - iat`: a retry within the grace window gets
     /// the same token and the same figure).
     pub refresh_expires_in: u64,
+    /// At login: the device token to send back in the `Reissue-Device`
+    /// header at the next login, which then cannot be throttled by attempts
+    /// from elsewhere ([`Config::device_token_ttl`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 struct Inner<A: Authenticator> {
@@ -373,6 +378,8 @@ impl<A: Authenticator> Reissue<A> {
         };
         self.emit(event(AuditKind::PolicyDenied));
         let revoked = match (decision, sid) {
+            // at login the user is not proven yet: nothing is ended for them
+            _ if stage == Stage::Login => Ok(0),
             (Decision::RevokeUser { .. }, _) => self.end_all(user_id).await.map(|n| n.len()),
             (_, Some(sid))
                 if stage == Stage::Reissue
@@ -432,6 +439,7 @@ impl<A: Authenticator> Reissue<A> {
             // skew more or less (and set the cookie's Max-Age so), and even a
             // true one a second less when the store's second turned first.
             refresh_expires_in: refresh_exp.saturating_sub(refresh_iat),
+            device_token: None,
         })
     }
 
@@ -443,7 +451,21 @@ impl<A: Authenticator> Reissue<A> {
         credentials: A::Credentials,
         client: &ClientMeta,
     ) -> Result<TokenPair> {
-        let result = self.login_counted(credentials, client).await;
+        self.login_with_device(credentials, client, None).await
+    }
+
+    /// [`Reissue::login`] from a client that sent the device token of an
+    /// earlier login (`TokenPair::device_token`): if it is valid and for
+    /// the same account, the attempt is counted per device, not against the
+    /// account's and the network's ceilings (CONTRACT.md, "Login
+    /// throttling").
+    pub async fn login_with_device(
+        &self,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+        device_token: Option<&str>,
+    ) -> Result<TokenPair> {
+        let result = self.login_counted(credentials, client, device_token).await;
         self.inner.metrics.login(&result);
         result
     }
@@ -452,12 +474,29 @@ impl<A: Authenticator> Reissue<A> {
         &self,
         credentials: A::Credentials,
         client: &ClientMeta,
+        device_token: Option<&str>,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         self.check_address_known(Stage::Login, client)?;
         // Input that names no account is refused before anything is counted.
         let account_key = self.inner.authenticator.account_key(&credentials)?;
-        let attempt = Attempt::new(&*self.inner.throttle, c, &account_key, client.ip);
+        // The address and country policy comes before anything is counted or
+        // checked: a refused client costs no password check and learns
+        // nothing about the password. At login it knows the account only as
+        // the credentials name it, so it can deny, never revoke.
+        let decision = self.check_policy(Stage::Login, &account_key, None, client, None);
+        if decision != Decision::Allow {
+            return Err(self
+                .refuse(&decision, Stage::Login, &account_key, None, client)
+                .await);
+        }
+        let attempt = Attempt::new(
+            &*self.inner.throttle,
+            c,
+            &account_key,
+            client.ip,
+            device_token.map(|t| (t, self.tokens())),
+        );
         if let Admission::Throttled { retry_after } = attempt.begin().await? {
             self.emit(
                 AuditEvent::new(AuditKind::LoginThrottled)
@@ -482,13 +521,6 @@ impl<A: Authenticator> Reissue<A> {
                 return Err(e);
             }
         };
-        let decision = self.check_policy(Stage::Login, &user.user_id, None, client, None);
-        if decision != Decision::Allow {
-            attempt.succeeded().await?;
-            return Err(self
-                .refuse(&decision, Stage::Login, &user.user_id, None, client)
-                .await);
-        }
         let sid = SessionId::random();
         audit::record_session(&user.user_id, &sid);
         let mut session = NewSession::new(
@@ -515,7 +547,8 @@ impl<A: Authenticator> Reissue<A> {
                     .reason("max_sessions"),
             );
         }
-        let pair = self.mint(&user.user_id, &sid, &user.claims, &created.first)?;
+        let mut pair = self.mint(&user.user_id, &sid, &user.claims, &created.first)?;
+        pair.device_token = attempt.device_token(c, self.tokens(), secs((self.inner.clock)()))?;
         let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
             .session(&sid)

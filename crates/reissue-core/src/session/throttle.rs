@@ -1,14 +1,15 @@
-//! Login throttling: each login attempt is counted against its account, per
-//! network and across networks, before the password is checked, and settled
-//! once the outcome is known. The counters live in the store's
-//! [`LoginThrottle`], shared by every instance.
+//! Login throttling: each login attempt is counted before the password is
+//! checked, and settled once the outcome is known, on the counters
+//! [`LoginAttempt::counters`] names: per account and network, per account,
+//! per network across accounts; or, from a device that logged in to the
+//! account before (a device token), per device only. The counters live in
+//! the store's [`LoginThrottle`], shared by every instance.
 
 use std::net::IpAddr;
 
-use crate::Config;
-use crate::Result;
 use crate::client::network_of;
 use crate::store::{Admission, AttemptEnd, LoginAttempt, LoginThrottle};
+use crate::{Config, Result, SessionId, TokenCodec};
 
 /// One login attempt: the account (as a digest: the store never holds what
 /// the user typed) and the client's network, with the limits that apply.
@@ -16,26 +17,62 @@ pub(super) struct Attempt<'a> {
     throttle: &'a dyn LoginThrottle,
     account: String,
     network: String,
+    /// The device of a valid device token for this account.
+    device: Option<String>,
     max_per_network: u32,
     max_per_account: u32,
+    max_per_client_network: u32,
     window: std::time::Duration,
 }
 
 impl<'a> Attempt<'a> {
+    /// An attempt on the account `account_key` names from `ip`; a device
+    /// token is taken only if it is valid and was issued for this account
+    /// (anything else counts as no device: it is no error to send a stale
+    /// one).
     pub(super) fn new(
         throttle: &'a dyn LoginThrottle,
         config: &Config,
         account_key: &str,
         ip: Option<IpAddr>,
+        device_token: Option<(&str, &TokenCodec)>,
     ) -> Self {
+        let account = account_digest(account_key);
+        let device = device_token
+            .and_then(|(token, codec)| codec.verify_device(token).ok())
+            .filter(|(for_account, _)| *for_account == account)
+            .map(|(_, device)| device);
         Self {
             throttle,
-            account: account_digest(account_key),
+            account,
             network: network_of(ip),
+            device,
             max_per_network: config.login_max_failures,
             max_per_account: config.account_ceiling(),
+            max_per_client_network: config.network_ceiling(),
             window: config.login_lockout,
         }
+    }
+
+    /// The device token a successful attempt answers: for the device it
+    /// came from, or a new one; `None` when the configuration issues none.
+    pub(super) fn device_token(
+        &self,
+        config: &Config,
+        codec: &TokenCodec,
+        now: u64,
+    ) -> Result<Option<String>> {
+        let ttl = config.device_token_ttl.as_secs();
+        if ttl == 0 {
+            return Ok(None);
+        }
+        let device = match &self.device {
+            Some(device) => device.clone(),
+            None => SessionId::random().as_str().to_owned(),
+        };
+        codec
+            .issue_device(&self.account, &device, now, ttl)
+            .map(Some)
     }
 
     /// The account's digest, as audit events name it.
@@ -47,8 +84,10 @@ impl<'a> Attempt<'a> {
         LoginAttempt {
             account: &self.account,
             network: &self.network,
+            device: self.device.as_deref(),
             max_per_network: self.max_per_network,
             max_per_account: self.max_per_account,
+            max_per_client_network: self.max_per_client_network,
             window: self.window,
         }
     }

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 
 use super::{
-    Admission, AttemptEnd, ClientMeta, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
-    RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor, idle_expiry,
+    Admission, AttemptEnd, ClientMeta, Counter, Created, LoginAttempt, LoginThrottle, NewSession,
+    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    idle_expiry,
 };
 use crate::clock::now_millis;
 use crate::verification::revocation::Revocations;
@@ -50,8 +51,7 @@ type Fast<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 #[derive(Debug, Default)]
 struct State {
     users: Fast<String, Fast<SessionId, Entry>>,
-    /// Login-attempt counters: (count, reset time), by account and by
-    /// account + network.
+    /// Login-attempt counters: (count, reset time), by [`key`].
     attempts: HashMap<String, (u32, u64)>,
     /// The instances following revocations (instant mode).
     followers: Vec<Weak<Revocations>>,
@@ -102,8 +102,14 @@ impl State {
     }
 }
 
-fn pair_key(a: &LoginAttempt<'_>) -> String {
-    format!("{}\0{}", a.account, a.network)
+/// A counter's key, one namespace per kind.
+fn key(counter: &Counter<'_>) -> String {
+    match counter {
+        Counter::AccountNetwork { account, network } => format!("p\0{account}\0{network}"),
+        Counter::Account(account) => format!("a\0{account}"),
+        Counter::Network(network) => format!("n\0{network}"),
+        Counter::Device { account, device } => format!("d\0{account}\0{device}"),
+    }
 }
 
 fn secs_until(until: u64, now: u64) -> u64 {
@@ -282,20 +288,17 @@ impl LoginThrottle for MemoryStore {
     async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
         Ok(self.with(|state, now| {
             let window = a.window.as_millis().max(1) as u64;
-            let pair = *state.counter(pair_key(a), now);
-            let account = *state.counter(a.account.to_owned(), now);
-            for (count, until, max) in [
-                (pair.0, pair.1, a.max_per_network),
-                (account.0, account.1, a.max_per_account),
-            ] {
-                if count >= max {
+            let counters = a.counters();
+            for (counter, max) in &counters {
+                let (count, until) = *state.counter(key(counter), now);
+                if count >= *max {
                     return Admission::Throttled {
                         retry_after: secs_until(until, now),
                     };
                 }
             }
-            for key in [pair_key(a), a.account.to_owned()] {
-                let slot = state.counter(key, now);
+            for (counter, _) in &counters {
+                let slot = state.counter(key(counter), now);
                 if slot.0 == 0 {
                     slot.1 = now + window;
                 }
@@ -307,13 +310,13 @@ impl LoginThrottle for MemoryStore {
 
     async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
         self.with(|state, now| {
-            let pair = state.counter(pair_key(a), now);
-            match end {
-                AttemptEnd::Succeeded => *pair = (0, 0),
-                AttemptEnd::Undecided => pair.0 = pair.0.saturating_sub(1),
+            for (i, (counter, _)) in a.counters().iter().enumerate() {
+                let slot = state.counter(key(counter), now);
+                match end {
+                    AttemptEnd::Succeeded if i == 0 => *slot = (0, 0),
+                    _ => slot.0 = slot.0.saturating_sub(1),
+                }
             }
-            let account = state.counter(a.account.to_owned(), now);
-            account.0 = account.0.saturating_sub(1);
         });
         Ok(())
     }

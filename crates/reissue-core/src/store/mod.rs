@@ -197,26 +197,89 @@ pub struct LoginAttempt<'a> {
     pub account: &'a str,
     /// The client network (IPv4 /24, IPv6 /56), as text.
     pub network: &'a str,
-    /// At most this many failed attempts per account and network in the window.
+    /// The device, when the attempt carries a valid device token for this
+    /// account (a device that logged in to it before): it is then counted
+    /// per device only, so that no amount of attempts from elsewhere keeps
+    /// it out.
+    pub device: Option<&'a str>,
+    /// At most this many failed attempts per account and network (or per
+    /// device) in the window.
     pub max_per_network: u32,
     /// At most this many per account, from all networks together.
     pub max_per_account: u32,
+    /// At most this many from one network, across all accounts (password
+    /// spraying); it also bounds the counters one network can create.
+    pub max_per_client_network: u32,
     /// The window: a counter resets this long after its first attempt.
     pub window: Duration,
 }
 
 impl<'a> LoginAttempt<'a> {
     /// An attempt on `account` from `network`, counted in `window`, with the
-    /// default limits (5 per network, 50 per account).
+    /// default limits (5 per network, 50 per account, 100 per network
+    /// across accounts) and no device.
     pub fn new(account: &'a str, network: &'a str, window: Duration) -> Self {
         Self {
             account,
             network,
+            device: None,
             max_per_network: 5,
             max_per_account: 50,
+            max_per_client_network: 100,
             window,
         }
     }
+
+    /// The counters this attempt is counted on, each with its limit: from a
+    /// known device, that device's; else the account and network pair, the
+    /// account, and the network across accounts. The first is cleared by a
+    /// success; the others take the attempt back. Every store counts so.
+    pub fn counters(&self) -> Vec<(Counter<'a>, u32)> {
+        match self.device {
+            Some(device) => vec![(
+                Counter::Device {
+                    account: self.account,
+                    device,
+                },
+                self.max_per_network,
+            )],
+            None => vec![
+                (
+                    Counter::AccountNetwork {
+                        account: self.account,
+                        network: self.network,
+                    },
+                    self.max_per_network,
+                ),
+                (Counter::Account(self.account), self.max_per_account),
+                (Counter::Network(self.network), self.max_per_client_network),
+            ],
+        }
+    }
+}
+
+/// A login-attempt counter ([`LoginAttempt::counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Counter<'a> {
+    /// One account from one network.
+    AccountNetwork {
+        /// The account digest.
+        account: &'a str,
+        /// The network.
+        network: &'a str,
+    },
+    /// One account from all networks.
+    Account(&'a str),
+    /// One network, all accounts.
+    Network(&'a str),
+    /// One account from one known device.
+    Device {
+        /// The account digest.
+        account: &'a str,
+        /// The device id its device token names.
+        device: &'a str,
+    },
 }
 
 /// Whether a login attempt may go on to the password check.
@@ -237,11 +300,11 @@ pub enum Admission {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AttemptEnd {
-    /// The right password: the pair's counter is cleared and the attempt
-    /// leaves the account's.
+    /// The right password: the first counter (the pair's, or the device's)
+    /// is cleared and the attempt leaves the others.
     Succeeded,
     /// Neither right nor wrong (the user database failed): the attempt is
-    /// taken back from both counters.
+    /// taken back from every counter.
     Undecided,
 }
 

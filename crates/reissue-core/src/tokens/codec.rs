@@ -13,6 +13,9 @@ use crate::{Claims, Error, Result, SessionId, TokenRejection};
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// The `typ` header of refresh tokens; never accepted as an access token.
 pub const REFRESH_TOKEN_TYPE: &str = "rt+jwt";
+/// The `typ` header of device tokens (login throttling's known devices);
+/// never accepted as an access or refresh token.
+pub(crate) const DEVICE_TOKEN_TYPE: &str = "device+jwt";
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -226,6 +229,45 @@ impl TokenCodec {
         crate::tokens::jws::verify(&self.keys, token, typ)
     }
 
+    /// Signs a device token: `device` logged in to the account whose digest
+    /// is `account`, valid `ttl` seconds from `iat`.
+    pub(crate) fn issue_device(
+        &self,
+        account: &str,
+        device: &str,
+        iat: u64,
+        ttl: u64,
+    ) -> Result<String> {
+        let mut header = self.refresh_header.clone();
+        header.typ = Some(DEVICE_TOKEN_TYPE.to_owned());
+        let claims = DeviceWire {
+            iss: self.issuer.as_str().into(),
+            aud: self.audience.as_str().into(),
+            sub: account.into(),
+            did: device.into(),
+            iat,
+            exp: iat.saturating_add(ttl),
+        };
+        self.sign(&header, &claims)
+    }
+
+    /// The device a valid, unexpired device token names, with the account
+    /// digest it was issued for.
+    pub(crate) fn verify_device(&self, token: &str) -> Result<(String, String)> {
+        let payload = self.verified_payload(token, DEVICE_TOKEN_TYPE)?;
+        let wire: DeviceWire<'_> = claims_of(&payload)?;
+        self.check_registered(
+            &Registered {
+                iss: &wire.iss,
+                aud: &wire.aud,
+                exp: wire.exp,
+                nbf: None,
+            },
+            true,
+        )?;
+        Ok((wire.sub.into_owned(), wire.did.into_owned()))
+    }
+
     /// The registered claims, in jsonwebtoken's order of checks: `exp` (with
     /// the leeway), `nbf`, `iss`, `aud`.
     fn check_registered(&self, r: &Registered<'_>, check_exp: bool) -> Result<()> {
@@ -301,6 +343,23 @@ struct RefreshPayload<'a, C> {
     iat: u64,
     exp: u64,
     app: &'a C,
+}
+
+/// A device token's claims, as signed and as read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeviceWire<'a> {
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
+    /// The account digest.
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
+    /// The device id.
+    #[serde(borrow)]
+    did: Cow<'a, str>,
+    iat: u64,
+    exp: u64,
 }
 
 /// What [`TokenCodec::check_registered`] looks at.

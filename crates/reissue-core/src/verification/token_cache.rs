@@ -1,27 +1,49 @@
 //! A cache of verified access tokens, so that a client presenting the same
 //! token for its whole lifetime pays for signature verification once.
 //!
-//! Safe by construction: the key is the whole token string, so only a token
-//! byte-identical to one that verified can hit; a hit re-checks `exp` (with
-//! the leeway); nothing that failed verification is stored. Revocation is not
+//! Safe by construction: only a token byte-identical to one that verified
+//! can hit (the whole token is compared); a hit re-checks `exp` (with the
+//! leeway); nothing that failed verification is stored. Revocation is not
 //! affected: strict mode asks the store on every request, hit or miss.
+//!
+//! What a hit costs: the hash of the token's last 16 bytes (signature
+//! bytes, which differ between any two tokens that verified), one look-up,
+//! one comparison of the token, one expiry compare and one `Arc` clone.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 const SHARDS: usize = 8;
 
-/// One shard: token → (verified value, `exp`).
+/// The token's last bytes, the map's key.
+const TAIL: usize = 16;
+
+struct Entry<V> {
+    token: Box<[u8]>,
+    value: V,
+    exp: u64,
+}
+
+/// One shard: the token's tail → (token, verified value, `exp`).
 ///
-/// Hashed with foldhash (seeded per map), not SipHash: the key is a whole
-/// token, hashed on every request. Only verified tokens are inserted, so a
-/// client cannot crowd a bucket with keys of its choosing.
-type Shard<V> = Mutex<HashMap<Box<str>, (V, u64), foldhash::quality::RandomState>>;
+/// Hashed with foldhash (seeded per map), not SipHash, and over 16 bytes
+/// rather than the whole token: this runs on every request. Only verified
+/// tokens are inserted, so a client cannot crowd a bucket with keys of its
+/// choosing; two verified tokens with the same tail (which takes a
+/// signature collision) only evict each other.
+type Shard<V> = Mutex<HashMap<u128, Entry<V>, foldhash::quality::RandomState>>;
 
 /// A bounded, sharded map from token to verified value.
 pub(crate) struct TokenCache<V> {
     shards: Box<[Shard<V>]>,
     per_shard: usize,
+}
+
+fn tail(token: &[u8]) -> u128 {
+    let mut t = [0u8; TAIL];
+    let n = token.len().min(TAIL);
+    t[TAIL - n..].copy_from_slice(&token[token.len() - n..]);
+    u128::from_le_bytes(t)
 }
 
 impl<V: Clone> TokenCache<V> {
@@ -33,36 +55,37 @@ impl<V: Clone> TokenCache<V> {
         })
     }
 
-    fn shard(&self, token: &str) -> &Shard<V> {
+    fn shard(&self, tail: u128) -> &Shard<V> {
         // The last bytes are signature bytes: spread well for real tokens, and a
         // crafted token only chooses which lock its (missing) lookup takes.
-        let b = token.as_bytes();
-        let pick = b
-            .len()
-            .checked_sub(1)
-            .map_or(0, |i| b[i] as usize + b[i.saturating_sub(1)] as usize);
-        &self.shards[pick % SHARDS]
+        let [.., a, b] = tail.to_le_bytes();
+        &self.shards[(usize::from(a) + usize::from(b)) % SHARDS]
     }
 
     /// The cached value if `token` verified before and `now <= exp + leeway`.
-    pub(crate) fn get(&self, token: &str, now: u64, leeway: u64) -> Option<V> {
-        let shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
-        match shard.get(token) {
-            Some((v, exp)) if now <= exp.saturating_add(leeway) => Some(v.clone()),
+    pub(crate) fn get(&self, token: &[u8], now: u64, leeway: u64) -> Option<V> {
+        let key = tail(token);
+        let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        match shard.get(&key) {
+            Some(e) if now <= e.exp.saturating_add(leeway) && *e.token == *token => {
+                Some(e.value.clone())
+            }
             _ => None,
         }
     }
 
     /// Remembers a verified token until `exp`.
     pub(crate) fn insert(&self, token: &str, value: V, exp: u64, now: u64) {
-        let mut shard = self.shard(token).lock().unwrap_or_else(|p| p.into_inner());
+        let key = tail(token.as_bytes());
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= self.per_shard {
-            shard.retain(|_, (_, e)| *e >= now);
+            shard.retain(|_, e| e.exp >= now);
             if shard.len() >= self.per_shard {
                 shard.clear();
             }
         }
-        shard.insert(token.into(), (value, exp));
+        let token = token.as_bytes().into();
+        shard.insert(key, Entry { token, value, exp });
     }
 }
 
@@ -74,11 +97,23 @@ mod tests {
     fn hits_only_the_identical_token_and_only_until_expiry() {
         let cache = TokenCache::new(16).unwrap();
         cache.insert("a.b.c", 7, 100, 50);
-        assert_eq!(cache.get("a.b.c", 60, 0), Some(7));
-        assert_eq!(cache.get("a.b.x", 60, 0), None);
-        assert_eq!(cache.get("a.b.c ", 60, 0), None);
-        assert_eq!(cache.get("a.b.c", 101, 0), None, "expired");
-        assert_eq!(cache.get("a.b.c", 104, 5), Some(7), "within leeway");
+        assert_eq!(cache.get(b"a.b.c", 60, 0), Some(7));
+        assert_eq!(cache.get(b"a.b.x", 60, 0), None);
+        assert_eq!(cache.get(b"a.b.c ", 60, 0), None);
+        assert_eq!(cache.get(b"a.b.c", 101, 0), None, "expired");
+        assert_eq!(cache.get(b"a.b.c", 104, 5), Some(7), "within leeway");
+    }
+
+    #[test]
+    fn a_token_with_the_same_tail_is_a_miss() {
+        let cache = TokenCache::new(16).unwrap();
+        let tail = "s".repeat(TAIL);
+        let verified = format!("header.payload.{tail}");
+        cache.insert(&verified, 1, 100, 0);
+        assert_eq!(cache.get(verified.as_bytes(), 1, 0), Some(1));
+        let forged = format!("header.forged.{tail}");
+        assert_eq!(cache.get(forged.as_bytes(), 1, 0), None);
+        assert_eq!(cache.get(tail.as_bytes(), 1, 0), None, "the tail alone");
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::clock::now_secs;
-use crate::http::request::{HttpRequest, bearer_token};
+use crate::http::request::{HttpRequest, bearer_candidate, bearer_token};
+use crate::verification::gate::{Access, Gate};
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::token_cache::TokenCache;
 use crate::{
@@ -38,40 +39,6 @@ impl<C: Claims> Identity<C> {
     }
 }
 
-/// What a protected route asks of a request: a valid access token (or, on
-/// optional routes, none at all) and roles. Both adapters' middleware hold one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[must_use]
-pub struct Access {
-    optional: bool,
-    roles: Vec<String>,
-}
-
-impl Access {
-    /// A valid access token is required (the default).
-    pub fn required() -> Self {
-        Self::default()
-    }
-
-    /// Requests without credentials pass anonymously; a token that is present
-    /// must still be valid. With a required role, anonymous requests are refused.
-    pub fn optional(mut self) -> Self {
-        self.optional = true;
-        self
-    }
-
-    /// The caller must hold `role` (403 `insufficient_scope` otherwise).
-    pub fn role(mut self, role: impl Into<String>) -> Self {
-        self.roles.push(role.into());
-        self
-    }
-
-    /// Whether anonymous requests pass.
-    pub fn is_optional(&self) -> bool {
-        self.optional
-    }
-}
-
 /// Verified tokens remembered per verifier unless configured otherwise.
 pub(crate) const DEFAULT_CACHE_CAPACITY: usize = 8192;
 
@@ -100,7 +67,7 @@ enum Liveness {
 /// on every protected request. Cheap to clone.
 pub struct Verifier<C> {
     pub(crate) inner: Arc<VerifierInner>,
-    cache: Option<Arc<TokenCache<Identity<C>>>>,
+    cache: Option<Arc<TokenCache<Arc<Identity<C>>>>>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -154,38 +121,58 @@ impl<C: Claims> Verifier<C> {
     ///
     /// Tokens that verified are remembered until they expire (see
     /// [`Config::verified_token_cache`](crate::Config::verified_token_cache)),
-    /// so a client presenting the same token again costs a map look-up.
-    pub fn verify(&self, token: &str) -> Result<Identity<C>> {
-        let Some(cache) = &self.cache else {
-            return self.verify_uncached(token);
-        };
-        let now = now_secs();
-        let leeway = self.inner.codec.leeway();
-        if let Some(identity) = cache.get(token, now, leeway) {
+    /// so a client presenting the same token again costs a map look-up and
+    /// the clone of an [`Arc`].
+    pub fn verify(&self, token: &str) -> Result<Arc<Identity<C>>> {
+        if let Some(identity) = self.cached(token.as_bytes()) {
             return Ok(identity);
         }
-        let identity = self.verify_uncached(token)?;
-        cache.insert(token, identity.clone(), identity.expires_at, now);
-        Ok(identity)
+        self.verify_and_remember(token)
     }
 
-    fn verify_uncached(&self, token: &str) -> Result<Identity<C>> {
+    /// The identity of a token that verified before and has not expired.
+    fn cached(&self, token: &[u8]) -> Option<Arc<Identity<C>>> {
+        let cache = self.cache.as_ref()?;
+        cache.get(token, now_secs(), self.inner.codec.leeway())
+    }
+
+    fn verify_and_remember(&self, token: &str) -> Result<Arc<Identity<C>>> {
         let c = self.inner.codec.verify_access::<C>(token)?;
-        Ok(Identity {
+        let identity = Arc::new(Identity {
             user_id: c.sub,
             session_id: c.sid,
             token_id: c.jti,
             expires_at: c.exp,
             claims: c.app,
-        })
+        });
+        if let Some(cache) = &self.cache {
+            cache.insert(token, identity.clone(), identity.expires_at, now_secs());
+        }
+        Ok(identity)
+    }
+
+    /// The identity behind a request's bearer token. A token byte-identical
+    /// to one that verified is found in the cache before the header is
+    /// checked character by character: it passed those checks when it was
+    /// verified, and the rest of the header is ASCII whitespace and the
+    /// scheme, so the full reading would accept it too.
+    pub(crate) fn identify_bearer(&self, req: &impl HttpRequest) -> Result<Arc<Identity<C>>> {
+        if let Some(identity) = bearer_candidate(req).and_then(|t| self.cached(t)) {
+            return Ok(identity);
+        }
+        let token = bearer_token(req)?;
+        if let Some(identity) = self.cached(token.as_bytes()) {
+            return Ok(identity);
+        }
+        self.verify_and_remember(token)
     }
 
     /// Authenticates a request by its bearer token, and checks its session
     /// as the revocation mode says: not at all (stateless), against what the
     /// instance has heard (instant), or in the store (strict; 503 while it is
     /// unreachable).
-    pub async fn authenticate(&self, req: &impl HttpRequest) -> Result<Identity<C>> {
-        let identity = self.verify(bearer_token(req)?)?;
+    pub async fn authenticate(&self, req: &impl HttpRequest) -> Result<Arc<Identity<C>>> {
+        let identity = self.identify_bearer(req)?;
         self.check_live(&identity).await?;
         Ok(identity)
     }
@@ -194,8 +181,8 @@ impl<C: Claims> Verifier<C> {
     /// live, whatever the mode: for the endpoints that act on a user's
     /// sessions, which a leftover access token of an ended session must not
     /// reach even in stateless mode.
-    pub async fn authenticate_live(&self, req: &impl HttpRequest) -> Result<Identity<C>> {
-        let identity = self.verify(bearer_token(req)?)?;
+    pub async fn authenticate_live(&self, req: &impl HttpRequest) -> Result<Arc<Identity<C>>> {
+        let identity = self.identify_bearer(req)?;
         if let Liveness::Ended = self.liveness_now(&identity) {
             return Err(Error::InvalidToken(TokenRejection::SessionRevoked));
         }
@@ -228,28 +215,41 @@ impl<C: Claims> Verifier<C> {
         }
     }
 
-    async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
+    /// Whether the session lives, as far as this instance can tell without
+    /// waiting; `None` when only the store can.
+    pub(crate) fn live_now(&self, identity: &Identity<C>) -> Option<Result<()>> {
         match self.liveness_now(identity) {
-            Liveness::Live => Ok(()),
-            Liveness::Ended => Err(Error::InvalidToken(TokenRejection::SessionRevoked)),
-            Liveness::Unavailable => Err(Error::unavailable(
+            Liveness::Live => Some(Ok(())),
+            Liveness::Ended => Some(Err(Error::InvalidToken(TokenRejection::SessionRevoked))),
+            Liveness::Unavailable => Some(Err(Error::unavailable(
                 "the revocation feed is interrupted and the store is unreachable",
-            )),
-            Liveness::AskStore => match (self.ask_store(identity).await, &self.inner.revocations) {
-                // Instant mode, out of sync, store down: the outage rule.
-                // (Strict mode answers 503, whatever that setting says.)
-                (Err(Error::Unavailable(e)), Some(r))
-                    if self.inner.mode == RevocationMode::Instant =>
-                {
-                    r.store_failed();
-                    if self.inner.fail_closed_while_unsure {
-                        Err(Error::Unavailable(e))
-                    } else {
-                        Ok(())
-                    }
+            ))),
+            Liveness::AskStore => None,
+        }
+    }
+
+    async fn check_live(&self, identity: &Identity<C>) -> Result<()> {
+        match self.live_now(identity) {
+            Some(decided) => decided,
+            None => self.confirm_in_store(identity).await,
+        }
+    }
+
+    /// The store's answer on a session only the store can vouch for, with
+    /// instant mode's outage rule applied.
+    pub(crate) async fn confirm_in_store(&self, identity: &Identity<C>) -> Result<()> {
+        match (self.ask_store(identity).await, &self.inner.revocations) {
+            // Instant mode, out of sync, store down: the outage rule.
+            // (Strict mode answers 503, whatever that setting says.)
+            (Err(Error::Unavailable(e)), Some(r)) if self.inner.mode == RevocationMode::Instant => {
+                r.store_failed();
+                if self.inner.fail_closed_while_unsure {
+                    Err(Error::Unavailable(e))
+                } else {
+                    Ok(())
                 }
-                (result, _) => result,
-            },
+            }
+            (result, _) => result,
         }
     }
 
@@ -276,63 +276,17 @@ impl<C: Claims> Verifier<C> {
     pub async fn authenticate_optional(
         &self,
         req: &impl HttpRequest,
-    ) -> Result<Option<Identity<C>>> {
+    ) -> Result<Option<Arc<Identity<C>>>> {
         match self.authenticate(req).await {
             Err(Error::MissingToken) => Ok(None),
             other => other.map(Some),
         }
     }
 
-    /// Decides a request to a protected route: `Ok(Some(identity))` to go on
-    /// as that user, `Ok(None)` to go on anonymously (optional routes without
-    /// credentials), `Err` to refuse. What both adapters' middleware call.
-    pub async fn admit(
-        &self,
-        req: &impl HttpRequest,
-        access: &Access,
-    ) -> Result<Option<Identity<C>>> {
-        let identity = self.identify(req, access)?;
-        if let Some(identity) = &identity {
-            // An ended session is 401 whatever roles the token claims.
-            self.check_live(identity).await?;
-            identity.require_roles(&access.roles)?;
-        }
-        Ok(identity)
-    }
-
-    /// [`Verifier::admit`] without waiting: `Some(decision)` when no store
-    /// round trip is needed (stateless mode, instant mode in sync, or a
-    /// request refused or anonymous before any), `None` when the caller must
-    /// await [`Verifier::admit`].
-    pub fn admit_now(
-        &self,
-        req: &impl HttpRequest,
-        access: &Access,
-    ) -> Option<Result<Option<Identity<C>>>> {
-        match self.identify(req, access) {
-            Ok(Some(identity)) => match self.liveness_now(&identity) {
-                Liveness::Live => Some(
-                    identity
-                        .require_roles(&access.roles)
-                        .map(|()| Some(identity)),
-                ),
-                Liveness::Ended => Some(Err(Error::InvalidToken(TokenRejection::SessionRevoked))),
-                Liveness::Unavailable => Some(Err(Error::unavailable(
-                    "the revocation feed is interrupted and the store is unreachable",
-                ))),
-                Liveness::AskStore => None,
-            },
-            decision => Some(decision),
-        }
-    }
-
-    /// The identity of a request's token; `None` for an anonymous request the
-    /// access rule lets through.
-    fn identify(&self, req: &impl HttpRequest, access: &Access) -> Result<Option<Identity<C>>> {
-        match bearer_token(req) {
-            Err(Error::MissingToken) if access.optional && access.roles.is_empty() => Ok(None),
-            token => self.verify(token?).map(Some),
-        }
+    /// The gate of a protected route with this access rule: what both
+    /// adapters' middleware hold, and ask about every request.
+    pub fn gate(&self, access: Access) -> Gate<C> {
+        Gate::new(self.clone(), access)
     }
 
     /// Renders an error with this verifier's realm.

@@ -53,6 +53,9 @@ macro_rules! store_suite {
     parallel_login_attempts_never_exceed_the_limit,
     login_limits_per_network_and_account,
     login_window_resets,
+    known_devices_are_counted_on_their_own,
+    one_network_across_accounts_is_capped,
+    a_refused_attempt_counts_nowhere,
     revocations_reach_followers,
     concurrent_reissues_get_one_successor,
     reissue_after_grace_is_theft,
@@ -765,6 +768,122 @@ pub async fn login_limits_per_network_and_account(store: Store) {
             .unwrap(),
         Admission::Allowed,
         "per account"
+    );
+}
+
+/// The account-wide ceiling reached from many networks refuses every new
+/// network, the right password included, but not a device that logged in to
+/// the account before: it is counted per device, with the per-network limit.
+pub async fn known_devices_are_counted_on_their_own(store: Store) {
+    for n in 0..300 {
+        let network = format!("10.{}.{}.0/24", n / 256, n % 256);
+        let _ = store
+            .begin_login(&attempt("ada", &network, 5, 50))
+            .await
+            .unwrap();
+    }
+    assert!(
+        throttled(
+            store
+                .begin_login(&attempt("ada", "203.0.113.0/24", 5, 50))
+                .await
+                .unwrap()
+        ),
+        "a new network meets the account-wide ceiling"
+    );
+    let mut device = attempt("ada", "203.0.113.0/24", 5, 50);
+    device.device = Some("phone");
+    for _ in 0..5 {
+        assert_eq!(
+            store.begin_login(&device).await.unwrap(),
+            Admission::Allowed,
+            "a known device is not kept out"
+        );
+    }
+    assert!(
+        throttled(store.begin_login(&device).await.unwrap()),
+        "and is limited on its own"
+    );
+    store
+        .end_login(&device, AttemptEnd::Succeeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_login(&device).await.unwrap(),
+        Admission::Allowed
+    );
+    let mut other = device;
+    other.device = Some("laptop");
+    assert_eq!(
+        store.begin_login(&other).await.unwrap(),
+        Admission::Allowed,
+        "each device has its own count"
+    );
+}
+
+/// Password spraying: one network across many accounts meets its own
+/// ceiling; other networks and known devices on it are unaffected.
+pub async fn one_network_across_accounts_is_capped(store: Store) {
+    let spray = |account| {
+        let mut a = attempt(account, "198.51.100.0/24", 5, 50);
+        a.max_per_client_network = 10;
+        a
+    };
+    let accounts: Vec<String> = (0..30).map(|i| format!("user{i}")).collect();
+    let allowed = {
+        let mut n = 0;
+        for account in &accounts {
+            if store.begin_login(&spray(account)).await.unwrap() == Admission::Allowed {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(allowed, 10, "the network's ceiling across accounts");
+    let mut elsewhere = spray("user29");
+    elsewhere.network = "203.0.113.0/24";
+    assert_eq!(
+        store.begin_login(&elsewhere).await.unwrap(),
+        Admission::Allowed
+    );
+    let mut device = spray("user29");
+    device.device = Some("phone");
+    assert_eq!(
+        store.begin_login(&device).await.unwrap(),
+        Admission::Allowed,
+        "a known device on the sprayed network"
+    );
+    // A success takes its attempt back from the network's count.
+    let fresh = spray("user0");
+    store
+        .end_login(&fresh, AttemptEnd::Succeeded)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_login(&spray("user30")).await.unwrap(),
+        Admission::Allowed
+    );
+    assert!(throttled(
+        store.begin_login(&spray("user31")).await.unwrap()
+    ));
+}
+
+/// An attempt refused by one counter is counted on none: the network's
+/// refusal does not eat into the account's budget elsewhere.
+pub async fn a_refused_attempt_counts_nowhere(store: Store) {
+    let mut first = attempt("kim", "198.51.100.0/24", 5, 1);
+    first.max_per_client_network = 1;
+    let mut second = attempt("lee", "198.51.100.0/24", 5, 1);
+    second.max_per_client_network = 1;
+    assert_eq!(store.begin_login(&first).await.unwrap(), Admission::Allowed);
+    assert!(throttled(store.begin_login(&second).await.unwrap()));
+    assert_eq!(
+        store
+            .begin_login(&attempt("lee", "203.0.113.0/24", 5, 1))
+            .await
+            .unwrap(),
+        Admission::Allowed,
+        "lee's account-wide count (limit 1) was not touched by the refused attempt"
     );
 }
 

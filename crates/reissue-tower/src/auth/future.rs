@@ -4,18 +4,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::request::Parts;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
-use reissue_core::{Claims, Identity, Reply, Result};
+use reissue_core::{Claims, Gate, Identity, Pending, Reply, Result};
 use tower_service::Service;
 
 use super::ResponseBody;
-use super::layer::Guard;
-use crate::RequestHead;
+use super::service::settle;
 use crate::reply::to_response;
 
-type Verdict<C> = Pin<Box<dyn Future<Output = (Parts, Result<Option<Identity<C>>>)> + Send>>;
+/// The store's answer on an identity the gate already verified.
+type Confirmation<C> = Pin<Box<dyn Future<Output = Result<Arc<Identity<C>>>> + Send>>;
 
 pin_project! {
     /// The response future of [`ReissueService`](super::ReissueService).
@@ -34,13 +33,13 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
-        // Strict mode: waiting for core's session check, holding the body
-        // and the ready inner service until it answers.
-        Authenticating {
-            verdict: Verdict<C>,
-            body: Option<ReqBody>,
+        // Strict mode: waiting for the store to confirm the session of the
+        // verified token, holding the request and the ready inner service.
+        Confirming {
+            confirmation: Confirmation<C>,
+            req: Option<Request<ReqBody>>,
             service: S,
-            guard: Arc<Guard<C>>,
+            gate: Gate<C>,
         },
         Called { #[pin] future: S::Future },
         Refused { reply: Option<Reply> },
@@ -64,22 +63,18 @@ where
         }
     }
 
-    pub(crate) fn authenticating(req: Request<ReqBody>, service: S, guard: Arc<Guard<C>>) -> Self {
-        let (parts, body) = req.into_parts();
-        let admitting = guard.clone();
-        let verdict = Box::pin(async move {
-            let verdict = admitting
-                .verifier
-                .admit(&RequestHead::from(&parts), &admitting.access)
-                .await;
-            (parts, verdict)
-        });
+    pub(crate) fn confirming(
+        req: Request<ReqBody>,
+        service: S,
+        gate: Gate<C>,
+        pending: Pending<C>,
+    ) -> Self {
         Self {
-            state: State::Authenticating {
-                verdict,
-                body: Some(body),
+            state: State::Confirming {
+                confirmation: Box::pin(pending.confirm()),
+                req: Some(req),
                 service,
-                guard,
+                gate,
             },
         }
     }
@@ -105,24 +100,22 @@ where
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(to_response(reply, ResponseBody::reply)));
                 }
-                StateProj::Authenticating {
-                    verdict,
-                    body,
+                StateProj::Confirming {
+                    confirmation,
+                    req,
                     service,
-                    guard,
+                    gate,
                 } => {
-                    let (parts, verdict) = ready!(verdict.as_mut().poll(cx));
-                    let next = match verdict {
+                    let next = match ready!(confirmation.as_mut().poll(cx)) {
                         Ok(identity) => {
-                            let body = body.take().expect("the body is taken once");
-                            let mut req = Request::from_parts(parts, body);
-                            guard.settle(&mut req, identity);
+                            let mut req = req.take().expect("the request is taken once");
+                            settle(gate, &mut req, Some(identity));
                             State::Called {
                                 future: service.call(req),
                             }
                         }
                         Err(e) => State::Refused {
-                            reply: Some(guard.verifier.reply(&e)),
+                            reply: Some(gate.reply(&e)),
                         },
                     };
                     state.set(next);
@@ -138,7 +131,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Authenticating { .. } => "authenticating",
+            State::Confirming { .. } => "confirming",
             State::Called { .. } => "called",
             State::Refused { .. } => "refused",
         };

@@ -1,16 +1,9 @@
 use std::fmt;
-use std::sync::Arc;
 
 use reissue_core::{Access, Claims, Verifier};
 use tower_layer::Layer;
 
 use super::ReissueService;
-
-/// What a layer checks, shared by every clone of its services.
-pub(crate) struct Guard<C> {
-    pub(crate) verifier: Verifier<C>,
-    pub(crate) access: Access,
-}
 
 /// Verifies the bearer access token of every request and puts the
 /// [`Identity`](reissue_core::Identity) in the request extensions; see the
@@ -72,16 +65,10 @@ impl<C> fmt::Debug for ReissueLayer<C> {
     }
 }
 
-impl<S, C> Layer<S> for ReissueLayer<C> {
+impl<S, C: Claims> Layer<S> for ReissueLayer<C> {
     type Service = ReissueService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ReissueService::new(
-            inner,
-            Arc::new(Guard {
-                verifier: self.verifier.clone(),
-                access: self.access.clone(),
-            }),
-        )
+        ReissueService::new(inner, self.verifier.gate(self.access.clone()))
     }
 }

@@ -3,24 +3,39 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use reissue_core::{Claims, Identity};
+use reissue_core::{Admission, Claims, Gate, Identity};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::Guard;
 use super::{Anonymous, ResponseBody};
 use crate::RequestHead;
 
-/// The service of [`ReissueLayer`](super::ReissueLayer): authenticates, then
-/// calls the inner service or answers with the error.
+/// The service of [`ReissueLayer`](super::ReissueLayer): asks core's
+/// [`Gate`] about each request, then calls the inner service or answers with
+/// the refusal.
 pub struct ReissueService<S, C> {
     inner: S,
-    guard: Arc<Guard<C>>,
+    gate: Gate<C>,
 }
 
 impl<S, C> ReissueService<S, C> {
-    pub(crate) fn new(inner: S, guard: Arc<Guard<C>>) -> Self {
-        Self { inner, guard }
+    pub(crate) fn new(inner: S, gate: Gate<C>) -> Self {
+        Self { inner, gate }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, this one dropped.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -28,7 +43,7 @@ impl<S: Clone, C> Clone for ReissueService<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            guard: self.guard.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -37,25 +52,25 @@ impl<S: fmt::Debug, C> fmt::Debug for ReissueService<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReissueService")
             .field("inner", &self.inner)
-            .field("verifier", &self.guard.verifier)
-            .field("access", &self.guard.access)
+            .field("gate", &self.gate)
             .finish()
     }
 }
 
-impl<C: Claims> Guard<C> {
-    /// Puts core's admission into the request: the identity, or the marker
-    /// of an anonymous request on an optional route.
-    pub(crate) fn settle<B>(&self, req: &mut Request<B>, identity: Option<Identity<C>>) {
-        match identity {
-            Some(identity) => {
-                req.extensions_mut().insert(identity);
-            }
-            None => {
-                req.extensions_mut().insert(Anonymous {
-                    verifier: self.verifier.clone(),
-                });
-            }
+/// Puts the gate's admission into the request: the identity, or the marker
+/// of an anonymous request on an optional route.
+pub(crate) fn settle<B, C: Claims>(
+    gate: &Gate<C>,
+    req: &mut Request<B>,
+    identity: Option<Arc<Identity<C>>>,
+) {
+    match identity {
+        Some(identity) => {
+            req.extensions_mut().insert(identity);
+        }
+        None => {
+            req.extensions_mut()
+                .insert(Anonymous { gate: gate.clone() });
         }
     }
 }
@@ -74,24 +89,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let guard = &self.guard;
-        // Stateless: core decides without a store round trip, so the inner
-        // service is called directly and nothing is boxed.
-        match guard
-            .verifier
-            .admit_now(&RequestHead::from(&req), &guard.access)
-        {
-            Some(Ok(identity)) => {
-                guard.settle(&mut req, identity);
+        match self.gate.admit(&RequestHead::from(&req)) {
+            // Decided without a store round trip: the inner service is
+            // called directly and nothing is boxed.
+            Admission::Ready(Ok(identity)) => {
+                settle(&self.gate, &mut req, identity);
                 ResponseFuture::called(self.inner.call(req))
             }
-            Some(Err(e)) => ResponseFuture::refused(guard.verifier.reply(&e)),
-            None => {
-                // Strict: the session check is a store round trip; the request
-                // waits for it inside the future, with the service made ready.
+            Admission::Ready(Err(e)) => ResponseFuture::refused(self.gate.reply(&e)),
+            Admission::Pending(pending) => {
+                // The store must confirm the session; the request waits for
+                // it inside the future, with the service made ready.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::authenticating(req, ready, self.guard.clone())
+                ResponseFuture::confirming(req, ready, self.gate.clone(), pending)
             }
         }
     }

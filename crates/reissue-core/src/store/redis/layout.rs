@@ -7,7 +7,7 @@
 use base64::Engine as _;
 
 use super::RedisStore;
-use crate::store::LoginAttempt;
+use crate::store::Counter;
 
 impl RedisStore {
     /// The bucket of a user: `{b<n>}`, the hash tag all of its keys share.
@@ -35,10 +35,21 @@ impl RedisStore {
             .collect()
     }
 
-    /// An attempt's counters: per account and network, per account.
-    pub(super) fn attempt_keys(&self, a: &LoginAttempt<'_>) -> Vec<String> {
-        let account = format!("{}f:{{{}}}", self.prefix, tag(a.account));
-        vec![format!("{account}:{}", tag(a.network)), account]
+    /// A login-attempt counter's key: `f:{<account>}` and the pair and
+    /// device counters after it share the account's slot; a network's
+    /// counter across accounts is `f:n:{<network>}`, in its own.
+    pub(super) fn counter_key(&self, counter: &Counter<'_>) -> String {
+        let p = &self.prefix;
+        match counter {
+            Counter::AccountNetwork { account, network } => {
+                format!("{p}f:{{{}}}:{}", tag(account), tag(network))
+            }
+            Counter::Account(account) => format!("{p}f:{{{}}}", tag(account)),
+            Counter::Device { account, device } => {
+                format!("{p}f:{{{}}}:d:{}", tag(account), tag(device))
+            }
+            Counter::Network(network) => format!("{p}f:n:{{{}}}", tag(network)),
+        }
     }
 }
 

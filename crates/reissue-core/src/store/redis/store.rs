@@ -20,7 +20,7 @@ use super::record::{
 };
 use super::scripts::Scripts;
 use crate::store::{
-    Admission, AttemptEnd, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
+    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
     RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::revocation::Revocations;
@@ -339,32 +339,88 @@ impl SessionStore for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// An attempt's counters grouped by slot (a script touches one): the
+    /// account's, and the network's across accounts. Each group is the keys
+    /// and their limits.
+    fn counter_groups(&self, a: &LoginAttempt<'_>) -> Vec<(Vec<String>, Vec<Value>)> {
+        let mut groups: Vec<(Vec<String>, Vec<Value>)> = Vec::new();
+        let mut network = None;
+        for (counter, limit) in a.counters() {
+            let entry = (self.counter_key(&counter), Value::from(i64::from(limit)));
+            if matches!(counter, Counter::Network(_)) {
+                network = Some(entry);
+            } else {
+                match groups.first_mut() {
+                    Some((keys, limits)) => {
+                        keys.push(entry.0);
+                        limits.push(entry.1);
+                    }
+                    None => groups.push((vec![entry.0], vec![entry.1])),
+                }
+            }
+        }
+        groups.extend(network.map(|(k, l)| (vec![k], vec![l])));
+        groups
+    }
+
+    async fn end_group(&self, keys: Vec<String>, clear: bool) -> Result<()> {
+        let how = Value::from(if clear { "clear" } else { "undo" });
+        self.run(&self.scripts.end_login, keys, vec![how]).await?;
+        Ok(())
+    }
+}
+
+/// The account's counters and the network's live in two slots: both are
+/// counted at once (one round trip of latency), and when one refuses, the
+/// attempt is taken back from the other, so a refused attempt counts nowhere.
 #[async_trait]
 impl LoginThrottle for RedisStore {
     async fn begin_login(&self, a: &LoginAttempt<'_>) -> Result<Admission> {
-        let args: Vec<Value> = vec![
-            i64::from(a.max_per_network).into(),
-            i64::from(a.max_per_account).into(),
-            ms_arg(a.window.max(Duration::from_millis(1))),
-        ];
-        let reply = array(
-            self.run(&self.scripts.begin_login, self.attempt_keys(a), args)
-                .await?,
-        )?;
-        match reply.as_slice() {
-            [allowed, _] if int(allowed)? == 1 => Ok(Admission::Allowed),
-            [_, pttl] => Ok(Admission::Throttled {
-                retry_after: int(pttl)?.div_ceil(1000).max(1),
-            }),
-            _ => Err(bad_reply()),
+        let window = ms_arg(a.window.max(Duration::from_millis(1)));
+        let groups = self.counter_groups(a);
+        let begin = |(keys, limits): &(Vec<String>, Vec<Value>)| {
+            let mut args = limits.clone();
+            args.push(window.clone());
+            self.run(&self.scripts.begin_login, keys.clone(), args)
+        };
+        let replies = futures_util::future::join_all(groups.iter().map(begin)).await;
+        let mut admitted = Vec::new();
+        let mut outcome = Ok(Admission::Allowed);
+        for (group, reply) in groups.iter().zip(replies) {
+            let answer = reply.and_then(array).and_then(|r| match r.as_slice() {
+                [allowed, _] if int(allowed)? == 1 => Ok(None),
+                [_, pttl] => Ok(Some(int(pttl)?.div_ceil(1000).max(1))),
+                _ => Err(bad_reply()),
+            });
+            match answer {
+                Ok(None) => admitted.push(group.0.clone()),
+                Ok(Some(retry_after)) => {
+                    if matches!(outcome, Ok(Admission::Allowed)) {
+                        outcome = Ok(Admission::Throttled { retry_after });
+                    }
+                }
+                Err(e) => outcome = Err(e),
+            }
         }
+        if !matches!(outcome, Ok(Admission::Allowed)) {
+            for keys in admitted {
+                if let Err(e) = self.end_group(keys, false).await {
+                    tracing::warn!(error = %e, "could not take back a refused login attempt");
+                }
+            }
+        }
+        outcome
     }
 
     async fn end_login(&self, a: &LoginAttempt<'_>, end: AttemptEnd) -> Result<()> {
         let succeeded = matches!(end, AttemptEnd::Succeeded);
-        let args = vec![Value::from(if succeeded { "1" } else { "0" })];
-        self.run(&self.scripts.end_login, self.attempt_keys(a), args)
-            .await?;
+        let ends = self
+            .counter_groups(a)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (keys, _))| self.end_group(keys, succeeded && i == 0));
+        futures_util::future::try_join_all(ends).await?;
         Ok(())
     }
 }
