@@ -1018,8 +1018,76 @@ macro_rules! on_both_adapters {
     };
 }
 
-/// The Python that runs the outside tools: `$REISSUE_TEST_PYTHON`, else
-/// `python3` (with `tests/python/requirements.txt` installed; .ci/run does it).
+/// The Python that runs the outside tools: `$REISSUE_TEST_PYTHON` when set,
+/// else the venv `<target dir>/python-venv` with `tests/python/requirements.txt`
+/// installed, which the first test to ask builds (`python3 -m venv`, then
+/// `pip install`), so that `cargo test --workspace` needs no set-up by hand.
+/// A file lock keeps parallel test binaries from building it twice at once,
+/// and a copy of the requirements inside the venv tells when it must be
+/// brought up to date.
 pub fn python() -> String {
-    std::env::var("REISSUE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(python) = std::env::var("REISSUE_TEST_PYTHON") {
+        return python;
+    }
+    static VENV: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VENV.get_or_init(pinned_venv).clone()
+}
+
+fn pinned_venv() -> String {
+    use std::path::PathBuf;
+    let requirements = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/requirements.txt");
+    let wanted = std::fs::read(&requirements).expect("tests/python/requirements.txt");
+    // A test binary is <target dir>/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .to_path_buf();
+    let venv = target.join("python-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("reissue-requirements.txt");
+
+    let lock =
+        std::fs::File::create(target.join("python-venv.lock")).expect("the venv's lock file");
+    lock.lock().expect("lock the venv");
+    if std::fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) || !python.exists() {
+        eprintln!(
+            "building {} from {} (once)",
+            venv.display(),
+            requirements.display()
+        );
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                out.status.success(),
+                "{what} failed (needs python3 with its venv module: apt install python3-venv; \
+                 or set REISSUE_TEST_PYTHON to a Python with tests/python/requirements.txt): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if !python.exists() {
+            run(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+            );
+        }
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+            "pip install -r tests/python/requirements.txt",
+        );
+        std::fs::write(&stamp, &wanted).expect("write the venv's stamp");
+    }
+    drop(lock);
+    python.to_string_lossy().into_owned()
 }

@@ -68,7 +68,7 @@ struct Inner<A: Authenticator> {
 /// [`RefreshStore`]. Cheap to clone; share one per application.
 ///
 /// The `serve_*` methods are the HTTP endpoints of CONTRACT.md as
-/// framework-neutral functions ([`HttpRequest`] in, [`Reply`](crate::Reply)
+/// framework-neutral functions ([`HttpRequest`](crate::HttpRequest) in, [`Reply`](crate::Reply)
 /// out); the adapters mount them.
 pub struct Reissue<A: Authenticator> {
     inner: Arc<Inner<A>>,
@@ -132,7 +132,13 @@ impl<A: Authenticator> ReissueBuilder<A> {
         self
     }
 
-    /// Where client countries come from (e.g. [`GeoIp`](crate::policy::GeoIp)).
+    /// Where client countries come from (e.g. [`GeoIp`], feature `geoip`).
+    #[cfg_attr(feature = "geoip", doc = "", doc = "[`GeoIp`]: crate::policy::GeoIp")]
+    #[cfg_attr(
+        not(feature = "geoip"),
+        doc = "",
+        doc = "[`GeoIp`]: https://docs.rs/reissue-core/0.1.0/reissue_core/policy/struct.GeoIp.html"
+    )]
     pub fn countries(mut self, lookup: Arc<dyn CountryLookup>) -> Self {
         self.countries = Some(lookup);
         self
