@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::routing::get;
 use reissue_core::store::{
-    Created, MemoryStore, NewSession, RotateRequest, Rotation, SessionInfo, SessionStore,
+    Created, MemoryStore, NewSession, RenewRequest, RotateRequest, Rotation, SessionInfo, SessionStore,
+    Successor,
 };
 use reissue_core::{
     Algorithm, Authenticated, Authenticator, Config, Error, Key, KeySet, Reissue, RevocationMode,
@@ -64,6 +65,9 @@ impl SessionStore for FlakyStore {
     }
     async fn rotate(&self, request: &RotateRequest<'_>) -> reissue_core::Result<Rotation> {
         self.inner.rotate(request).await
+    }
+    async fn renew(&self, r: &RenewRequest<'_>) -> reissue_core::Result<Option<Successor>> {
+        self.inner.renew(r).await
     }
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> reissue_core::Result<bool> {
         self.inner.revoke(user_id, sid).await

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::{
     Admission, AttemptEnd, ClientMeta, Counter, Created, LoginAttempt, LoginThrottle, NewSession,
-    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
     idle_expiry,
 };
 use crate::clock::now_millis;
@@ -218,6 +218,23 @@ impl SessionStore for MemoryStore {
                 state.ended([r.sid]);
                 Rotation::Reused
             }
+        }))
+    }
+
+    async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
+        Ok(self.with(|state, now| {
+            let sessions = state.sessions(r.user_id, now)?;
+            let e = sessions.get_mut(r.sid)?;
+            if now >= e.absolute_expiry_ms {
+                sessions.remove(r.sid);
+                return None;
+            }
+            e.generation += 1;
+            e.rotated_at_ms = now;
+            e.last_used_ms = now;
+            e.expires_ms = idle_expiry(now, r.idle_ttl, e.absolute_expiry_ms);
+            e.client = stored(r.client);
+            Some(e.successor())
         }))
     }
 

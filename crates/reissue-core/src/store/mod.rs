@@ -125,6 +125,38 @@ impl<'a> RotateRequest<'a> {
     }
 }
 
+/// A session to rotate without a presented refresh token
+/// ([`SessionStore::renew`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RenewRequest<'a> {
+    /// The user (from the verified access token).
+    pub user_id: &'a str,
+    /// The session (from the verified access token).
+    pub sid: &'a SessionId,
+    /// The idle lifetime to renew.
+    pub idle_ttl: Duration,
+    /// The client now.
+    pub client: &'a ClientMeta,
+}
+
+impl<'a> RenewRequest<'a> {
+    /// A renewal of `sid`.
+    pub fn new(
+        user_id: &'a str,
+        sid: &'a SessionId,
+        idle_ttl: Duration,
+        client: &'a ClientMeta,
+    ) -> Self {
+        Self {
+            user_id,
+            sid,
+            idle_ttl,
+            client,
+        }
+    }
+}
+
 /// Whether a presented generation ahead of the store's is a write the store
 /// lost rather than a forgery or a copy: at most `max_ahead` generations
 /// ahead, and minted (to the second, as `iat` says) no earlier than the
@@ -349,6 +381,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// [`Config::lost_write_tolerance`](crate::Config::lost_write_tolerance)):
     /// the session goes on from it.
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation>;
+
+    /// Rotates the session to a new generation without a refresh token
+    /// being presented, as a rotation of its current one would: a
+    /// reauthentication, proven by the password instead. Renews the idle
+    /// lifetime and the client like a rotation; the refresh token it
+    /// replaces is then spent as though it had been rotated. `None` when the
+    /// session is not live (ended, expired): it is never recreated.
+    async fn renew(&self, request: &RenewRequest<'_>) -> Result<Option<Successor>>;
 
     /// Ends one session; `false` if it did not exist.
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool>;

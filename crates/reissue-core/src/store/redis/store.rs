@@ -20,8 +20,8 @@ use super::record::{
 };
 use super::scripts::Scripts;
 use crate::store::{
-    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
-    RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, RenewRequest,
+    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::revocation::Revocations;
 use crate::{Error, Result, SessionId};
@@ -253,6 +253,24 @@ impl SessionStore for RedisStore {
                 (2, s) => Ok(Rotation::Replayed(s)),
                 _ => Err(bad_reply()),
             },
+            _ => Err(bad_reply()),
+        }
+    }
+
+    async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
+        // rotate.lua with generation 0, which stands for the current one:
+        // the same step as a rotation of the current token, without one.
+        let rotation = RotateRequest::new(
+            r.user_id,
+            r.sid,
+            0,
+            Duration::ZERO,
+            r.idle_ttl,
+            r.client,
+        );
+        match self.rotate(&rotation).await? {
+            Rotation::Rotated(s) => Ok(Some(s)),
+            Rotation::NotFound => Ok(None),
             _ => Err(bad_reply()),
         }
     }

@@ -1,4 +1,5 @@
--- KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation,
+-- KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation (0:
+-- the current one, for a renewal),
 -- grace, idle, request id, deadline, keep, the presented token's iat in ms,
 -- how far ahead a lost write may be), client, sid. Returns -1 past the
 -- deadline, 0 not found (ended), 3 reuse (the session is revoked; the end of
@@ -31,6 +32,9 @@ if v then
 end
 if not i then return 0 end
 local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
+-- Generation 0 (generations start at 1) asks for the current one: a
+-- renewal (reauthentication) rotates the session without a token.
+if p == 0 then p = g end
 local lc = string.sub(v, i + 57, i + 58)
 -- A token ahead of the store, signed by us, can only come from rotations the
 -- store lost (a failover before they reached the replica): bounded in how far
