@@ -13,7 +13,8 @@ use crate::clock::{Clock, now_millis};
 use crate::metering::{Metered, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
-    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, Retention, RotateRequest,
+    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, RenewRequest, Retention,
+    RotateRequest,
     Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::live_batch::LiveChecks;
@@ -403,25 +404,32 @@ impl<A: Authenticator> Reissue<A> {
         sid: &SessionId,
         claims: &A::Claims,
         s: &Successor,
+        auth_time: Option<u64>,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         let now = secs((self.inner.clock)());
         let access_exp = (now + c.access_ttl.as_secs())
             .min(secs(s.absolute_expiry_ms))
             .max(now + 1);
-        let access_token =
-            self.tokens()
-                .issue_access(user_id, sid, claims, now, access_exp - now)?;
+        let access_token = self.tokens().issue_access_authenticated(
+            user_id,
+            sid,
+            claims,
+            now,
+            access_exp - now,
+            auth_time,
+        )?;
         // The refresh token's times are the store's: a replay on any instance
         // re-mints the same token.
         let (refresh_iat, refresh_exp) = (secs(s.rotated_at_ms), secs(s.expires_at_ms));
-        let refresh_token = self.tokens().issue_refresh(
+        let refresh_token = self.tokens().issue_refresh_authenticated(
             user_id,
             sid,
             s.generation,
             refresh_iat,
             refresh_exp,
             claims,
+            auth_time,
         )?;
         Ok(TokenPair {
             access_token,
@@ -541,7 +549,14 @@ impl<A: Authenticator> Reissue<A> {
                     .reason("max_sessions"),
             );
         }
-        let mut pair = self.mint(&user.user_id, &sid, &user.claims, &created.first)?;
+        let auth_time = secs((self.inner.clock)());
+        let mut pair = self.mint(
+            &user.user_id,
+            &sid,
+            &user.claims,
+            &created.first,
+            Some(auth_time),
+        )?;
         pair.device_token = attempt.device_token(c, self.tokens(), secs((self.inner.clock)()))?;
         let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
@@ -549,6 +564,112 @@ impl<A: Authenticator> Reissue<A> {
             .client(client);
         self.emit(event);
         Ok(pair)
+    }
+
+    /// Step-up (RFC 9470): the user of a live session proves themselves
+    /// again with `credentials`, for routes that need a recent login. The
+    /// attempt is counted as a login is ([`Reissue::login`]), so a wrong
+    /// password is a failed attempt; credentials of another account are
+    /// wrong credentials. The session keeps its `sid` and rotates to a new
+    /// generation (the refresh token it had is spent as by a reissue); the
+    /// new pair carries a fresh `auth_time` and the claims the
+    /// authenticator gives now. A session that ended meanwhile (a logout
+    /// racing this) stays ended: 401 `invalid_token`.
+    pub async fn reauthenticate(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+        device_token: Option<&str>,
+    ) -> Result<TokenPair> {
+        let c = &self.inner.config;
+        self.check_address_known(Stage::Login, client)?;
+        let account_key = self.inner.authenticator.account_key(&credentials)?;
+        let decision = self.check_policy(Stage::Login, user_id, Some(sid), client, None);
+        if decision != Decision::Allow {
+            return Err(self
+                .refuse(&decision, Stage::Login, user_id, Some(sid), client)
+                .await);
+        }
+        let attempt = Attempt::new(
+            &*self.inner.throttle,
+            c,
+            &account_key,
+            client.ip,
+            device_token.map(|t| (t, self.tokens())),
+        );
+        if let Admission::Throttled { retry_after } = attempt.begin().await? {
+            self.emit(
+                AuditEvent::new(AuditKind::LoginThrottled)
+                    .user(attempt.account())
+                    .client(client),
+            );
+            return Err(Error::TooManyAttempts { retry_after });
+        }
+        let user = match self.inner.authenticator.authenticate(credentials).await {
+            // Another account's password proves nothing about this session:
+            // it stays counted, as a wrong one does.
+            Ok(user) if user.user_id == user_id => user,
+            Ok(_) | Err(Error::InvalidCredentials) => {
+                self.emit(
+                    AuditEvent::new(AuditKind::LoginFailed)
+                        .user(attempt.account())
+                        .session(sid)
+                        .client(client),
+                );
+                return Err(Error::InvalidCredentials);
+            }
+            Err(e) => {
+                attempt.undecided().await;
+                return Err(e);
+            }
+        };
+        let renewal = RenewRequest::new(user_id, sid, c.refresh_ttl, client);
+        let (_, renewed) =
+            tokio::try_join!(attempt.succeeded(), self.inner.sessions.renew(&renewal))?;
+        let successor = renewed.ok_or(Error::InvalidToken(TokenRejection::SessionRevoked))?;
+        let auth_time = secs((self.inner.clock)());
+        let pair = self.mint(user_id, sid, &user.claims, &successor, Some(auth_time))?;
+        self.emit(
+            AuditEvent::new(AuditKind::Reauthenticated)
+                .user(user_id)
+                .session(sid)
+                .client(client),
+        );
+        Ok(pair)
+    }
+
+    /// The user's credentials changed (a new password, new roles): ends
+    /// every session of the user except `keep` (the session that made the
+    /// change, if it should go on), and returns how many ended. In instant
+    /// mode their access tokens are refused at once on every instance, as
+    /// after a logout-all; with `keep` set, a session created while this
+    /// runs may survive, so change the credentials first.
+    pub async fn credentials_changed(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionId>,
+    ) -> Result<usize> {
+        let ended = match keep {
+            None => self.end_all(user_id).await?.len(),
+            Some(keep) => {
+                let mut n = 0;
+                for s in self.inner.sessions.list(user_id).await? {
+                    if s.sid != *keep && self.end_session(user_id, &s.sid).await? {
+                        n += 1;
+                    }
+                }
+                n
+            }
+        };
+        self.inner.metrics.revoked("credentials_changed", ended);
+        self.emit(
+            AuditEvent::new(AuditKind::CredentialsChanged)
+                .user(user_id)
+                .reason(format!("{ended} sessions")),
+        );
+        Ok(ended)
     }
 
     /// Exchanges a refresh token for a new pair, spending it. See CONTRACT.md
@@ -620,7 +741,7 @@ impl<A: Authenticator> Reissue<A> {
                 .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
                 .await);
         }
-        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor)?;
+        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor, rt.auth_time)?;
         let event = AuditEvent::new(kind)
             .user(&rt.sub)
             .session(&rt.sid)

@@ -71,6 +71,11 @@ pub struct AccessClaims<C> {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// When the user last proved themselves to this session (its login or
+    /// a reauthentication), Unix seconds; the same across rotations. Absent
+    /// in tokens minted before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
     /// The application's claims.
     #[serde(flatten)]
     pub app: C,
@@ -97,4 +102,7 @@ pub struct RefreshClaims {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// The session's `auth_time`, carried to the successor tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
 }

@@ -76,6 +76,20 @@ impl TokenCodec {
         iat: u64,
         ttl: u64,
     ) -> Result<String> {
+        self.issue_access_authenticated(user_id, sid, app, iat, ttl, None)
+    }
+
+    /// [`issue_access`](Self::issue_access) with the session's `auth_time`
+    /// (when the user last proved themselves, Unix seconds).
+    pub fn issue_access_authenticated<C: Claims>(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        app: &C,
+        iat: u64,
+        ttl: u64,
+        auth_time: Option<u64>,
+    ) -> Result<String> {
         let jti: [u8; 12] = rand::random();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -85,6 +99,7 @@ impl TokenCodec {
             jti: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jti),
             iat,
             exp: iat + ttl,
+            auth_time,
             app: app.clone(),
         };
         self.sign(&self.access_header, &claims)
@@ -113,6 +128,22 @@ impl TokenCodec {
         exp: u64,
         app: &C,
     ) -> Result<String> {
+        self.issue_refresh_authenticated(user_id, sid, generation, iat, exp, app, None)
+    }
+
+    /// [`issue_refresh`](Self::issue_refresh) carrying the session's
+    /// `auth_time`, which the next reissue copies into its tokens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_refresh_authenticated<C: Claims>(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        generation: u64,
+        iat: u64,
+        exp: u64,
+        app: &C,
+        auth_time: Option<u64>,
+    ) -> Result<String> {
         let claims = RefreshPayload {
             iss: &self.issuer,
             aud: &self.audience,
@@ -121,6 +152,7 @@ impl TokenCodec {
             generation,
             iat,
             exp,
+            auth_time,
             app,
         };
         self.sign(&self.refresh_header, &claims)
@@ -153,7 +185,9 @@ impl TokenCodec {
         )?;
         // An access token's iat is the clock of the instance that minted it,
         // so a future one means a skewed issuer or a forged lifetime.
-        if wire.iat > now_secs().saturating_add(self.leeway()) {
+        // Nor can the login it names lie ahead of now (or of the token).
+        let latest = now_secs().saturating_add(self.leeway());
+        if wire.iat > latest || wire.auth_time.is_some_and(|t| t > latest) {
             return Err(Error::InvalidToken(TokenRejection::IssuedInFuture));
         }
         let app: C = claims_of(&payload)?;
@@ -165,6 +199,7 @@ impl TokenCodec {
             jti: wire.jti.into_owned(),
             iat: wire.iat,
             exp: wire.exp,
+            auth_time: wire.auth_time,
             app,
         })
     }
@@ -216,6 +251,7 @@ impl TokenCodec {
             generation: wire.generation,
             iat: wire.iat,
             exp: wire.exp,
+            auth_time: wire.auth_time,
         };
         Ok((claims, wire.app))
     }
@@ -307,6 +343,8 @@ struct AccessWire<'a> {
     #[serde(borrow)]
     jti: Cow<'a, str>,
     iat: u64,
+    #[serde(default)]
+    auth_time: Option<u64>,
 }
 
 /// The claims of a refresh token, likewise, and its `app` claims as `A`.
@@ -327,6 +365,8 @@ struct RefreshWire<'a, A> {
     generation: u64,
     iat: u64,
     #[serde(default)]
+    auth_time: Option<u64>,
+    #[serde(default)]
     app: Option<A>,
 }
 
@@ -342,6 +382,8 @@ struct RefreshPayload<'a, C> {
     generation: u64,
     iat: u64,
     exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
     app: &'a C,
 }
 

@@ -25,11 +25,26 @@ pub struct Identity<C> {
     pub token_id: String,
     /// When the access token expires, Unix seconds.
     pub expires_at: u64,
+    /// When the user last proved themselves to this session (`auth_time`:
+    /// the login or a reauthentication), Unix seconds; `None` for a token
+    /// minted before the claim existed.
+    pub auth_time: Option<u64>,
     /// The application's claims.
     pub claims: C,
 }
 
 impl<C: Claims> Identity<C> {
+    /// Fails with [`Error::InsufficientUserAuthentication`] (401, RFC 9470)
+    /// unless the user proved themselves within the last `max_age` seconds
+    /// by `now` (Unix seconds). A token without `auth_time` is not recent.
+    /// (One whose `auth_time` lies in the future never verifies.)
+    pub fn require_recent_auth(&self, max_age: u64, now: u64) -> Result<()> {
+        match self.auth_time {
+            Some(t) if now.saturating_sub(t) <= max_age => Ok(()),
+            _ => Err(Error::InsufficientUserAuthentication { max_age }),
+        }
+    }
+
     /// Fails with [`Error::InsufficientScope`] (403) unless every role is held.
     pub fn require_roles<S: AsRef<str>>(&self, roles: &[S]) -> Result<()> {
         match roles.iter().find(|r| !self.claims.has_role(r.as_ref())) {
@@ -143,6 +158,7 @@ impl<C: Claims> Verifier<C> {
             session_id: c.sid,
             token_id: c.jti,
             expires_at: c.exp,
+            auth_time: c.auth_time,
             claims: c.app,
         });
         if let Some(cache) = &self.cache {
