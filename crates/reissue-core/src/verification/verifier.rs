@@ -25,6 +25,11 @@ pub struct Identity<C> {
     pub token_id: String,
     /// When the access token expires, Unix seconds.
     pub expires_at: u64,
+    /// When the user last proved themselves in this session (`auth_time`),
+    /// Unix seconds; `None` for a token minted before reissue set it.
+    pub auth_time: Option<u64>,
+    /// How they did (`amr`, RFC 8176); empty when not known.
+    pub amr: Vec<String>,
     /// The application's claims.
     pub claims: C,
 }
@@ -143,6 +148,8 @@ impl<C: Claims> Verifier<C> {
             session_id: c.sid,
             token_id: c.jti,
             expires_at: c.exp,
+            auth_time: c.auth_time,
+            amr: c.amr,
             claims: c.app,
         });
         if let Some(cache) = &self.cache {
