@@ -20,8 +20,8 @@ use crate::store::{
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::verifier::VerifierInner;
 use crate::{
-    AuditSink, Authenticator, Config, Error, KeySet, Result, RevocationMode, Revocations,
-    SessionId, TokenCodec, TokenRejection, Verifier,
+    AuditSink, Authentication, Authenticator, Config, Error, KeySet, Result, RevocationMode,
+    Revocations, SessionId, TokenCodec, TokenRejection, Verifier,
 };
 
 /// A token response (RFC 6749 §5.1).
@@ -36,10 +36,11 @@ pub struct TokenPair {
     /// Always `Bearer`.
     #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
-    /// Seconds until the access token expires.
+    /// Seconds until the access token expires: its own lifetime, jittered
+    /// ([`Config::access_ttl_jitter`]) and cut at the session's end.
     pub expires_in: u64,
     /// Seconds until the refresh token expires unless used, from when the
-    /// store issued it (its `exp - iat`: a retry within the grace window gets
+    /// store issued it (its `exp - iat`: a replay gets
     /// the same token and the same figure).
     pub refresh_expires_in: u64,
     /// At login: the device token to send back in the `Reissue-Device`
@@ -184,7 +185,8 @@ impl<A: Authenticator> ReissueBuilder<A> {
             RevocationMode::Strict => Some(Arc::new(Revocations::new(keep))),
             RevocationMode::Stateless => None,
         };
-        let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs());
+        let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs())
+            .client_id(c.client_id_or_audience());
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
@@ -398,38 +400,49 @@ impl<A: Authenticator> Reissue<A> {
         }
     }
 
-    fn mint(
+    /// The lifetime of one access token, seconds: the configured one varied
+    /// at random by up to the jitter fraction either way, at least 1 s.
+    fn access_lifetime(&self) -> u64 {
+        let c = &self.inner.config;
+        let ttl = c.access_ttl.as_secs_f64();
+        let jitter = if c.access_ttl_jitter > 0.0 {
+            ttl * c.access_ttl_jitter * rand::random_range(-1.0..=1.0)
+        } else {
+            0.0
+        };
+        ((ttl + jitter).round() as u64).max(1)
+    }
+
+    /// The token pair of a session's state `s`: a fresh access token and the
+    /// refresh token of `s`'s generation. The refresh token carries `claims`
+    /// and `auth` on, so the next rotation (or a replay, on any instance)
+    /// mints the same from it.
+    pub(crate) fn mint(
         &self,
         user_id: &str,
         sid: &SessionId,
         claims: &A::Claims,
+        auth: &Authentication,
         s: &Successor,
-        auth_time: Option<u64>,
     ) -> Result<TokenPair> {
-        let c = &self.inner.config;
         let now = secs((self.inner.clock)());
-        let access_exp = (now + c.access_ttl.as_secs())
+        let access_exp = (now + self.access_lifetime())
             .min(secs(s.absolute_expiry_ms))
             .max(now + 1);
-        let access_token = self.tokens().issue_access_authenticated(
-            user_id,
-            sid,
-            claims,
-            now,
-            access_exp - now,
-            auth_time,
-        )?;
+        let access_token =
+            self.tokens()
+                .issue_access_with(user_id, sid, claims, auth, now, access_exp - now)?;
         // The refresh token's times are the store's: a replay on any instance
         // re-mints the same token.
         let (refresh_iat, refresh_exp) = (secs(s.rotated_at_ms), secs(s.expires_at_ms));
-        let refresh_token = self.tokens().issue_refresh_authenticated(
+        let refresh_token = self.tokens().issue_refresh_with(
             user_id,
             sid,
             s.generation,
             refresh_iat,
             refresh_exp,
             claims,
-            auth_time,
+            auth,
         )?;
         Ok(TokenPair {
             access_token,
@@ -549,15 +562,10 @@ impl<A: Authenticator> Reissue<A> {
                     .reason("max_sessions"),
             );
         }
-        let auth_time = secs((self.inner.clock)());
-        let mut pair = self.mint(
-            &user.user_id,
-            &sid,
-            &user.claims,
-            &created.first,
-            Some(auth_time),
-        )?;
-        pair.device_token = attempt.device_token(c, self.tokens(), secs((self.inner.clock)()))?;
+        let now = secs((self.inner.clock)());
+        let auth = Authentication::new(now, user.amr);
+        let mut pair = self.mint(&user.user_id, &sid, &user.claims, &auth, &created.first)?;
+        pair.device_token = attempt.device_token(c, self.tokens(), now)?;
         let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
             .session(&sid)
@@ -629,8 +637,8 @@ impl<A: Authenticator> Reissue<A> {
         let (_, renewed) =
             tokio::try_join!(attempt.succeeded(), self.inner.sessions.renew(&renewal))?;
         let successor = renewed.ok_or(Error::InvalidToken(TokenRejection::SessionRevoked))?;
-        let auth_time = secs((self.inner.clock)());
-        let pair = self.mint(user_id, sid, &user.claims, &successor, Some(auth_time))?;
+        let auth = Authentication::new(secs((self.inner.clock)()), user.amr);
+        let pair = self.mint(user_id, sid, &user.claims, &auth, &successor)?;
         self.emit(
             AuditEvent::new(AuditKind::Reauthenticated)
                 .user(user_id)
@@ -673,14 +681,14 @@ impl<A: Authenticator> Reissue<A> {
     }
 
     /// Exchanges a refresh token for a new pair, spending it. See CONTRACT.md
-    /// "Rotation, reuse and races" for the grace window and reuse detection.
+    /// "Rotation, reuse and races" for replays and reuse detection.
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
         let result = self.reissue_counted(refresh_token, client).await;
         self.inner.metrics.reissue(&result);
         result.map(|(pair, _)| pair)
     }
 
-    /// [`Reissue::reissue`], and whether it was a grace-window replay.
+    /// [`Reissue::reissue`], and whether it was a replay.
     async fn reissue_counted(
         &self,
         refresh_token: &str,
@@ -741,7 +749,8 @@ impl<A: Authenticator> Reissue<A> {
                 .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
                 .await);
         }
-        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor, rt.auth_time)?;
+        // auth_time and amr stay the login's across rotations.
+        let pair = self.mint(&rt.sub, &rt.sid, &claims, &rt.authentication, &successor)?;
         let event = AuditEvent::new(kind)
             .user(&rt.sub)
             .session(&rt.sid)

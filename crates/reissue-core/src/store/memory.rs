@@ -209,9 +209,13 @@ impl SessionStore for MemoryStore {
                 e.client = stored(r.client);
                 Rotation::Rotated(e.successor())
             } else if r.generation + 1 == e.generation
-                && !r.grace.is_zero()
-                && now.saturating_sub(e.rotated_at_ms) <= r.grace.as_millis() as u64
+                && r.grace.is_none_or(|cap| {
+                    !cap.is_zero() && now.saturating_sub(e.rotated_at_ms) <= cap.as_millis() as u64
+                })
             {
+                // The current generation is the presented one's successor,
+                // so that successor has never been presented: a rotation
+                // would have moved the generation on.
                 Rotation::Replayed(e.successor())
             } else {
                 sessions.remove(r.sid);

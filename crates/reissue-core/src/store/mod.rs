@@ -87,8 +87,10 @@ pub struct RotateRequest<'a> {
     pub sid: &'a SessionId,
     /// The generation the presented refresh token carries.
     pub generation: u64,
-    /// How long a spent token still gets the same successor.
-    pub grace: Duration,
+    /// A cap on how long the predecessor of the current token (spent, its
+    /// successor never presented) still gets that successor: `None`, until
+    /// the successor is used, within the session's lifetimes; zero, never.
+    pub grace: Option<Duration>,
     /// The idle lifetime to renew.
     pub idle_ttl: Duration,
     /// The client now.
@@ -108,7 +110,7 @@ impl<'a> RotateRequest<'a> {
         user_id: &'a str,
         sid: &'a SessionId,
         generation: u64,
-        grace: Duration,
+        grace: impl Into<Option<Duration>>,
         idle_ttl: Duration,
         client: &'a ClientMeta,
     ) -> Self {
@@ -116,7 +118,7 @@ impl<'a> RotateRequest<'a> {
             user_id,
             sid,
             generation,
-            grace,
+            grace: grace.into(),
             idle_ttl,
             client,
             issued_at_ms: 0,
@@ -190,10 +192,12 @@ pub struct Successor {
 pub enum Rotation {
     /// The presented token was current: it is now spent, and this is its successor.
     Rotated(Successor),
-    /// The presented token was spent within the grace window: the same successor
-    /// as the first call, nothing changed.
+    /// The presented token was spent and its successor never presented
+    /// (within the cap, if one is configured): the same successor as the
+    /// first call, nothing changed.
     Replayed(Successor),
-    /// A spent token after the grace window, or an older one: the session was revoked.
+    /// A spent token whose successor was presented (or past the cap), or an
+    /// older one: the session was revoked.
     Reused,
     /// No such session (logged out, revoked, expired).
     NotFound,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use jsonwebtoken::{Header, Validation};
 
 use crate::clock::now_secs;
-use crate::tokens::claims::{AccessClaims, RefreshClaims};
+use crate::tokens::claims::{AccessClaims, Authentication, RefreshClaims};
 use crate::tokens::keys::KeySet;
 use crate::{Claims, Error, Result, SessionId, TokenRejection};
 
@@ -25,6 +25,7 @@ pub struct TokenCodec {
     keys: KeySet,
     issuer: String,
     audience: String,
+    client_id: String,
     access_header: Header,
     refresh_header: Header,
 }
@@ -52,9 +53,18 @@ impl TokenCodec {
             keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            client_id: audience.to_owned(),
             access_header,
             refresh_header,
         }
+    }
+
+    /// The `client_id` access tokens carry (RFC 9068 §2.2; default the
+    /// audience).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
     }
 
     /// The clock skew allowed on `exp` and `nbf`, seconds.
@@ -67,7 +77,9 @@ impl TokenCodec {
         &self.keys
     }
 
-    /// Signs an access token for a session, valid from `iat` for `ttl` seconds.
+    /// Signs an access token for a session, valid from `iat` for `ttl`
+    /// seconds, without `auth_time` or `amr` (see
+    /// [`issue_access_with`](Self::issue_access_with)).
     pub fn issue_access<C: Claims>(
         &self,
         user_id: &str,
@@ -76,19 +88,19 @@ impl TokenCodec {
         iat: u64,
         ttl: u64,
     ) -> Result<String> {
-        self.issue_access_authenticated(user_id, sid, app, iat, ttl, None)
+        self.issue_access_with(user_id, sid, app, &Authentication::default(), iat, ttl)
     }
 
-    /// [`issue_access`](Self::issue_access) with the session's `auth_time`
-    /// (when the user last proved themselves, Unix seconds).
-    pub fn issue_access_authenticated<C: Claims>(
+    /// Signs an access token for a session authenticated as `auth` says
+    /// (its `auth_time` and `amr`), valid from `iat` for `ttl` seconds.
+    pub fn issue_access_with<C: Claims>(
         &self,
         user_id: &str,
         sid: &SessionId,
         app: &C,
+        auth: &Authentication,
         iat: u64,
         ttl: u64,
-        auth_time: Option<u64>,
     ) -> Result<String> {
         let jti: [u8; 12] = rand::random();
         let claims = AccessClaims {
@@ -99,7 +111,9 @@ impl TokenCodec {
             jti: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jti),
             iat,
             exp: iat + ttl,
-            auth_time,
+            client_id: Some(self.client_id.clone()),
+            auth_time: auth.auth_time,
+            amr: auth.amr.clone(),
             app: app.clone(),
         };
         self.sign(&self.access_header, &claims)
@@ -128,13 +142,15 @@ impl TokenCodec {
         exp: u64,
         app: &C,
     ) -> Result<String> {
-        self.issue_refresh_authenticated(user_id, sid, generation, iat, exp, app, None)
+        let auth = Authentication::default();
+        self.issue_refresh_with(user_id, sid, generation, iat, exp, app, &auth)
     }
 
-    /// [`issue_refresh`](Self::issue_refresh) carrying the session's
-    /// `auth_time`, which the next reissue copies into its tokens.
+    /// [`issue_refresh`](Self::issue_refresh) for a session authenticated as
+    /// `auth` says: the token carries it (its `auth_time` and `amr`), so
+    /// that every successor, minted from it, carries the same.
     #[allow(clippy::too_many_arguments)]
-    pub fn issue_refresh_authenticated<C: Claims>(
+    pub fn issue_refresh_with<C: Claims>(
         &self,
         user_id: &str,
         sid: &SessionId,
@@ -142,7 +158,7 @@ impl TokenCodec {
         iat: u64,
         exp: u64,
         app: &C,
-        auth_time: Option<u64>,
+        auth: &Authentication,
     ) -> Result<String> {
         let claims = RefreshPayload {
             iss: &self.issuer,
@@ -152,7 +168,7 @@ impl TokenCodec {
             generation,
             iat,
             exp,
-            auth_time,
+            auth,
             app,
         };
         self.sign(&self.refresh_header, &claims)
@@ -185,7 +201,7 @@ impl TokenCodec {
         )?;
         // An access token's iat is the clock of the instance that minted it,
         // so a future one means a skewed issuer or a forged lifetime.
-        // Nor can the login it names lie ahead of now (or of the token).
+        // Nor can the login it names lie ahead of now.
         let latest = now_secs().saturating_add(self.leeway());
         if wire.iat > latest || wire.auth_time.is_some_and(|t| t > latest) {
             return Err(Error::InvalidToken(TokenRejection::IssuedInFuture));
@@ -199,7 +215,9 @@ impl TokenCodec {
             jti: wire.jti.into_owned(),
             iat: wire.iat,
             exp: wire.exp,
+            client_id: wire.client_id.map(Cow::into_owned),
             auth_time: wire.auth_time,
+            amr: wire.amr,
             app,
         })
     }
@@ -251,7 +269,10 @@ impl TokenCodec {
             generation: wire.generation,
             iat: wire.iat,
             exp: wire.exp,
-            auth_time: wire.auth_time,
+            authentication: Authentication {
+                auth_time: wire.auth_time,
+                amr: wire.amr,
+            },
         };
         Ok((claims, wire.app))
     }
@@ -343,8 +364,13 @@ struct AccessWire<'a> {
     #[serde(borrow)]
     jti: Cow<'a, str>,
     iat: u64,
+    // Absent from tokens minted before reissue set them.
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
     #[serde(default)]
     auth_time: Option<u64>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// The claims of a refresh token, likewise, and its `app` claims as `A`.
@@ -364,8 +390,11 @@ struct RefreshWire<'a, A> {
     #[serde(rename = "gen")]
     generation: u64,
     iat: u64,
+    // Absent from tokens minted before reissue set them.
     #[serde(default)]
     auth_time: Option<u64>,
+    #[serde(default)]
+    amr: Vec<String>,
     #[serde(default)]
     app: Option<A>,
 }
@@ -382,8 +411,8 @@ struct RefreshPayload<'a, C> {
     generation: u64,
     iat: u64,
     exp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth_time: Option<u64>,
+    #[serde(flatten)]
+    auth: &'a Authentication,
     app: &'a C,
 }
 

@@ -25,10 +25,11 @@ pub struct Identity<C> {
     pub token_id: String,
     /// When the access token expires, Unix seconds.
     pub expires_at: u64,
-    /// When the user last proved themselves to this session (`auth_time`:
-    /// the login or a reauthentication), Unix seconds; `None` for a token
-    /// minted before the claim existed.
+    /// When the user last proved themselves in this session (`auth_time`),
+    /// Unix seconds; `None` for a token minted before reissue set it.
     pub auth_time: Option<u64>,
+    /// How they did (`amr`, RFC 8176); empty when not known.
+    pub amr: Vec<String>,
     /// The application's claims.
     pub claims: C,
 }
@@ -44,6 +45,7 @@ impl<C: Claims> Identity<C> {
             _ => Err(Error::InsufficientUserAuthentication { max_age }),
         }
     }
+
 
     /// Fails with [`Error::InsufficientScope`] (403) unless every role is held.
     pub fn require_roles<S: AsRef<str>>(&self, roles: &[S]) -> Result<()> {
@@ -159,6 +161,7 @@ impl<C: Claims> Verifier<C> {
             token_id: c.jti,
             expires_at: c.exp,
             auth_time: c.auth_time,
+            amr: c.amr,
             claims: c.app,
         });
         if let Some(cache) = &self.cache {

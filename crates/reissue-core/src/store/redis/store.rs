@@ -213,7 +213,8 @@ impl SessionStore for RedisStore {
         let ms = |d: Duration| clamp(d.as_millis().min(u128::from(u64::MAX)) as u64);
         let numbers: Vec<u8> = [
             clamp(r.generation),
-            ms(r.grace),
+            // No cap: 2^53 ms, longer than any session may live.
+            r.grace.map_or(1 << 53, ms),
             ms(r.idle_ttl),
             u64::from(request_id),
             self.deadline().max(0) as u64,
