@@ -194,7 +194,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 mode: c.revocation,
                 revocations,
                 fail_closed_while_unsure: c.fail_closed_while_unsure,
-                realm: c.realm.clone(),
+                realm: c.realm.as_str().into(),
             }),
             c.verified_token_cache,
         );
