@@ -1,8 +1,8 @@
-//! The store suite (tests/suite) on the in-process `MemoryStore` and on the
-//! `RedisStore` with one private `redis-server`, plus what only a Redis
-//! store has: keys and TTLs, outages, memory per session.
+//! The store suite (`reissue_core::testkit`, as any store's author runs it)
+//! on the in-process `MemoryStore` and on the `RedisStore` with one private
+//! `redis-server`, plus what only a Redis store has: keys and TTLs,
+//! outages, memory per session.
 
-mod suite;
 mod support;
 
 use reissue_core::store::dangerous;
@@ -13,15 +13,13 @@ use reissue_core::store::{
     Admission, AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore,
     RotateRequest, SessionStore,
 };
+use reissue_core::testkit::*;
 use reissue_core::{Country, Error, SessionId};
-use suite::*;
-use support::RedisServer;
+use support::{RedisServer, redis_store};
 
-suite::store_suite!(memory, |_prefix| std::sync::Arc::new(
-    super::MemoryStore::new()
-));
-suite::store_suite!(redis, |prefix| {
-    super::suite::redis_store(&super::RedisServer::shared().url(), &prefix).await
+reissue_core::store_suite!(memory, |_prefix| std::sync::Arc::new(MemoryStore::new()));
+reissue_core::store_suite!(redis, |prefix| {
+    redis_store(&RedisServer::shared().url(), &prefix).await
 });
 
 // ---- Redis only ---------------------------------------------------------

@@ -953,6 +953,7 @@ mod tests {
             Error::InvalidToken(TokenRejection::Expired),
             Error::InsufficientScope("admin".into()),
             Error::InvalidCredentials,
+            Error::InsufficientUserAuthentication { max_age: 300 },
             Error::TooManyAttempts { retry_after: 1 },
             Error::InvalidRequest("x".into()),
             Error::AccessDenied,
@@ -972,6 +973,7 @@ mod tests {
                 | Error::InvalidToken(_)
                 | Error::InsufficientScope(_)
                 | Error::InvalidCredentials
+                | Error::InsufficientUserAuthentication { .. }
                 | Error::TooManyAttempts { .. }
                 | Error::InvalidRequest(_)
                 | Error::AccessDenied
