@@ -404,9 +404,11 @@ async fn users(args: &StoreArgs, command: UsersCommand) -> Result<Report, Error>
 /// many: tokens carry what they were minted with, so none may outlive it.
 async fn end_sessions(store: Option<&RedisStore>, user: &User) -> Result<String, Error> {
     let Some(store) = store else {
-        return Ok("REDIS_URL is unset, so the app keeps its sessions in its own memory: \
+        return Ok(
+            "REDIS_URL is unset, so the app keeps its sessions in its own memory: \
                    restart it to end them"
-            .to_owned());
+                .to_owned(),
+        );
     };
     let ended = store
         .revoke_all(&user.id.to_string())

@@ -456,7 +456,7 @@ fn credential_changes_end_sessions() {
     let id = setup.create_user(&email);
     setup.json(&["users", "set-roles", &id, "ops"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let base = serve(&rt, rt.block_on(setup.app_state()));
+    let base = serve(&rt, rt.block_on(setup.app_reissue()));
     let http = Http {
         base,
         client: reqwest::Client::new(),
@@ -466,15 +466,25 @@ fn credential_changes_end_sessions() {
         old["access_token"].as_str().unwrap(),
         old["refresh_token"].as_str().unwrap(),
     );
-    assert_eq!(rt.block_on(http.me(at)).1["roles"], serde_json::json!(["ops"]));
+    assert_eq!(
+        rt.block_on(http.me(at)).1["roles"],
+        serde_json::json!(["ops"])
+    );
 
     let text = setup.admin(&["users", "set-roles", &id, "auditor"], "");
     assert!(text.ok().stdout.contains("ended 1 session"), "{text:?}");
-    assert_eq!(rt.block_on(http.me_becomes(at, 401)), 401, "old roles refused");
+    assert_eq!(
+        rt.block_on(http.me_becomes(at, 401)),
+        401,
+        "old roles refused"
+    );
     assert_eq!(rt.block_on(http.reissue(refresh)), 401);
     let new = rt.block_on(http.login(&email));
     let at = new["access_token"].as_str().unwrap();
-    assert_eq!(rt.block_on(http.me(at)).1["roles"], serde_json::json!(["auditor"]));
+    assert_eq!(
+        rt.block_on(http.me(at)).1["roles"],
+        serde_json::json!(["auditor"])
+    );
 
     let text = setup.admin(&["users", "set-password", &email], "another-password-1\n");
     assert!(text.ok().stdout.contains("ended 1 session"), "{text:?}");

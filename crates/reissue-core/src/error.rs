@@ -201,10 +201,10 @@ impl Error {
             Self::InvalidToken(why) => why.description().into(),
             Self::InsufficientScope(role) => format!("the `{role}` role is required").into(),
             Self::InvalidCredentials => "the email or password is incorrect".into(),
-            Self::InsufficientUserAuthentication { max_age } => format!(
-                "a login within the last {max_age} seconds is required; reauthenticate"
-            )
-            .into(),
+            Self::InsufficientUserAuthentication { max_age } => {
+                format!("a login within the last {max_age} seconds is required; reauthenticate")
+                    .into()
+            }
             Self::TooManyAttempts { .. } => "too many failed logins; try again later".into(),
             Self::InvalidRequest(why) => why.clone(),
             Self::AccessDenied => "access from this address is not allowed".into(),

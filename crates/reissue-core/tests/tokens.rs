@@ -1005,7 +1005,10 @@ fn a_claims_type_with_a_reserved_member_is_refused_at_build() {
         ) -> reissue_core::Result<reissue_core::Authenticated<Mine>> {
             Ok(reissue_core::Authenticated::new(
                 c.clone(),
-                Mine { email: c.clone(), sub: c },
+                Mine {
+                    email: c.clone(),
+                    sub: c,
+                },
             ))
         }
     }

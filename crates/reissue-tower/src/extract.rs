@@ -170,9 +170,7 @@ impl<C, const MAX_AGE: u64> Deref for RecentAuth<C, MAX_AGE> {
     }
 }
 
-impl<S: Send + Sync, C: Claims, const MAX_AGE: u64> FromRequestParts<S>
-    for RecentAuth<C, MAX_AGE>
-{
+impl<S: Send + Sync, C: Claims, const MAX_AGE: u64> FromRequestParts<S> for RecentAuth<C, MAX_AGE> {
     type Rejection = AuthUserRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {

@@ -277,10 +277,7 @@ impl AppState {
                 .map_err(|_| reissue_core::Error::InvalidCredentials)?;
             // The current password is checked as a login checks it (the
             // same hash, the same answer for a wrong one).
-            let check = EmailPassword::new(
-                identity.claims.email.clone(),
-                change.current_password,
-            );
+            let check = EmailPassword::new(identity.claims.email.clone(), change.current_password);
             let who = self.reissue.authenticator().authenticate(check).await?;
             if who.user_id != identity.user_id {
                 return Err(reissue_core::Error::InvalidCredentials);

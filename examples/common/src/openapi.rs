@@ -239,7 +239,9 @@ fn own_routes(auth: &AuthApi) -> Vec<(HttpMethod, &'static str, utoipa::openapi:
             .response(
                 "204",
                 ResponseBuilder::new()
-                    .description("The password changed; the caller's session goes on, the others ended")
+                    .description(
+                        "The password changed; the caller's session goes on, the others ended",
+                    )
                     .build(),
             )
             .response(

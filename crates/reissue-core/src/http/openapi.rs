@@ -653,7 +653,9 @@ impl AuthApi {
             .request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
-                    .description(Some("The application's credentials, at most 16 KiB of JSON"))
+                    .description(Some(
+                        "The application's credentials, at most 16 KiB of JSON",
+                    ))
                     .content(
                         "application/json",
                         ContentBuilder::new()

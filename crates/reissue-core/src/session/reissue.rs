@@ -14,8 +14,7 @@ use crate::metering::{Metered, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
     Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, RenewRequest, Retention,
-    RotateRequest,
-    Rotation, SessionInfo, SessionStore, Successor,
+    RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::verifier::VerifierInner;

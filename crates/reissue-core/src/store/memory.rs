@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::{
     Admission, AttemptEnd, ClientMeta, Counter, Created, LoginAttempt, LoginThrottle, NewSession,
-    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
-    idle_expiry,
+    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore,
+    Successor, idle_expiry,
 };
 use crate::clock::now_millis;
 use crate::verification::revocation::Revocations;

@@ -239,7 +239,8 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Created, MemoryStore, NewSession, RenewRequest, RotateRequest, Rotation, SessionInfo, Successor,
+        Created, MemoryStore, NewSession, RenewRequest, RotateRequest, Rotation, SessionInfo,
+        Successor,
     };
 
     /// The memory store, each liveness call waiting for a permit of `gate`

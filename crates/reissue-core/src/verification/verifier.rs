@@ -52,7 +52,6 @@ impl<C: Claims> Identity<C> {
         }
     }
 
-
     /// Fails with [`Error::InsufficientScope`] (403) unless every role is held.
     pub fn require_roles<S: AsRef<str>>(&self, roles: &[S]) -> Result<()> {
         match roles.iter().find(|r| !self.claims.has_role(r.as_ref())) {

@@ -326,14 +326,8 @@ impl SessionStore for RedisStore {
     async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
         // rotate.lua with generation 0, which stands for the current one:
         // the same step as a rotation of the current token, without one.
-        let rotation = RotateRequest::new(
-            r.user_id,
-            r.sid,
-            0,
-            Duration::ZERO,
-            r.idle_ttl,
-            r.client,
-        );
+        let rotation =
+            RotateRequest::new(r.user_id, r.sid, 0, Duration::ZERO, r.idle_ttl, r.client);
         match self.rotate(&rotation).await? {
             Rotation::Rotated(s) => Ok(Some(s)),
             Rotation::NotFound => Ok(None),
