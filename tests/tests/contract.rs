@@ -49,6 +49,12 @@ macro_rules! conformance {
 conformance! {
     all: [
         health,
+        reauthenticate_same_session_fresh_auth_time,
+        reauthenticate_wrong_password_counts,
+        reauthenticate_racing_logout,
+        step_up_stale_auth_time_challenge,
+        auth_time_in_future_refused,
+        password_change_ends_other_sessions,
         signup_created,
         signup_email_taken_case_insensitive,
         signup_malformed_email,
@@ -155,6 +161,11 @@ fn email() -> String {
 /// Claims of a real access token, to forge variants of.
 fn claims_of(t: &Tokens) -> Value {
     t.access_claims()
+}
+
+fn without(mut v: Value, key: &str) -> Value {
+    v.as_object_mut().expect("claims are an object").remove(key);
+    v
 }
 
 fn with(mut v: Value, key: &str, value: Value) -> Value {
@@ -880,6 +891,138 @@ async fn logout_with_refresh_json(t: Target) {
         )
         .await;
     again.assert_no_content();
+}
+
+async fn reauthenticate(s: &TestServer, access: &str, email: &str, password: &str) -> Resp {
+    s.send(
+        s.post("/auth/reauthenticate")
+            .bearer_auth(access)
+            .json(&json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+async fn reauthenticate_same_session_fresh_auth_time(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let before = u.tokens.access_claims();
+    sleep(1.1).await;
+    let again = reauthenticate(&s, &u.tokens.access, &u.email, PASSWORD)
+        .await
+        .tokens();
+    let after = again.access_claims();
+    assert_eq!(after["sid"], before["sid"], "the session is kept");
+    assert!(
+        after["auth_time"].as_u64().unwrap() > before["auth_time"].as_u64().unwrap(),
+        "auth_time renewed: {before} -> {after}"
+    );
+    // The new refresh token works and keeps the new auth_time.
+    let rotated = s.reissue(&again.refresh).await.tokens();
+    assert_eq!(rotated.access_claims()["auth_time"], after["auth_time"]);
+    assert_eq!(s.sessions(&rotated.access).await.len(), 1);
+}
+
+async fn reauthenticate_wrong_password_counts(t: Target) {
+    let s = t.start(&[("REISSUE_LOGIN_MAX_FAILURES", "2")]);
+    let u = s.user().await;
+    for _ in 0..2 {
+        reauthenticate(&s, &u.tokens.access, &u.email, "wrong-password")
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    // Past the limit, even the right password is throttled, at login too.
+    reauthenticate(&s, &u.tokens.access, &u.email, PASSWORD)
+        .await
+        .assert_error(429, "too_many_attempts");
+    s.login_raw(&u.email, PASSWORD)
+        .await
+        .assert_error(429, "too_many_attempts");
+    // Another account's (right) password proves nothing about this session.
+    let other = s.user().await;
+    reauthenticate(&s, &u.tokens.access, &other.email, PASSWORD)
+        .await
+        .assert_error(401, "invalid_credentials");
+}
+
+async fn reauthenticate_racing_logout(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let (reauth, logout) = tokio::join!(
+        reauthenticate(&s, &u.tokens.access, &u.email, PASSWORD),
+        s.post_auth("/auth/logout", &u.tokens.access)
+    );
+    logout.assert_no_content();
+    // Whichever came first, the session is over: a pair the reauthenticate
+    // answered cannot revive it.
+    if reauth.status == 200 {
+        let pair = reauth.tokens();
+        s.reissue(&pair.refresh).await.assert_invalid_token();
+        s.me(&pair.access).await.assert_invalid_token();
+    } else {
+        reauth.assert_invalid_token();
+    }
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+}
+
+async fn step_up_stale_auth_time_challenge(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let body = json!({"current_password": PASSWORD, "new_password": "another-password-1"});
+    for stale in [
+        with(claims_of(&u.tokens), "auth_time", json!(now() - 301)),
+        // A token minted before auth_time existed is not recent either.
+        without(claims_of(&u.tokens), "auth_time"),
+    ] {
+        let token = forge(&access_header(), &stale, TEST_SECRET);
+        s.me(&token).await.assert_status(200);
+        s.send(s.post("/account/password").bearer_auth(&token).json(&body))
+            .await
+            .assert_error(401, "insufficient_user_authentication")
+            .assert_www(Some(
+                "Bearer realm=\"reissue\", error=\"insufficient_user_authentication\", max_age=300",
+            ));
+    }
+    // The password is unchanged.
+    s.login(&u.email, PASSWORD).await;
+}
+
+async fn auth_time_in_future_refused(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let future = with(claims_of(&u.tokens), "auth_time", json!(now() + 3600));
+    s.me(&forge(&access_header(), &future, TEST_SECRET))
+        .await
+        .assert_invalid_token();
+}
+
+async fn password_change_ends_other_sessions(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    let change = |current: &str, new: &str| {
+        s.post("/account/password")
+            .bearer_auth(&u.tokens.access)
+            .json(&json!({"current_password": current, "new_password": new}))
+    };
+    s.send(change("wrong-password", "another-password-1"))
+        .await
+        .assert_error(401, "invalid_credentials");
+    s.send(change(PASSWORD, "short"))
+        .await
+        .assert_error(400, "invalid_request");
+    s.send(change(PASSWORD, "another-password-1"))
+        .await
+        .assert_no_content();
+    // The other session is over at once, its access token too.
+    s.me(&other.access).await.assert_invalid_token();
+    s.reissue(&other.refresh).await.assert_invalid_token();
+    // The caller's goes on.
+    s.me(&u.tokens.access).await.assert_status(200);
+    s.reissue(&u.tokens.refresh).await.tokens();
+    s.login_raw(&u.email, PASSWORD)
+        .await
+        .assert_error(401, "invalid_credentials");
+    s.login(&u.email, "another-password-1").await;
 }
 
 async fn logout_all(t: Target) {

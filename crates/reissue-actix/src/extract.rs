@@ -87,6 +87,61 @@ impl<C: Claims> FromRequest for AuthUser<C> {
     }
 }
 
+/// The realm of the middleware that admitted the request, for the step-up
+/// guard's challenge.
+#[derive(Clone)]
+pub(crate) struct Realm(pub(crate) Arc<str>);
+
+/// [`AuthUser`] on a route that needs a recent login (step-up, RFC 9470):
+/// the user proved themselves (logged in or reauthenticated) within the
+/// last `MAX_AGE` seconds, by the token's `auth_time`. Otherwise 401
+/// `insufficient_user_authentication` with
+/// `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age=MAX_AGE`.
+///
+/// ```no_run
+/// use reissue_actix::RecentAuth;
+/// use reissue_core::UserClaims;
+///
+/// async fn change_password(user: RecentAuth<UserClaims, 300>) -> String {
+///     format!("{} may change the password", user.user_id)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentAuth<C, const MAX_AGE: u64>(pub AuthUser<C>);
+
+impl<C, const MAX_AGE: u64> Deref for RecentAuth<C, MAX_AGE> {
+    type Target = Identity<C>;
+
+    fn deref(&self) -> &Identity<C> {
+        &self.0
+    }
+}
+
+impl<C: Claims, const MAX_AGE: u64> FromRequest for RecentAuth<C, MAX_AGE> {
+    type Error = ReissueError;
+    type Future = Ready<Result<Self, ReissueError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = req.extensions();
+        let Some(identity) = extensions.get::<Arc<Identity<C>>>() else {
+            drop(extensions);
+            return AuthUser::<C>::from_request(req, &mut Payload::None)
+                .into_inner()
+                .map(Self)
+                .map_or_else(|e| ready_future(Err(e)), |u| ready_future(Ok(u)));
+        };
+        ready_future(match identity.require_recent_auth(MAX_AGE) {
+            Ok(()) => Ok(Self(AuthUser(identity.clone()))),
+            Err(e) => {
+                let realm = extensions
+                    .get::<Realm>()
+                    .map_or(reissue_core::DEFAULT_REALM, |r| &*r.0);
+                Err(ReissueError::with_realm(e, realm))
+            }
+        })
+    }
+}
+
 /// A request with its body read into memory, as reissue-core's endpoint
 /// functions take it (`&impl HttpRequest` and `&[u8]`).
 ///

@@ -62,7 +62,7 @@ mod request;
 mod response;
 mod routes;
 
-pub use extract::{AuthUser, BufferedRequest, BufferedRequestFuture};
+pub use extract::{AuthUser, BufferedRequest, BufferedRequestFuture, RecentAuth};
 pub use middleware::{ReissueMiddleware, ReissueService, ResponseFuture};
 pub use request::RequestHead;
 pub use response::{ReissueError, into_response};

@@ -60,6 +60,14 @@ impl ReissueError {
         }
     }
 
+    /// `error`, rendered with `realm`.
+    pub(crate) fn with_realm(error: Error, realm: &str) -> Self {
+        Self {
+            reply: error.reply(realm),
+            cause: Cause::Core(error),
+        }
+    }
+
     /// An extractor ran on a request the middleware did not authenticate.
     /// Always a programming error, so the message says what to add.
     pub(crate) fn missing_middleware<C>() -> Self {

@@ -94,8 +94,17 @@ enum UsersCommand {
         /// The user's id or email
         user: String,
     },
-    /// Replaces a user's roles (none: no roles). Sessions keep the roles
-    /// they logged in with: end them to apply the change at once
+    /// Sets a user's password, read as `create` reads it, and ends every
+    /// session of the user (in instant mode their access tokens are refused
+    /// at once on every instance)
+    SetPassword {
+        /// The user's id or email
+        user: String,
+    },
+    /// Replaces a user's roles (none: no roles) and ends every session of
+    /// the user: tokens carry the roles they were minted with, so no access
+    /// token with the old roles is accepted after this (in instant mode at
+    /// once; in stateless mode until the access lifetime has passed)
     SetRoles {
         /// The user's id or email
         user: String,
@@ -356,24 +365,60 @@ async fn users(args: &StoreArgs, command: UsersCommand) -> Result<Report, Error>
                 json: user_json(&user),
             })
         }
+        UsersCommand::SetPassword { user } => {
+            let store = shared_store(args).await?;
+            let users = args.connect_users().await?;
+            let user = find_user(&users, &user).await?;
+            let password = read_password()?;
+            users
+                .set_password(user.id, &password)
+                .await
+                .map_err(refused)?;
+            let ended = end_sessions(Some(&store), &user).await?;
+            Ok(Report {
+                text: format!("set the password of {}; {ended}\n", describe(&user)),
+                json: user_json(&user),
+            })
+        }
         UsersCommand::SetRoles { user, roles } => {
+            let store = args.connect_redis().await?;
             let users = args.connect_users().await?;
             let user = find_user(&users, &user).await?;
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             users.set_roles(user.id, &roles).await.map_err(refused)?;
             let user = find_user(&users, &user.id.to_string()).await?;
+            let ended = end_sessions(store.as_ref(), &user).await?;
             Ok(Report {
                 text: format!(
-                    "{} now has roles [{}]; sessions keep the roles they logged in with \
-                     until they end (`sessions end-all {}`)\n",
+                    "{} now has roles [{}]; {ended}\n",
                     describe(&user),
                     user.roles.join(", "),
-                    user.id
                 ),
                 json: user_json(&user),
             })
         }
     }
+}
+
+/// Ends every session of a user whose credentials changed, and says how
+/// many: tokens carry what they were minted with, so none may outlive it.
+async fn end_sessions(store: Option<&RedisStore>, user: &User) -> Result<String, Error> {
+    let Some(store) = store else {
+        return Ok(
+            "REDIS_URL is unset, so the app keeps its sessions in its own memory: \
+                   restart it to end them"
+                .to_owned(),
+        );
+    };
+    let ended = store
+        .revoke_all(&user.id.to_string())
+        .await
+        .map_err(Error::Store)?;
+    Ok(format!(
+        "ended {} session{}",
+        ended.len(),
+        if ended.len() == 1 { "" } else { "s" }
+    ))
 }
 
 /// A refusal of the user database in its own words; an outage as one.

@@ -446,6 +446,62 @@ fn sessions_through_an_app(db: Db) {
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
+/// `users set-roles` and `users set-password` end every session of the
+/// user: no access token with the old roles (or from before the new
+/// password) is accepted afterwards, nor its refresh token.
+#[test]
+fn credential_changes_end_sessions() {
+    let setup = Setup::new(Db::Sqlite);
+    let email = format!("cred-{}@example.com", unique());
+    let id = setup.create_user(&email);
+    setup.json(&["users", "set-roles", &id, "ops"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = serve(&rt, rt.block_on(setup.app_reissue()));
+    let http = Http {
+        base,
+        client: reqwest::Client::new(),
+    };
+    let old = rt.block_on(http.login(&email));
+    let (at, refresh) = (
+        old["access_token"].as_str().unwrap(),
+        old["refresh_token"].as_str().unwrap(),
+    );
+    assert_eq!(
+        rt.block_on(http.me(at)).1["roles"],
+        serde_json::json!(["ops"])
+    );
+
+    let text = setup.admin(&["users", "set-roles", &id, "auditor"], "");
+    assert!(text.ok().stdout.contains("ended 1 session"), "{text:?}");
+    assert_eq!(
+        rt.block_on(http.me_becomes(at, 401)),
+        401,
+        "old roles refused"
+    );
+    assert_eq!(rt.block_on(http.reissue(refresh)), 401);
+    let new = rt.block_on(http.login(&email));
+    let at = new["access_token"].as_str().unwrap();
+    assert_eq!(
+        rt.block_on(http.me(at)).1["roles"],
+        serde_json::json!(["auditor"])
+    );
+
+    let text = setup.admin(&["users", "set-password", &email], "another-password-1\n");
+    assert!(text.ok().stdout.contains("ended 1 session"), "{text:?}");
+    assert_eq!(rt.block_on(http.me_becomes(at, 401)), 401);
+    let status = rt.block_on(async {
+        http.client
+            .post(format!("{}/auth/login", http.base))
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401, "the old password no longer works");
+}
+
 #[test]
 fn sessions_through_an_app_on_sqlite() {
     sessions_through_an_app(Db::Sqlite);

@@ -16,6 +16,11 @@ pub enum AuditKind {
     /// A login attempt was refused, uncounted and unchecked, because its
     /// account (from its network, or from all) reached the limit.
     LoginThrottled,
+    /// A user proved themselves again to a live session (step-up): the
+    /// session rotated with a fresh `auth_time`.
+    Reauthenticated,
+    /// A user's credentials changed, and their other sessions were ended.
+    CredentialsChanged,
     /// A refresh token was rotated.
     Reissue,
     /// A spent refresh token came back within the grace window and got the
@@ -40,6 +45,8 @@ impl AuditKind {
             Self::Login => "login",
             Self::LoginFailed => "login_failed",
             Self::LoginThrottled => "login_throttled",
+            Self::Reauthenticated => "reauthenticated",
+            Self::CredentialsChanged => "credentials_changed",
             Self::Reissue => "reissue",
             Self::ReissueReplayed => "reissue_replayed",
             Self::ReuseDetected => "reuse_detected",

@@ -10,18 +10,20 @@ use crate::{CookieTransport, Error, Result};
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Session and token settings. Defaults follow CONTRACT.md: access tokens live
-/// 5 minutes, refresh tokens 14 days idle, sessions 30 days at most, a 10 s
-/// grace window for spent refresh tokens.
+/// 5 minutes (±10 %), refresh tokens 14 days idle, sessions 30 days at most,
+/// and a spent refresh token stays replayable until its successor is used.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Config {
     pub(crate) issuer: String,
     pub(crate) audience: String,
+    pub(crate) client_id: Option<String>,
     pub(crate) realm: String,
     pub(crate) access_ttl: Duration,
+    pub(crate) access_ttl_jitter: f64,
     pub(crate) refresh_ttl: Duration,
     pub(crate) session_max_age: Duration,
-    pub(crate) reuse_grace: Duration,
+    pub(crate) reuse_grace: Option<Duration>,
     pub(crate) leeway: Duration,
     pub(crate) revocation: RevocationMode,
     pub(crate) fail_closed_while_unsure: bool,
@@ -44,11 +46,13 @@ impl Config {
         Self {
             issuer: issuer.into(),
             audience: audience.into(),
+            client_id: None,
             realm: crate::DEFAULT_REALM.to_owned(),
             access_ttl: Duration::from_secs(300),
+            access_ttl_jitter: 0.1,
             refresh_ttl: Duration::from_secs(14 * 24 * 3600),
             session_max_age: Duration::from_secs(30 * 24 * 3600),
-            reuse_grace: Duration::from_secs(10),
+            reuse_grace: None,
             leeway: Duration::from_secs(5),
             revocation: RevocationMode::default(),
             fail_closed_while_unsure: false,
@@ -72,6 +76,25 @@ impl Config {
         self
     }
 
+    /// The `client_id` of access tokens (RFC 9068 §2.2; default the audience).
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    pub(crate) fn client_id_or_audience(&self) -> &str {
+        self.client_id.as_deref().unwrap_or(&self.audience)
+    }
+
+    /// How much each access token's lifetime varies at random, as a fraction
+    /// of [`Config::access_ttl`] either way (default 0.1: ±10 %; 0: none, at
+    /// most 0.5), so that sessions started together (after a deploy) do not
+    /// all refresh in the same second. `expires_in` tells each token's own.
+    pub fn access_ttl_jitter(mut self, fraction: f64) -> Self {
+        self.access_ttl_jitter = fraction;
+        self
+    }
+
     /// Access token lifetime (default 300 s).
     pub fn access_ttl(mut self, ttl: Duration) -> Self {
         self.access_ttl = ttl;
@@ -91,11 +114,14 @@ impl Config {
         self
     }
 
-    /// How long a spent refresh token still receives the same successor
-    /// (default 10 s; zero is strict: any second use is theft). At most the
-    /// refresh idle lifetime.
-    pub fn reuse_grace(mut self, grace: Duration) -> Self {
-        self.reuse_grace = grace;
+    /// A cap on how long a spent refresh token still receives the same
+    /// successor. By default (`None`) there is none: it does until its
+    /// successor is used (presented to rotate or replay), however late,
+    /// within the session's lifetimes; then presenting it is reuse and ends
+    /// the session. A duration caps that; zero turns replays off (any second
+    /// use is theft). At most the refresh idle lifetime.
+    pub fn reuse_grace(mut self, cap: impl Into<Option<Duration>>) -> Self {
+        self.reuse_grace = cap.into();
         self
     }
 
@@ -237,7 +263,7 @@ impl Config {
             ("access_ttl", self.access_ttl),
             ("refresh_ttl", self.refresh_ttl),
             ("session_max_age", self.session_max_age),
-            ("reuse_grace", self.reuse_grace),
+            ("reuse_grace", self.reuse_grace.unwrap_or_default()),
             ("login_lockout", self.login_lockout),
         ] {
             if d > MAX_LIFETIME {
@@ -247,12 +273,18 @@ impl Config {
                 )));
             }
         }
-        if self.reuse_grace > self.refresh_ttl {
+        if let Some(grace) = self.reuse_grace.filter(|g| *g > self.refresh_ttl) {
             return Err(Error::Config(format!(
                 "the reuse grace window ({} s) must not exceed the refresh idle lifetime ({} s)",
-                self.reuse_grace.as_secs_f64(),
+                grace.as_secs_f64(),
                 self.refresh_ttl.as_secs_f64()
             )));
+        }
+        if !(0.0..=0.5).contains(&self.access_ttl_jitter) {
+            return bad("access_ttl_jitter must be between 0 and 0.5");
+        }
+        if self.client_id.as_deref() == Some("") {
+            return bad("client_id must not be empty");
         }
         if self.leeway > Duration::from_secs(30) {
             return bad("the leeway must be at most 30 seconds");

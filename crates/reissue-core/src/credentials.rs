@@ -14,6 +14,9 @@ pub struct Authenticated<C> {
     pub user_id: String,
     /// The application's claims, carried in every access token of the session.
     pub claims: C,
+    /// How the user proved themselves (RFC 8176 method names, e.g.
+    /// `["pwd"]`): the access tokens' `amr`. Empty (no `amr`) unless set.
+    pub amr: Vec<String>,
 }
 
 impl<C> Authenticated<C> {
@@ -22,7 +25,16 @@ impl<C> Authenticated<C> {
         Self {
             user_id: user_id.into(),
             claims,
+            amr: Vec::new(),
         }
+    }
+
+    /// The authentication methods used (RFC 8176), e.g. `["pwd"]` for a
+    /// password: the access tokens of the session say so in `amr`.
+    #[must_use]
+    pub fn amr<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Self {
+        self.amr = methods.into_iter().map(Into::into).collect();
+        self
     }
 }
 

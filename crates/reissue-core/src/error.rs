@@ -97,6 +97,15 @@ pub enum Error {
     /// Login with an unknown account or a wrong password (never says which).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The route needs a login within the last `max_age` seconds and the
+    /// token's `auth_time` is older (or absent): 401
+    /// `insufficient_user_authentication` (RFC 9470), whose challenge names
+    /// `max_age` so the client knows to reauthenticate.
+    #[error("a login within the last {max_age} s is required")]
+    InsufficientUserAuthentication {
+        /// The most seconds since the login the route accepts.
+        max_age: u64,
+    },
     /// Too many failed logins for this account.
     #[error("too many failed logins; retry after {retry_after} s")]
     TooManyAttempts {
@@ -153,7 +162,10 @@ impl Error {
     /// The HTTP status code of this error.
     pub fn status(&self) -> u16 {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidCredentials => 401,
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::InvalidCredentials
+            | Self::InsufficientUserAuthentication { .. } => 401,
             Self::MalformedAuthorization(_) | Self::InvalidRequest(_) => 400,
             Self::InsufficientScope(_) | Self::AccessDenied | Self::CookieRefused(_) => 403,
             Self::NotFound | Self::NoPublicKeys => 404,
@@ -171,6 +183,7 @@ impl Error {
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
             Self::TooManyAttempts { .. } => "too_many_attempts",
             Self::AccessDenied | Self::CookieRefused(_) => "access_denied",
             Self::NotFound | Self::NoPublicKeys => "not_found",
@@ -188,6 +201,10 @@ impl Error {
             Self::InvalidToken(why) => why.description().into(),
             Self::InsufficientScope(role) => format!("the `{role}` role is required").into(),
             Self::InvalidCredentials => "the email or password is incorrect".into(),
+            Self::InsufficientUserAuthentication { max_age } => {
+                format!("a login within the last {max_age} seconds is required; reauthenticate")
+                    .into()
+            }
             Self::TooManyAttempts { .. } => "too many failed logins; try again later".into(),
             Self::InvalidRequest(why) => why.clone(),
             Self::AccessDenied => "access from this address is not allowed".into(),
@@ -227,6 +244,9 @@ impl Error {
             )),
             Self::InsufficientScope(_) => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\""
+            )),
+            Self::InsufficientUserAuthentication { max_age } => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", max_age={max_age}"
             )),
             _ => None,
         }

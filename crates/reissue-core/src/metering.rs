@@ -8,8 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::store::{
-    Admission, AttemptEnd, Created, LoginAttempt, LoginThrottle, NewSession, RotateRequest,
-    Rotation, SessionInfo, SessionStore,
+    Admission, AttemptEnd, Created, LoginAttempt, LoginThrottle, NewSession, RenewRequest,
+    RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::{Error, Result, SessionId, TokenRejection};
 
@@ -141,6 +141,10 @@ impl SessionStore for Metered<dyn SessionStore> {
 
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation> {
         timed!(self, "rotate", self.inner.rotate(request))
+    }
+
+    async fn renew(&self, request: &RenewRequest<'_>) -> Result<Option<Successor>> {
+        timed!(self, "renew", self.inner.renew(request))
     }
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {

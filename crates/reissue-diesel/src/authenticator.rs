@@ -63,10 +63,12 @@ impl Authenticator for UserStore {
             .check_login(&credentials.email, &credentials.password)
             .await?
         {
+            // A password: `amr` ["pwd"] (RFC 8176).
             Some(user) => Ok(Authenticated::new(
                 user.id.to_string(),
                 UserClaims::new(user.email, user.roles),
-            )),
+            )
+            .amr(["pwd"])),
             None => Err(Error::InvalidCredentials),
         }
     }

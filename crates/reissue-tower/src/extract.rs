@@ -138,6 +138,59 @@ impl<S: Send + Sync, C: Claims> OptionalFromRequestParts<S> for AuthUser<C> {
     }
 }
 
+/// The realm of the layer that admitted the request, for the step-up
+/// guard's challenge.
+#[derive(Clone)]
+pub(crate) struct Realm(pub(crate) Arc<str>);
+
+/// [`AuthUser`] on a route that needs a recent login (step-up, RFC 9470):
+/// the user proved themselves (logged in or reauthenticated) within the
+/// last `MAX_AGE` seconds, by the token's `auth_time`. Otherwise 401
+/// `insufficient_user_authentication` with
+/// `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age=MAX_AGE`:
+/// the client asks for the password again (`POST /auth/reauthenticate`)
+/// and retries with the new access token.
+///
+/// ```no_run
+/// use reissue_core::UserClaims;
+/// use reissue_tower::RecentAuth;
+///
+/// async fn change_password(user: RecentAuth<UserClaims, 300>) -> String {
+///     format!("{} may change the password", user.user_id)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentAuth<C, const MAX_AGE: u64>(pub AuthUser<C>);
+
+impl<C, const MAX_AGE: u64> Deref for RecentAuth<C, MAX_AGE> {
+    type Target = Identity<C>;
+
+    fn deref(&self) -> &Identity<C> {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, C: Claims, const MAX_AGE: u64> FromRequestParts<S> for RecentAuth<C, MAX_AGE> {
+    type Rejection = AuthUserRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = <AuthUser<C> as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        match user.require_recent_auth(MAX_AGE) {
+            Ok(()) => Ok(Self(user)),
+            Err(e) => {
+                let realm = parts
+                    .extensions
+                    .get::<Realm>()
+                    .map_or(reissue_core::DEFAULT_REALM, |r| &*r.0);
+                Err(AuthUserRejection {
+                    message: e.to_string(),
+                    reply: e.reply(realm),
+                })
+            }
+        }
+    }
+}
+
 /// A request with its body read into memory, as reissue-core's endpoint
 /// functions take it (`&impl HttpRequest` and `&[u8]`).
 ///

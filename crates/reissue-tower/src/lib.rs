@@ -149,7 +149,7 @@ pub use auth::{ReissueLayer, ReissueService, ResponseBody, ResponseFuture};
 #[cfg(feature = "axum")]
 pub use drain::{DrainBody, DrainBodyLayer, DrainFuture};
 #[cfg(feature = "axum")]
-pub use extract::{AuthUser, AuthUserRejection, BufferedRequest};
+pub use extract::{AuthUser, AuthUserRejection, BufferedRequest, RecentAuth};
 #[cfg(feature = "axum")]
 pub use reply::ReplyResponse;
 pub use request::RequestHead;

@@ -8,8 +8,8 @@ use std::net::TcpListener;
 
 use actix_web::web::{self, ThinData};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use example_common::{ADMIN_ROLE, AppState};
-use reissue_actix::{AuthUser, BufferedRequest, ReissueMiddleware, into_response};
+use example_common::{ADMIN_ROLE, AppState, PASSWORD_CHANGE_MAX_AGE};
+use reissue_actix::{AuthUser, BufferedRequest, RecentAuth, ReissueMiddleware, into_response};
 use reissue_core::UserClaims;
 
 /// Serves the app on `listener` until the server is stopped (Ctrl-C, or the
@@ -32,6 +32,13 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
                 web::resource("/me").route(
                     web::get()
                         .to(me)
+                        .wrap(ReissueMiddleware::new(verifier.clone())),
+                ),
+            )
+            .service(
+                web::resource("/account/password").route(
+                    web::post()
+                        .to(change_password)
                         .wrap(ReissueMiddleware::new(verifier.clone())),
                 ),
             )
@@ -73,6 +80,14 @@ async fn signup(state: ThinData<AppState>, req: BufferedRequest) -> HttpResponse
 
 async fn me(user: AuthUser<UserClaims>) -> HttpResponse {
     into_response(AppState::me(&user))
+}
+
+async fn change_password(
+    state: ThinData<AppState>,
+    user: RecentAuth<UserClaims, PASSWORD_CHANGE_MAX_AGE>,
+    req: BufferedRequest,
+) -> HttpResponse {
+    into_response(state.change_password(&user, &req, req.body()).await)
 }
 
 async fn admin_logout(state: ThinData<AppState>, req: HttpRequest) -> HttpResponse {

@@ -12,9 +12,11 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, State};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use example_common::{ADMIN_ROLE, AppState};
+use example_common::{ADMIN_ROLE, AppState, PASSWORD_CHANGE_MAX_AGE};
 use reissue_core::UserClaims;
-use reissue_tower::{AuthUser, BufferedRequest, DrainBodyLayer, ReissueLayer, ReplyResponse};
+use reissue_tower::{
+    AuthUser, BufferedRequest, DrainBodyLayer, RecentAuth, ReissueLayer, ReplyResponse,
+};
 
 /// The application: the demo page at `/`, `/health`, `/metrics`,
 /// `/openapi.json`, `/signup`, `/me`, `/admin/users/{id}/logout` and the
@@ -23,6 +25,7 @@ pub fn app(state: AppState) -> Router {
     let verifier = state.reissue.verifier().clone();
     let protected = Router::new()
         .route("/me", get(me))
+        .route("/account/password", post(change_password))
         .route_layer(ReissueLayer::new(verifier.clone()));
     let admin = Router::new()
         .route("/admin/users/{id}/logout", post(admin_logout))
@@ -83,6 +86,14 @@ async fn signup(State(state): State<AppState>, req: BufferedRequest) -> ReplyRes
 
 async fn me(user: AuthUser<UserClaims>) -> ReplyResponse {
     AppState::me(&user).into()
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    user: RecentAuth<UserClaims, PASSWORD_CHANGE_MAX_AGE>,
+    req: BufferedRequest,
+) -> ReplyResponse {
+    state.change_password(&user, &req, req.body()).await.into()
 }
 
 async fn admin_logout(

@@ -109,6 +109,20 @@ struct Signup {
     password: String,
 }
 
+/// The body of `POST /account/password`.
+#[derive(Deserialize, utoipa::ToSchema)]
+struct PasswordChange {
+    /// The password now.
+    #[schema(format = Password)]
+    current_password: String,
+    /// At least 8 characters.
+    #[schema(format = Password)]
+    new_password: String,
+}
+
+/// How recent a login `POST /account/password` needs, seconds.
+pub const PASSWORD_CHANGE_MAX_AGE: u64 = 300;
+
 fn error(status: u16, code: &str, description: &str) -> Reply {
     Reply::json(
         status,
@@ -239,6 +253,48 @@ impl AppState {
                 sid: identity.session_id.as_str(),
             },
         )
+    }
+
+    /// `POST /account/password` (behind the step-up guard, a login within
+    /// [`PASSWORD_CHANGE_MAX_AGE`]): `{"current_password","new_password"}`
+    /// → 204, the password changed and every other session of the user
+    /// ended (the caller's goes on); 401 `invalid_credentials` for a wrong
+    /// current password; 400 for a new one under 8 characters.
+    pub async fn change_password(
+        &self,
+        identity: &Identity<UserClaims>,
+        req: &impl HttpRequest,
+        body: &[u8],
+    ) -> Reply {
+        let change: PasswordChange = match json_body(req, body) {
+            Ok(change) => change,
+            Err(e) => return self.reissue.reply(&e),
+        };
+        let result = async {
+            let id: i64 = identity
+                .user_id
+                .parse()
+                .map_err(|_| reissue_core::Error::InvalidCredentials)?;
+            // The current password is checked as a login checks it (the
+            // same hash, the same answer for a wrong one).
+            let check = EmailPassword::new(identity.claims.email.clone(), change.current_password);
+            let who = self.reissue.authenticator().authenticate(check).await?;
+            if who.user_id != identity.user_id {
+                return Err(reissue_core::Error::InvalidCredentials);
+            }
+            self.users
+                .set_password(id, &change.new_password)
+                .await
+                .map_err(reissue_core::Error::from)?;
+            self.reissue
+                .credentials_changed(&identity.user_id, Some(&identity.session_id))
+                .await
+        }
+        .await;
+        match result {
+            Ok(_) => Reply::no_content(),
+            Err(e) => self.reissue.reply(&e),
+        }
     }
 
     /// `POST /admin/users/{id}/logout`: forced logout of every session of a user.

@@ -17,7 +17,7 @@ use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Type};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, Required};
 
-use crate::{ADMIN_ROLE, AppState, AppUsers, Signup};
+use crate::{ADMIN_ROLE, AppState, AppUsers, PasswordChange, Signup};
 
 /// The tag of the app's own routes.
 const TAG: &str = "app";
@@ -87,6 +87,7 @@ pub(crate) fn document(reissue: &Reissue<AppUsers>) -> OpenApi {
         .components(Some(
             ComponentsBuilder::new()
                 .schema_from::<Signup>()
+                .schema_from::<PasswordChange>()
                 .schema_from::<SignedUp>()
                 .schema_from::<Health>()
                 .schema_from::<Me<'static>>()
@@ -212,6 +213,47 @@ fn own_routes(auth: &AuthApi) -> Vec<(HttpMethod, &'static str, utoipa::openapi:
             auth.protected(op("me", "The caller, as the access token says"), None)
                 .response("200", json_of("The caller", "Me"))
                 .build(),
+        ),
+        (
+            HttpMethod::Post,
+            "/account/password",
+            auth.protected_recent(
+                op(
+                    "changePassword",
+                    "Change the password: every other session of the user ends",
+                ),
+                None,
+                crate::PASSWORD_CHANGE_MAX_AGE,
+            )
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("PasswordChange")))
+                            .build(),
+                    )
+                    .build(),
+            ))
+            .response(
+                "204",
+                ResponseBuilder::new()
+                    .description(
+                        "The password changed; the caller's session goes on, the others ended",
+                    )
+                    .build(),
+            )
+            .response(
+                "400",
+                error_response(
+                    "The body is not JSON with `current_password` and `new_password`, or the \
+                     new password is under 8 characters (or a malformed `Authorization`)",
+                    &["invalid_request"],
+                )
+                .build(),
+            )
+            .build(),
         ),
         (
             HttpMethod::Post,

@@ -147,10 +147,7 @@ impl Authenticator for Users {
         if !verified.is_match() {
             return Err(Error::InvalidCredentials);
         }
-        Ok(Authenticated::new(
-            id.to_string(),
-            UserClaims::new(email, Vec::new()),
-        ))
+        Ok(Authenticated::new(id.to_string(), UserClaims::new(email, Vec::new())).amr(["pwd"]))
     }
 }
 

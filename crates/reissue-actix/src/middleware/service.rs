@@ -8,7 +8,7 @@ use reissue_core::{Admission, Claims, Gate};
 
 use super::future::ResponseFuture;
 use crate::RequestHead;
-use crate::extract::Anonymous;
+use crate::extract::{Anonymous, Realm};
 use crate::response::into_response;
 
 /// The service [`ReissueMiddleware`](super::ReissueMiddleware) wraps around a
@@ -52,6 +52,8 @@ where
             // nothing is boxed.
             Admission::Ready(Ok(Some(identity))) => {
                 req.extensions_mut().insert(identity);
+                req.extensions_mut()
+                    .insert(Realm(self.gate.verifier().realm()));
                 ResponseFuture::inner(self.service.call(req))
             }
             Admission::Ready(Ok(None)) => {
@@ -69,6 +71,7 @@ where
                     match pending.confirm().await {
                         Ok(identity) => {
                             req.extensions_mut().insert(identity);
+                            req.extensions_mut().insert(Realm(gate.verifier().realm()));
                             service
                                 .call(req)
                                 .await

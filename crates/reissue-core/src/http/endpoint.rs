@@ -261,6 +261,36 @@ impl<A: Authenticator> crate::Reissue<A> {
         self.clear_cookie_on(req, reply, &[401])
     }
 
+    /// `POST /auth/reauthenticate`: the access token and the login's JSON
+    /// credentials → 200 a new pair for the same session, with a fresh
+    /// `auth_time` (step-up, RFC 9470).
+    pub async fn serve_reauthenticate(&self, req: &impl HttpRequest, body: &[u8]) -> Reply {
+        let span = operation_span!("reissue.reauthenticate");
+        self.respond(
+            &span,
+            async {
+                let id = self.verifier().authenticate_live(req).await?;
+                record_session(&id.user_id, &id.session_id);
+                let credentials: A::Credentials = json_body(req, body)?;
+                let device = req
+                    .header("reissue-device")
+                    .and_then(|v| std::str::from_utf8(v).ok());
+                let pair = self
+                    .reauthenticate(
+                        &id.user_id,
+                        &id.session_id,
+                        credentials,
+                        &self.client_of(req),
+                        device,
+                    )
+                    .await?;
+                Ok(self.token_reply(req, &pair))
+            }
+            .instrument(span.clone())
+            .await,
+        )
+    }
+
     /// `POST /auth/logout`: the access token, or a refresh token in JSON or
     /// the cookie → 204; in cookie mode the cookie is removed (also on 401:
     /// a session that cannot be named is over for this browser).

@@ -83,6 +83,7 @@ pub const ERROR_CODES: &[&str] = &[
     "access_denied",
     "not_found",
     "temporarily_unavailable",
+    "insufficient_user_authentication",
 ];
 
 /// Security scheme: an access token as `Authorization: Bearer`.
@@ -202,6 +203,7 @@ impl AuthApi {
             Endpoint::Sessions => self.sessions(),
             Endpoint::RevokeSession => self.revoke_session(),
             Endpoint::Jwks => self.jwks(),
+            Endpoint::Reauthenticate => self.reauthenticate(),
         });
         let mut paths = Paths::new();
         for ((method, path), operation) in self.routes().into_iter().zip(operations) {
@@ -252,6 +254,35 @@ impl AuthApi {
                 ),
             ),
         }
+    }
+
+    /// [`protected`](Self::protected) for a route that also needs a login
+    /// within the last `max_age` seconds (`RecentAuth`): 401 then also
+    /// covers `insufficient_user_authentication` (RFC 9470), whose challenge
+    /// carries `max_age`.
+    pub fn protected_recent(
+        &self,
+        operation: OperationBuilder,
+        role: Option<&str>,
+        max_age: u64,
+    ) -> OperationBuilder {
+        self.protected(operation, role).response(
+            "401",
+            self.error(
+                &format!(
+                    "No bearer token (`unauthorized`), one that fails verification or whose \
+                     session has ended (`invalid_token`), or no login within the last \
+                     {max_age} s (`insufficient_user_authentication`, with \
+                     `max_age={max_age}` in the challenge: `POST reauthenticate`)"
+                ),
+                &[
+                    "unauthorized",
+                    "invalid_token",
+                    "insufficient_user_authentication",
+                ],
+                Challenge::WwwAuthenticate,
+            ),
+        )
     }
 
     /// 503 `temporarily_unavailable` with `Retry-After`, for an
@@ -609,6 +640,63 @@ impl AuthApi {
             .build()
     }
 
+    fn reauthenticate(&self) -> Operation {
+        let op = self.operation(
+            "reauthenticate",
+            "Step-up: prove the password again for a fresh auth_time",
+            "With the access token and the login's credentials, answers a new pair for the \
+             same session (`sid` unchanged) whose `auth_time` is now: for routes that need a \
+             recent login (401 `insufficient_user_authentication`, RFC 9470). Counted against \
+             login throttling like a login; the refresh token the session had is spent.",
+        );
+        self.access_security(self.with_transport(op))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .description(Some(
+                        "The application's credentials, at most 16 KiB of JSON",
+                    ))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name(self.credentials.0.clone())))
+                            .build(),
+                    )
+                    .build(),
+            ))
+            .response("200", self.token_response("The session's new tokens"))
+            .response(
+                "400",
+                self.error(
+                    "A malformed `Authorization` header, or a body that is not JSON, lacks a \
+                     field, is over 16 KiB, or cannot name an account",
+                    &["invalid_request"],
+                    Challenge::WwwAuthenticate,
+                ),
+            )
+            .response(
+                "401",
+                self.error(
+                    "No bearer token (`unauthorized`), one that fails verification or whose \
+                     session has ended (`invalid_token`), or the wrong password or another \
+                     account's (`invalid_credentials`)",
+                    &["unauthorized", "invalid_token", "invalid_credentials"],
+                    Challenge::WwwAuthenticate,
+                ),
+            )
+            .response("403", self.access_denied(true))
+            .response(
+                "429",
+                self.error(
+                    "Too many attempts for this account (from this network, or from all)",
+                    &["too_many_attempts"],
+                    Challenge::RetryAfter,
+                ),
+            )
+            .response("503", self.unavailable())
+            .build()
+    }
+
     fn revoke_session(&self) -> Operation {
         let op = self.operation(
             "revokeSession",
@@ -867,6 +955,7 @@ mod tests {
             Error::InvalidToken(TokenRejection::Expired),
             Error::InsufficientScope("admin".into()),
             Error::InvalidCredentials,
+            Error::InsufficientUserAuthentication { max_age: 300 },
             Error::TooManyAttempts { retry_after: 1 },
             Error::InvalidRequest("x".into()),
             Error::AccessDenied,
@@ -886,6 +975,7 @@ mod tests {
                 | Error::InvalidToken(_)
                 | Error::InsufficientScope(_)
                 | Error::InvalidCredentials
+                | Error::InsufficientUserAuthentication { .. }
                 | Error::TooManyAttempts { .. }
                 | Error::InvalidRequest(_)
                 | Error::AccessDenied

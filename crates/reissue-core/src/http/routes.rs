@@ -50,6 +50,8 @@ pub enum Endpoint {
     RevokeSession,
     /// [`Reissue::serve_jwks`]
     Jwks,
+    /// [`Reissue::serve_reauthenticate`]
+    Reauthenticate,
 }
 
 /// One route: `method` on `prefix + path` is served by `endpoint`.
@@ -77,6 +79,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::Get, "/sessions", Endpoint::Sessions),
     route(Method::Delete, "/sessions/{sid}", Endpoint::RevokeSession),
     route(Method::Get, "/jwks.json", Endpoint::Jwks),
+    route(Method::Post, "/reauthenticate", Endpoint::Reauthenticate),
 ];
 
 const fn route(method: Method, path: &'static str, endpoint: Endpoint) -> Route {
@@ -116,6 +119,7 @@ impl<A: Authenticator> Reissue<A> {
             Endpoint::Sessions => self.serve_sessions(req).await,
             Endpoint::RevokeSession => self.serve_revoke_session(req, sid).await,
             Endpoint::Jwks => self.serve_jwks(),
+            Endpoint::Reauthenticate => self.serve_reauthenticate(req, body).await,
         }
     }
 }
@@ -128,7 +132,7 @@ mod tests {
     fn each_endpoint_once_each_path_once() {
         let mut endpoints: Vec<_> = ROUTES.iter().map(|r| r.endpoint).collect();
         endpoints.dedup();
-        assert_eq!(endpoints.len(), 7);
+        assert_eq!(endpoints.len(), 8);
         let mut paths: Vec<_> = ROUTES.iter().map(|r| r.path).collect();
         paths.sort_unstable();
         paths.dedup();

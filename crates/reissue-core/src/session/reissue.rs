@@ -13,14 +13,14 @@ use crate::clock::{Clock, now_millis};
 use crate::metering::{Metered, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
-    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, Retention, RotateRequest,
-    Rotation, SessionInfo, SessionStore, Successor,
+    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, RenewRequest, Retention,
+    RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::verifier::VerifierInner;
 use crate::{
-    AuditSink, Authenticator, Config, Error, KeySet, Result, RevocationMode, Revocations,
-    SessionId, TokenCodec, TokenRejection, Verifier,
+    AuditSink, Authentication, Authenticator, Config, Error, KeySet, Result, RevocationMode,
+    Revocations, SessionId, TokenCodec, TokenRejection, Verifier,
 };
 
 /// A token response (RFC 6749 §5.1).
@@ -35,10 +35,11 @@ pub struct TokenPair {
     /// Always `Bearer`.
     #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
-    /// Seconds until the access token expires.
+    /// Seconds until the access token expires: its own lifetime, jittered
+    /// ([`Config::access_ttl_jitter`]) and cut at the session's end.
     pub expires_in: u64,
     /// Seconds until the refresh token expires unless used, from when the
-    /// store issued it (its `exp - iat`: a retry within the grace window gets
+    /// store issued it (its `exp - iat`: a replay gets
     /// the same token and the same figure).
     pub refresh_expires_in: u64,
     /// At login: the device token to send back in the `Reissue-Device`
@@ -195,7 +196,8 @@ impl<A: Authenticator> ReissueBuilder<A> {
             RevocationMode::Strict => Some(Arc::new(Revocations::new(keep))),
             RevocationMode::Stateless => None,
         };
-        let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs());
+        let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs())
+            .client_id(c.client_id_or_audience());
         let verifier = Verifier::from_inner(
             Arc::new(VerifierInner {
                 codec,
@@ -203,7 +205,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 mode: c.revocation,
                 revocations,
                 fail_closed_while_unsure: c.fail_closed_while_unsure,
-                realm: c.realm.clone(),
+                realm: c.realm.as_str().into(),
             }),
             c.verified_token_cache,
         );
@@ -410,34 +412,52 @@ impl<A: Authenticator> Reissue<A> {
         }
     }
 
-    fn mint(
+    /// The lifetime of one access token, seconds: the configured one varied
+    /// at random by up to the jitter fraction either way, at least 1 s.
+    fn access_lifetime(&self) -> u64 {
+        let c = &self.inner.config;
+        let ttl = c.access_ttl.as_secs_f64();
+        let jitter = if c.access_ttl_jitter > 0.0 {
+            ttl * c.access_ttl_jitter * rand::random_range(-1.0..=1.0)
+        } else {
+            0.0
+        };
+        ((ttl + jitter).round() as u64).max(1)
+    }
+
+    /// The token pair of a session's state `s`: a fresh access token and the
+    /// refresh token of `s`'s generation. The refresh token carries `claims`
+    /// and `auth` on, so the next rotation (or a replay, on any instance)
+    /// mints the same from it.
+    pub(crate) fn mint(
         &self,
         user_id: &str,
         sid: &SessionId,
         claims: &A::Claims,
+        auth: &Authentication,
         s: &Successor,
     ) -> Result<TokenPair> {
         if !self.inner.claims_named {
             crate::tokens::reserved::check_members(claims)?;
         }
-        let c = &self.inner.config;
         let now = secs((self.inner.clock)());
-        let access_exp = (now + c.access_ttl.as_secs())
+        let access_exp = (now + self.access_lifetime())
             .min(secs(s.absolute_expiry_ms))
             .max(now + 1);
         let access_token =
             self.tokens()
-                .issue_access(user_id, sid, claims, now, access_exp - now)?;
+                .issue_access_with(user_id, sid, claims, auth, now, access_exp - now)?;
         // The refresh token's times are the store's: a replay on any instance
         // re-mints the same token.
         let (refresh_iat, refresh_exp) = (secs(s.rotated_at_ms), secs(s.expires_at_ms));
-        let refresh_token = self.tokens().issue_refresh(
+        let refresh_token = self.tokens().issue_refresh_with(
             user_id,
             sid,
             s.generation,
             refresh_iat,
             refresh_exp,
             claims,
+            auth,
         )?;
         Ok(TokenPair {
             access_token,
@@ -557,8 +577,10 @@ impl<A: Authenticator> Reissue<A> {
                     .reason("max_sessions"),
             );
         }
-        let mut pair = self.mint(&user.user_id, &sid, &user.claims, &created.first)?;
-        pair.device_token = attempt.device_token(c, self.tokens(), secs((self.inner.clock)()))?;
+        let now = secs((self.inner.clock)());
+        let auth = Authentication::new(now, user.amr);
+        let mut pair = self.mint(&user.user_id, &sid, &user.claims, &auth, &created.first)?;
+        pair.device_token = attempt.device_token(c, self.tokens(), now)?;
         let event = AuditEvent::new(AuditKind::Login)
             .user(&user.user_id)
             .session(&sid)
@@ -567,15 +589,121 @@ impl<A: Authenticator> Reissue<A> {
         Ok(pair)
     }
 
+    /// Step-up (RFC 9470): the user of a live session proves themselves
+    /// again with `credentials`, for routes that need a recent login. The
+    /// attempt is counted as a login is ([`Reissue::login`]), so a wrong
+    /// password is a failed attempt; credentials of another account are
+    /// wrong credentials. The session keeps its `sid` and rotates to a new
+    /// generation (the refresh token it had is spent as by a reissue); the
+    /// new pair carries a fresh `auth_time` and the claims the
+    /// authenticator gives now. A session that ended meanwhile (a logout
+    /// racing this) stays ended: 401 `invalid_token`.
+    pub async fn reauthenticate(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+        device_token: Option<&str>,
+    ) -> Result<TokenPair> {
+        let c = &self.inner.config;
+        self.check_address_known(Stage::Login, client)?;
+        let account_key = self.inner.authenticator.account_key(&credentials)?;
+        let decision = self.check_policy(Stage::Login, user_id, Some(sid), client, None);
+        if decision != Decision::Allow {
+            return Err(self
+                .refuse(&decision, Stage::Login, user_id, Some(sid), client)
+                .await);
+        }
+        let attempt = Attempt::new(
+            &*self.inner.throttle,
+            c,
+            &account_key,
+            client.ip,
+            device_token.map(|t| (t, self.tokens())),
+        );
+        if let Admission::Throttled { retry_after } = attempt.begin().await? {
+            self.emit(
+                AuditEvent::new(AuditKind::LoginThrottled)
+                    .user(attempt.account())
+                    .client(client),
+            );
+            return Err(Error::TooManyAttempts { retry_after });
+        }
+        let user = match self.inner.authenticator.authenticate(credentials).await {
+            // Another account's password proves nothing about this session:
+            // it stays counted, as a wrong one does.
+            Ok(user) if user.user_id == user_id => user,
+            Ok(_) | Err(Error::InvalidCredentials) => {
+                self.emit(
+                    AuditEvent::new(AuditKind::LoginFailed)
+                        .user(attempt.account())
+                        .session(sid)
+                        .client(client),
+                );
+                return Err(Error::InvalidCredentials);
+            }
+            Err(e) => {
+                attempt.undecided().await;
+                return Err(e);
+            }
+        };
+        let renewal = RenewRequest::new(user_id, sid, c.refresh_ttl, client);
+        let (_, renewed) =
+            tokio::try_join!(attempt.succeeded(), self.inner.sessions.renew(&renewal))?;
+        let successor = renewed.ok_or(Error::InvalidToken(TokenRejection::SessionRevoked))?;
+        let auth = Authentication::new(secs((self.inner.clock)()), user.amr);
+        let pair = self.mint(user_id, sid, &user.claims, &auth, &successor)?;
+        self.emit(
+            AuditEvent::new(AuditKind::Reauthenticated)
+                .user(user_id)
+                .session(sid)
+                .client(client),
+        );
+        Ok(pair)
+    }
+
+    /// The user's credentials changed (a new password, new roles): ends
+    /// every session of the user except `keep` (the session that made the
+    /// change, if it should go on), and returns how many ended. In instant
+    /// mode their access tokens are refused at once on every instance, as
+    /// after a logout-all; with `keep` set, a session created while this
+    /// runs may survive, so change the credentials first.
+    pub async fn credentials_changed(
+        &self,
+        user_id: &str,
+        keep: Option<&SessionId>,
+    ) -> Result<usize> {
+        let ended = match keep {
+            None => self.end_all(user_id).await?.len(),
+            Some(keep) => {
+                let mut n = 0;
+                for s in self.inner.sessions.list(user_id).await? {
+                    if s.sid != *keep && self.end_session(user_id, &s.sid).await? {
+                        n += 1;
+                    }
+                }
+                n
+            }
+        };
+        self.inner.metrics.revoked("credentials_changed", ended);
+        self.emit(
+            AuditEvent::new(AuditKind::CredentialsChanged)
+                .user(user_id)
+                .reason(format!("{ended} sessions")),
+        );
+        Ok(ended)
+    }
+
     /// Exchanges a refresh token for a new pair, spending it. See CONTRACT.md
-    /// "Rotation, reuse and races" for the grace window and reuse detection.
+    /// "Rotation, reuse and races" for replays and reuse detection.
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
         let result = self.reissue_counted(refresh_token, client).await;
         self.inner.metrics.reissue(&result);
         result.map(|(pair, _)| pair)
     }
 
-    /// [`Reissue::reissue`], and whether it was a grace-window replay.
+    /// [`Reissue::reissue`], and whether it was a replay.
     async fn reissue_counted(
         &self,
         refresh_token: &str,
@@ -636,7 +764,8 @@ impl<A: Authenticator> Reissue<A> {
                 .refuse(&decision, Stage::Reissue, &rt.sub, Some(&rt.sid), client)
                 .await);
         }
-        let pair = self.mint(&rt.sub, &rt.sid, &claims, &successor)?;
+        // auth_time and amr stay the login's across rotations.
+        let pair = self.mint(&rt.sub, &rt.sid, &claims, &rt.authentication, &successor)?;
         let event = AuditEvent::new(kind)
             .user(&rt.sub)
             .session(&rt.sid)

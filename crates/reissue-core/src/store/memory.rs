@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use super::{
     Admission, AttemptEnd, ClientMeta, Counter, Created, LoginAttempt, LoginThrottle, NewSession,
-    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
-    idle_expiry,
+    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore,
+    Successor, idle_expiry,
 };
 use crate::clock::now_millis;
 use crate::verification::revocation::Revocations;
@@ -215,15 +215,36 @@ impl SessionStore for MemoryStore {
                 e.client = stored(r.client);
                 Rotation::Rotated(e.successor())
             } else if r.generation + 1 == e.generation
-                && !r.grace.is_zero()
-                && now.saturating_sub(e.rotated_at_ms) <= r.grace.as_millis() as u64
+                && r.grace.is_none_or(|cap| {
+                    !cap.is_zero() && now.saturating_sub(e.rotated_at_ms) <= cap.as_millis() as u64
+                })
             {
+                // The current generation is the presented one's successor,
+                // so that successor has never been presented: a rotation
+                // would have moved the generation on.
                 Rotation::Replayed(e.successor())
             } else {
                 sessions.remove(r.sid);
                 state.ended([r.sid]);
                 Rotation::Reused
             }
+        }))
+    }
+
+    async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
+        Ok(self.with(|state, now| {
+            let sessions = state.sessions(r.user_id, now)?;
+            let e = sessions.get_mut(r.sid)?;
+            if now >= e.absolute_expiry_ms {
+                sessions.remove(r.sid);
+                return None;
+            }
+            e.generation += 1;
+            e.rotated_at_ms = now;
+            e.last_used_ms = now;
+            e.expires_ms = idle_expiry(now, r.idle_ttl, e.absolute_expiry_ms);
+            e.client = stored(r.client);
+            Some(e.successor())
         }))
     }
 

@@ -94,8 +94,10 @@ pub struct RotateRequest<'a> {
     pub sid: &'a SessionId,
     /// The generation the presented refresh token carries.
     pub generation: u64,
-    /// How long a spent token still gets the same successor.
-    pub grace: Duration,
+    /// A cap on how long the predecessor of the current token (spent, its
+    /// successor never presented) still gets that successor: `None`, until
+    /// the successor is used, within the session's lifetimes; zero, never.
+    pub grace: Option<Duration>,
     /// The idle lifetime to renew.
     pub idle_ttl: Duration,
     /// The client now.
@@ -115,7 +117,7 @@ impl<'a> RotateRequest<'a> {
         user_id: &'a str,
         sid: &'a SessionId,
         generation: u64,
-        grace: Duration,
+        grace: impl Into<Option<Duration>>,
         idle_ttl: Duration,
         client: &'a ClientMeta,
     ) -> Self {
@@ -123,11 +125,43 @@ impl<'a> RotateRequest<'a> {
             user_id,
             sid,
             generation,
-            grace,
+            grace: grace.into(),
             idle_ttl,
             client,
             issued_at_ms: 0,
             max_ahead: 0,
+        }
+    }
+}
+
+/// A session to rotate without a presented refresh token
+/// ([`SessionStore::renew`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RenewRequest<'a> {
+    /// The user (from the verified access token).
+    pub user_id: &'a str,
+    /// The session (from the verified access token).
+    pub sid: &'a SessionId,
+    /// The idle lifetime to renew.
+    pub idle_ttl: Duration,
+    /// The client now.
+    pub client: &'a ClientMeta,
+}
+
+impl<'a> RenewRequest<'a> {
+    /// A renewal of `sid`.
+    pub fn new(
+        user_id: &'a str,
+        sid: &'a SessionId,
+        idle_ttl: Duration,
+        client: &'a ClientMeta,
+    ) -> Self {
+        Self {
+            user_id,
+            sid,
+            idle_ttl,
+            client,
         }
     }
 }
@@ -165,10 +199,12 @@ pub struct Successor {
 pub enum Rotation {
     /// The presented token was current: it is now spent, and this is its successor.
     Rotated(Successor),
-    /// The presented token was spent within the grace window: the same successor
-    /// as the first call, nothing changed.
+    /// The presented token was spent and its successor never presented
+    /// (within the cap, if one is configured): the same successor as the
+    /// first call, nothing changed.
     Replayed(Successor),
-    /// A spent token after the grace window, or an older one: the session was revoked.
+    /// A spent token whose successor was presented (or past the cap), or an
+    /// older one: the session was revoked.
     Reused,
     /// No such session (logged out, revoked, expired).
     NotFound,
@@ -356,6 +392,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// [`Config::lost_write_tolerance`](crate::Config::lost_write_tolerance)):
     /// the session goes on from it.
     async fn rotate(&self, request: &RotateRequest<'_>) -> Result<Rotation>;
+
+    /// Rotates the session to a new generation without a refresh token
+    /// being presented, as a rotation of its current one would: a
+    /// reauthentication, proven by the password instead. Renews the idle
+    /// lifetime and the client like a rotation; the refresh token it
+    /// replaces is then spent as though it had been rotated. `None` when the
+    /// session is not live (ended, expired): it is never recreated.
+    async fn renew(&self, request: &RenewRequest<'_>) -> Result<Option<Successor>>;
 
     /// Ends one session; `false` if it did not exist.
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool>;

@@ -51,8 +51,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::store::{
-    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, RotateRequest,
-    Rotation, Successor,
+    Admission, AttemptEnd, ClientMeta, LoginAttempt, NewSession, RefreshStore, RenewRequest,
+    RotateRequest, Rotation, Successor,
 };
 use crate::{
     Algorithm, Authenticated, Authenticator, Config, Country, Error, Key, KeySet, Reissue,
@@ -81,6 +81,7 @@ macro_rules! store_suite {
     create_list_is_live,
     are_live_answers_each_in_order,
     rotate_happy_path,
+    renew_rotates_without_a_token,
     replay_within_grace_changes_nothing,
     reuse_after_grace_revokes,
     older_generation_is_reuse,
@@ -387,6 +388,41 @@ pub async fn rotate_happy_path(store: Store) {
     );
     assert_eq!(list[0].client.country, None);
     assert_eq!(list[0].client.user_agent.as_deref(), Some("curl/8"));
+}
+
+/// Scenario: renew rotates a live session without a token.
+pub async fn renew_rotates_without_a_token(store: Store) {
+    let sid = create(&store, "alice").await;
+    let s2 = rotated(rotate(&store, "alice", &sid, 1).await);
+    let client = ClientMeta::new(Some("203.0.113.9".parse().unwrap()), None, Some("curl/8"));
+    let renewed = store
+        .renew(&RenewRequest::new("alice", &sid, IDLE, &client))
+        .await
+        .unwrap()
+        .expect("a live session renews");
+    assert_eq!(renewed.generation, s2.generation + 1, "a new generation");
+    assert!(renewed.rotated_at_ms >= s2.rotated_at_ms);
+    assert_eq!(renewed.absolute_expiry_ms, s2.absolute_expiry_ms);
+    let list = store.list("alice").await.unwrap();
+    assert_eq!(list.len(), 1, "the same session, not another");
+    assert_eq!(list[0].sid, sid);
+    assert_eq!(list[0].client.ip, client.ip, "the client is recorded");
+    // The renewed generation rotates on; the one it replaced is spent.
+    let next = rotated(rotate(&store, "alice", &sid, renewed.generation).await);
+    assert_eq!(next.generation, renewed.generation + 1);
+    assert_eq!(
+        rotate(&store, "alice", &sid, s2.generation).await,
+        Rotation::Reused,
+        "the generation before the renewal is spent"
+    );
+    // An ended session is never renewed back to life.
+    let renewal = RenewRequest::new("alice", &sid, IDLE, &client);
+    assert_eq!(store.renew(&renewal).await.unwrap(), None);
+    let other = create(&store, "alice").await;
+    assert!(store.revoke("alice", &other).await.unwrap());
+    let renewal = RenewRequest::new("alice", &other, IDLE, &client);
+    assert_eq!(store.renew(&renewal).await.unwrap(), None);
+    assert_eq!(store.list("alice").await.unwrap(), vec![]);
 }
 
 /// Scenario: replay within grace changes nothing.

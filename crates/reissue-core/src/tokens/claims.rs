@@ -79,6 +79,20 @@ pub struct AccessClaims<C> {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// The client the token was issued to (RFC 9068 §2.2;
+    /// [`Config::client_id`](crate::Config::client_id)). `None` only in a
+    /// token minted before reissue set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// When the user last proved themselves in this session (the login that
+    /// started it), Unix seconds; the same across rotations. `None` only in
+    /// a token minted before reissue set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// How they proved themselves (RFC 8176, e.g. `["pwd"]`), where the
+    /// authenticator said so; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// The application's claims.
     #[serde(flatten)]
     pub app: C,
@@ -105,4 +119,34 @@ pub struct RefreshClaims {
     pub iat: u64,
     /// Expires at, Unix seconds.
     pub exp: u64,
+    /// When and how the user proved themselves; carried into every
+    /// successor unchanged. Empty in a token minted before reissue set it.
+    #[serde(flatten)]
+    pub authentication: Authentication,
+}
+
+/// When and how the user proved themselves in a session: `auth_time` and
+/// `amr` of its access tokens. A refresh token carries it, so that every
+/// rotation, and every replay on any instance, hands the same one on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Authentication {
+    /// When, Unix seconds (`None` in a session started before reissue
+    /// recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// How (RFC 8176 method names, e.g. `["pwd"]`); empty when the
+    /// authenticator did not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+impl Authentication {
+    /// An authentication at `auth_time` (Unix seconds) by the methods `amr`.
+    pub fn new(auth_time: u64, amr: Vec<String>) -> Self {
+        Self {
+            auth_time: Some(auth_time),
+            amr,
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use jsonwebtoken::{Header, Validation};
 
 use crate::clock::now_secs;
-use crate::tokens::claims::{AccessClaims, RefreshClaims};
+use crate::tokens::claims::{AccessClaims, Authentication, RefreshClaims};
 use crate::tokens::keys::KeySet;
 use crate::{Claims, Error, Result, SessionId, TokenRejection};
 
@@ -25,6 +25,7 @@ pub struct TokenCodec {
     keys: KeySet,
     issuer: String,
     audience: String,
+    client_id: String,
     access_header: Header,
     refresh_header: Header,
 }
@@ -52,9 +53,18 @@ impl TokenCodec {
             keys,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            client_id: audience.to_owned(),
             access_header,
             refresh_header,
         }
+    }
+
+    /// The `client_id` access tokens carry (RFC 9068 §2.2; default the
+    /// audience).
+    #[must_use]
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = client_id.into();
+        self
     }
 
     /// The clock skew allowed on `exp` and `nbf`, seconds.
@@ -67,12 +77,28 @@ impl TokenCodec {
         &self.keys
     }
 
-    /// Signs an access token for a session, valid from `iat` for `ttl` seconds.
+    /// Signs an access token for a session, valid from `iat` for `ttl`
+    /// seconds, without `auth_time` or `amr` (see
+    /// [`issue_access_with`](Self::issue_access_with)).
     pub fn issue_access<C: Claims>(
         &self,
         user_id: &str,
         sid: &SessionId,
         app: &C,
+        iat: u64,
+        ttl: u64,
+    ) -> Result<String> {
+        self.issue_access_with(user_id, sid, app, &Authentication::default(), iat, ttl)
+    }
+
+    /// Signs an access token for a session authenticated as `auth` says
+    /// (its `auth_time` and `amr`), valid from `iat` for `ttl` seconds.
+    pub fn issue_access_with<C: Claims>(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        app: &C,
+        auth: &Authentication,
         iat: u64,
         ttl: u64,
     ) -> Result<String> {
@@ -85,6 +111,9 @@ impl TokenCodec {
             jti: base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, jti),
             iat,
             exp: iat + ttl,
+            client_id: Some(self.client_id.clone()),
+            auth_time: auth.auth_time,
+            amr: auth.amr.clone(),
             app: app.clone(),
         };
         self.sign(&self.access_header, &claims)
@@ -113,6 +142,24 @@ impl TokenCodec {
         exp: u64,
         app: &C,
     ) -> Result<String> {
+        let auth = Authentication::default();
+        self.issue_refresh_with(user_id, sid, generation, iat, exp, app, &auth)
+    }
+
+    /// [`issue_refresh`](Self::issue_refresh) for a session authenticated as
+    /// `auth` says: the token carries it (its `auth_time` and `amr`), so
+    /// that every successor, minted from it, carries the same.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_refresh_with<C: Claims>(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        generation: u64,
+        iat: u64,
+        exp: u64,
+        app: &C,
+        auth: &Authentication,
+    ) -> Result<String> {
         let claims = RefreshPayload {
             iss: &self.issuer,
             aud: &self.audience,
@@ -121,6 +168,7 @@ impl TokenCodec {
             generation,
             iat,
             exp,
+            auth,
             app,
         };
         self.sign(&self.refresh_header, &claims)
@@ -153,7 +201,9 @@ impl TokenCodec {
         )?;
         // An access token's iat is the clock of the instance that minted it,
         // so a future one means a skewed issuer or a forged lifetime.
-        if wire.iat > now_secs().saturating_add(self.leeway()) {
+        // Nor can the login it names lie ahead of now.
+        let latest = now_secs().saturating_add(self.leeway());
+        if wire.iat > latest || wire.auth_time.is_some_and(|t| t > latest) {
             return Err(Error::InvalidToken(TokenRejection::IssuedInFuture));
         }
         let app: C = claims_of(&payload)?;
@@ -165,6 +215,9 @@ impl TokenCodec {
             jti: wire.jti.into_owned(),
             iat: wire.iat,
             exp: wire.exp,
+            client_id: wire.client_id.map(Cow::into_owned),
+            auth_time: wire.auth_time,
+            amr: wire.amr,
             app,
         })
     }
@@ -216,6 +269,10 @@ impl TokenCodec {
             generation: wire.generation,
             iat: wire.iat,
             exp: wire.exp,
+            authentication: Authentication {
+                auth_time: wire.auth_time,
+                amr: wire.amr,
+            },
         };
         Ok((claims, wire.app))
     }
@@ -307,6 +364,13 @@ struct AccessWire<'a> {
     #[serde(borrow)]
     jti: Cow<'a, str>,
     iat: u64,
+    // Absent from tokens minted before reissue set them.
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    auth_time: Option<u64>,
+    #[serde(default)]
+    amr: Vec<String>,
 }
 
 /// The claims of a refresh token, likewise, and its `app` claims as `A`.
@@ -326,6 +390,11 @@ struct RefreshWire<'a, A> {
     #[serde(rename = "gen")]
     generation: u64,
     iat: u64,
+    // Absent from tokens minted before reissue set them.
+    #[serde(default)]
+    auth_time: Option<u64>,
+    #[serde(default)]
+    amr: Vec<String>,
     #[serde(default)]
     app: Option<A>,
 }
@@ -342,6 +411,8 @@ struct RefreshPayload<'a, C> {
     generation: u64,
     iat: u64,
     exp: u64,
+    #[serde(flatten)]
+    auth: &'a Authentication,
     app: &'a C,
 }
 

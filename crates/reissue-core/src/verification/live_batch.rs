@@ -238,7 +238,10 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::store::{Created, MemoryStore, NewSession, RotateRequest, Rotation, SessionInfo};
+    use crate::store::{
+        Created, MemoryStore, NewSession, RenewRequest, RotateRequest, Rotation, SessionInfo,
+        Successor,
+    };
 
     /// The memory store, each liveness call waiting for a permit of `gate`
     /// and recording how many checks it carried.
@@ -268,6 +271,9 @@ mod tests {
         }
         async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
             self.inner.rotate(r).await
+        }
+        async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
+            self.inner.renew(r).await
         }
         async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
             self.inner.revoke(user_id, sid).await

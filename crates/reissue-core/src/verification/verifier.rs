@@ -25,11 +25,33 @@ pub struct Identity<C> {
     pub token_id: String,
     /// When the access token expires, Unix seconds.
     pub expires_at: u64,
+    /// When the user last proved themselves in this session (`auth_time`),
+    /// Unix seconds; `None` for a token minted before reissue set it.
+    pub auth_time: Option<u64>,
+    /// How they did (`amr`, RFC 8176); empty when not known.
+    pub amr: Vec<String>,
     /// The application's claims.
     pub claims: C,
 }
 
 impl<C: Claims> Identity<C> {
+    /// [`require_recent_auth_at`](Self::require_recent_auth_at) now, by the
+    /// system clock: what the step-up guards of the adapters call.
+    pub fn require_recent_auth(&self, max_age: u64) -> Result<()> {
+        self.require_recent_auth_at(max_age, crate::clock::now_secs())
+    }
+
+    /// Fails with [`Error::InsufficientUserAuthentication`] (401, RFC 9470)
+    /// unless the user proved themselves within the last `max_age` seconds
+    /// by `now` (Unix seconds). A token without `auth_time` is not recent.
+    /// (One whose `auth_time` lies in the future never verifies.)
+    pub fn require_recent_auth_at(&self, max_age: u64, now: u64) -> Result<()> {
+        match self.auth_time {
+            Some(t) if now.saturating_sub(t) <= max_age => Ok(()),
+            _ => Err(Error::InsufficientUserAuthentication { max_age }),
+        }
+    }
+
     /// Fails with [`Error::InsufficientScope`] (403) unless every role is held.
     pub fn require_roles<S: AsRef<str>>(&self, roles: &[S]) -> Result<()> {
         match roles.iter().find(|r| !self.claims.has_role(r.as_ref())) {
@@ -50,7 +72,7 @@ pub(crate) struct VerifierInner {
     /// Instant mode: the ended sessions this instance has heard of.
     pub(crate) revocations: Option<Arc<Revocations>>,
     pub(crate) fail_closed_while_unsure: bool,
-    pub(crate) realm: String,
+    pub(crate) realm: Arc<str>,
 }
 
 /// What a protected request's session is known to be, without waiting.
@@ -110,7 +132,7 @@ impl<C: Claims> Verifier<C> {
                 mode: RevocationMode::Stateless,
                 revocations: None,
                 fail_closed_while_unsure: false,
-                realm: realm.into(),
+                realm: realm.into().into(),
             }),
             DEFAULT_CACHE_CAPACITY,
         )
@@ -143,6 +165,8 @@ impl<C: Claims> Verifier<C> {
             session_id: c.sid,
             token_id: c.jti,
             expires_at: c.exp,
+            auth_time: c.auth_time,
+            amr: c.amr,
             claims: c.app,
         });
         if let Some(cache) = &self.cache {
@@ -287,6 +311,12 @@ impl<C: Claims> Verifier<C> {
     /// adapters' middleware hold, and ask about every request.
     pub fn gate(&self, access: Access) -> Gate<C> {
         Gate::new(self.clone(), access)
+    }
+
+    /// The realm its challenges name, shared: the step-up guards render
+    /// their 401 with it.
+    pub fn realm(&self) -> Arc<str> {
+        self.inner.realm.clone()
     }
 
     /// Renders an error with this verifier's realm.

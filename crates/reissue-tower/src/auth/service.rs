@@ -67,6 +67,8 @@ pub(crate) fn settle<B, C: Claims>(
     match identity {
         Some(identity) => {
             req.extensions_mut().insert(identity);
+            req.extensions_mut()
+                .insert(crate::extract::Realm(gate.verifier().realm()));
         }
         None => {
             req.extensions_mut()

@@ -20,8 +20,8 @@ use super::record::{
 };
 use super::scripts::Scripts;
 use crate::store::{
-    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, Retention,
-    RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, RenewRequest,
+    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::revocation::Revocations;
 use crate::{Error, Result, SessionId};
@@ -265,7 +265,8 @@ impl SessionStore for RedisStore {
         let ms = |d: Duration| clamp(d.as_millis().min(u128::from(u64::MAX)) as u64);
         let numbers: Vec<u8> = [
             clamp(r.generation),
-            ms(r.grace),
+            // No cap: 2^53 ms, longer than any session may live.
+            r.grace.map_or(1 << 53, ms),
             ms(r.idle_ttl),
             u64::from(request_id),
             self.deadline(&clock).max(0) as u64,
@@ -318,6 +319,18 @@ impl SessionStore for RedisStore {
                 (2, s) => Ok(Rotation::Replayed(s)),
                 _ => Err(bad_reply()),
             },
+            _ => Err(bad_reply()),
+        }
+    }
+
+    async fn renew(&self, r: &RenewRequest<'_>) -> Result<Option<Successor>> {
+        // rotate.lua with generation 0, which stands for the current one:
+        // the same step as a rotation of the current token, without one.
+        let rotation =
+            RotateRequest::new(r.user_id, r.sid, 0, Duration::ZERO, r.idle_ttl, r.client);
+        match self.rotate(&rotation).await? {
+            Rotation::Rotated(s) => Ok(Some(s)),
+            Rotation::NotFound => Ok(None),
             _ => Err(bad_reply()),
         }
     }

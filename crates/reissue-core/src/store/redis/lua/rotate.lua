@@ -1,10 +1,11 @@
--- KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation,
--- grace, idle, request id, deadline, keep, the presented token's iat in ms,
--- how far ahead a lost write may be), client, sid. Returns {-1, now} past
--- the deadline (the caller's store clock learns from `now`), 0 not found
--- (ended), 3 reuse (the session is revoked; the end of the script is
--- rotate_reused.lua, after ended.lua), else one string,
--- struct '>BI4I6I6I6' (1 rotated or 2 replayed in the grace window,
+-- KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation (0:
+-- the current one, for a renewal), grace (the replay cap, ms; 2^53 when
+-- there is none), idle, request id, deadline, keep, the presented token's
+-- iat in ms, how far ahead a lost write may be), client, sid. Returns
+-- {-1, now} past the deadline (the caller's store clock learns from `now`),
+-- 0 not found (ended), 3 reuse (the session is revoked; the end of the
+-- script is rotate_reused.lua, after ended.lua), else one string,
+-- struct '>BI4I6I6I6' (1 rotated or 2 replayed, its successor unused,
 -- generation, rotated at, idle expiry, absolute expiry, ms) then the login
 -- country (2 bytes, "\0\0": none). One string costs Redis less than a table.
 --
@@ -32,6 +33,9 @@ if v then
 end
 if not i then return 0 end
 local g, c, r, a, x, q = struct.unpack('>I4I7I6I6I6I4', v, i + 24)
+-- Generation 0 (generations start at 1) asks for the current one: a
+-- renewal (reauthentication) rotates the session without a token.
+if p == 0 then p = g end
 local lc = string.sub(v, i + 57, i + 58)
 -- A token ahead of the store, signed by us, can only come from rotations the
 -- store lost (a failover before they reached the replica): bounded in how far
@@ -70,6 +74,8 @@ elseif live and p + 1 == g and q == rid then
   -- the store client resent this very call (its reply was lost): answer as the first time
   return struct.pack('>BI4I6I6I6', 1, g, r, x, a) .. lc
 elseif live and p + 1 == g and grace > 0 and now - r <= grace then
+  -- the predecessor of the current generation: its successor (g) has never
+  -- been presented, or g would have moved on. Replayable until then.
   return struct.pack('>BI4I6I6I6', 2, g, r, x, a) .. lc
 end
 -- dead (past its idle or absolute expiry) or reuse: the record goes
