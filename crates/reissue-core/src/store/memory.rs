@@ -132,7 +132,11 @@ struct StoreClock(Option<crate::clock::Clock>);
 
 impl std::fmt::Debug for StoreClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "injected" } else { "system" })
+        f.write_str(if self.0.is_some() {
+            "injected"
+        } else {
+            "system"
+        })
     }
 }
 
