@@ -2,6 +2,10 @@
 //!
 //! `cargo run --release -p reissue-benches -- [--quick] [--only <substring>] [--redis <url>] [--window <s>]`
 //!
+//! `cargo run --release -p reissue-benches -- soak --minutes 10`: the soak
+//! (two instances on a Redis of its own, mixed traffic; see `soak.rs` and
+//! docs/OPERATIONS.md, "Soak").
+//!
 //! Every HTTP row is a server started in-process on `127.0.0.1:0` (one worker
 //! thread) driven by the same load generator (one thread, a fixed number of
 //! keep-alive connections, a warm-up then a fixed window), all serving the
@@ -25,6 +29,7 @@ mod redis;
 mod report;
 mod rows;
 mod server;
+mod soak;
 mod storm;
 
 use std::path::{Path, PathBuf};
@@ -168,6 +173,10 @@ fn write(path: &Path, contents: &str) {
 }
 
 fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("soak") {
+        std::process::exit(soak::main(&argv[1..]));
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

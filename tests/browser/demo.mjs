@@ -1,7 +1,8 @@
 // The demo page and the cookie transport, end to end in a real browser:
 // Debian's headless Chromium driven by playwright-core, against an example
 // app. axum-app.test.mjs and actix-app.test.mjs run it against each, in
-// parallel. Run with `npm ci && npm test` in this folder (or `bash .ci/run`).
+// parallel. Run with `npm test` in this folder (it installs playwright-core
+// from the lockfile first when missing), or `bash .ci/run`.
 //
 // Each app is built with cargo and started on a free port of 127.0.0.1; the
 // browser opens it as http://localhost:<port>, which Chromium treats as a

@@ -6,11 +6,12 @@
 //! against every [`Adapter`] × [`Store`].
 #![forbid(unsafe_code)]
 
+pub mod surface;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,11 +39,8 @@ pub const AUDIENCE: &str = "reissue-example";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// A password long enough for signup.
 pub const PASSWORD: &str = "correct horse battery staple";
-/// The test GeoIP database (see `crates/reissue-core/examples/make_test_mmdb.rs`).
-pub const GEOIP_DB: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../crates/reissue-core/tests/data/test-countries.mmdb"
-);
+/// The test GeoIP database (see `reissue_test_support::geoip`).
+pub const GEOIP_DB: &str = reissue_test_support::geoip::TEST_DB;
 
 /// Which example app serves the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +69,9 @@ pub enum Store {
     Cluster,
 }
 
-/// The test deployments (Redis Cluster, Sentinel) of reissue-core's tests.
-#[path = "../../crates/reissue-core/tests/support/deploy.rs"]
-pub mod deploy;
+/// The test deployments (Redis Cluster, Sentinel), and a Redis of a
+/// test's own to kill at will.
+pub use reissue_test_support::{RedisServer, deploy};
 
 /// One cell of the matrix a scenario runs in.
 #[derive(Debug, Clone, Copy)]
@@ -1000,78 +998,6 @@ pub fn access_header() -> Value {
     json!({ "alg": "HS256", "typ": "at+jwt", "kid": KID })
 }
 
-/// A redis-server of the test's own, on a free port, to kill at will.
-#[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Spawns `redis-server --port P --save "" --appendonly no` and waits for PONG.
-    pub fn spawn() -> Self {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let server = Self {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if server.ping() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on port {port} did not answer PING");
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to exit.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `on_both_adapters!(a, b)` emits `mod axum` and `mod actix` with one test
 /// per scenario, each app on the Redis store: for the test binaries that
 /// drive an outside tool (PyJWT, schemathesis), where each app once is
@@ -1092,8 +1018,76 @@ macro_rules! on_both_adapters {
     };
 }
 
-/// The Python that runs the outside tools: `$REISSUE_TEST_PYTHON`, else
-/// `python3` (with `tests/python/requirements.txt` installed; .ci/run does it).
+/// The Python that runs the outside tools: `$REISSUE_TEST_PYTHON` when set,
+/// else the venv `<target dir>/python-venv` with `tests/python/requirements.txt`
+/// installed, which the first test to ask builds (`python3 -m venv`, then
+/// `pip install`), so that `cargo test --workspace` needs no set-up by hand.
+/// A file lock keeps parallel test binaries from building it twice at once,
+/// and a copy of the requirements inside the venv tells when it must be
+/// brought up to date.
 pub fn python() -> String {
-    std::env::var("REISSUE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(python) = std::env::var("REISSUE_TEST_PYTHON") {
+        return python;
+    }
+    static VENV: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VENV.get_or_init(pinned_venv).clone()
+}
+
+fn pinned_venv() -> String {
+    use std::path::PathBuf;
+    let requirements = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/requirements.txt");
+    let wanted = std::fs::read(&requirements).expect("tests/python/requirements.txt");
+    // A test binary is <target dir>/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .to_path_buf();
+    let venv = target.join("python-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("reissue-requirements.txt");
+
+    let lock =
+        std::fs::File::create(target.join("python-venv.lock")).expect("the venv's lock file");
+    lock.lock().expect("lock the venv");
+    if std::fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) || !python.exists() {
+        eprintln!(
+            "building {} from {} (once)",
+            venv.display(),
+            requirements.display()
+        );
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                out.status.success(),
+                "{what} failed (needs python3 with its venv module: apt install python3-venv; \
+                 or set REISSUE_TEST_PYTHON to a Python with tests/python/requirements.txt): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        if !python.exists() {
+            run(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+            );
+        }
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+            "pip install -r tests/python/requirements.txt",
+        );
+        std::fs::write(&stamp, &wanted).expect("write the venv's stamp");
+    }
+    drop(lock);
+    python.to_string_lossy().into_owned()
 }

@@ -139,6 +139,8 @@ conformance! {
         cookie_header_clients_unaffected,
         cookie_transport_off,
         cookie_reissue_401_clears,
+        cookie_tossing_refused,
+        cookie_mode_header_token_same_site,
         metrics_move_with_each_decision,
     ],
     redis_only: [
@@ -1217,6 +1219,8 @@ async fn sessions_delete_not_found(t: Target) {
         "not%20a%20sid",
         "..%2F..%2Fetc",
         "a*",
+        // not UTF-8 once percent-decoded
+        "%FF",
     ] {
         let r = s
             .send(
@@ -1446,7 +1450,7 @@ async fn country_untrusted_proxy(t: Target) {
 // ---------------------------------------------------------------- Redis down
 
 async fn redis_down_reissue_503(t: Target) {
-    let mut redis = RedisServer::spawn();
+    let mut redis = RedisServer::start();
     let url = redis.url();
     let s = t.start(&[("REDIS_URL", url.as_str())]);
     let u = s.user().await;
@@ -1471,7 +1475,7 @@ async fn redis_down_reissue_503(t: Target) {
 }
 
 async fn redis_down_strict_protected_503(t: Target) {
-    let mut redis = RedisServer::spawn();
+    let mut redis = RedisServer::start();
     let url = redis.url();
     let s = t.start(&[
         ("REDIS_URL", url.as_str()),
@@ -2447,6 +2451,97 @@ async fn cookie_transport_off(t: Target) {
     r.assert_unauthorized();
     assert_no_set_cookie(&r);
     s.reissue(&tokens.refresh).await.tokens();
+}
+
+/// Cookie tossing: a sibling subdomain plants a second `__Secure-reissue-rt`
+/// (`Domain=` the parent, a more specific `Path`), which the browser sends
+/// first. Two refresh cookies are refused (403), whichever is first, and the
+/// real one is never cleared: no forced logout by a 401's clearing, and no
+/// signing the victim into the planted session.
+async fn cookie_tossing_refused(t: Target) {
+    let s = t.start(&[("REISSUE_REUSE_GRACE", "0")]);
+    let (_, access, victim) = cookie_user(&s).await;
+    let (_, _, planted) = cookie_user(&s).await;
+    for (why, jar) in [
+        (
+            "the attacker's session first",
+            format!("{RT_COOKIE}={planted}; {RT_COOKIE}={victim}"),
+        ),
+        (
+            "garbage first",
+            format!("{RT_COOKIE}=not.a.token; {RT_COOKIE}={victim}"),
+        ),
+        (
+            "the real one first",
+            format!("{RT_COOKIE}={victim}; theme=dark; {RT_COOKIE}=x"),
+        ),
+    ] {
+        for path in ["/auth/reissue", "/auth/logout"] {
+            let r = s
+                .send(
+                    s.post(path)
+                        .header(TRANSPORT.0, TRANSPORT.1)
+                        .header("cookie", &jar),
+                )
+                .await;
+            assert_eq!(r.status, 403, "{path}, {why}: {} {}", r.status, r.text);
+            r.assert_access_denied();
+            assert_no_set_cookie(&r);
+        }
+    }
+    // Two Cookie headers are two cookies too.
+    let r = s
+        .send(
+            s.post("/auth/reissue")
+                .header(TRANSPORT.0, TRANSPORT.1)
+                .header("cookie", format!("{RT_COOKIE}={planted}"))
+                .header("cookie", format!("{RT_COOKIE}={victim}")),
+        )
+        .await;
+    assert_eq!(r.status, 403, "two Cookie headers: {}", r.text);
+    assert_no_set_cookie(&r);
+    // Nothing was spent or ended: with no grace, a spent cookie would now be reuse.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &victim)).await;
+    assert_cookie_tokens(&r);
+    s.get_auth("/me", &access).await.assert_status(200);
+    let r = s.send(by_cookie(&s, "/auth/reissue", &planted)).await;
+    assert_cookie_tokens(&r);
+}
+
+/// A cookie-mode reissue whose refresh token comes in `Authorization` (or the
+/// body) sets the cookie like any other: from another site it would plant a
+/// session in the victim's browser, so the same-site rules apply to it too.
+async fn cookie_mode_header_token_same_site(t: Target) {
+    let s = t.start(&[("REISSUE_REUSE_GRACE", "0")]);
+    let attacker = s.user().await.tokens;
+    for (why, headers) in [
+        ("foreign Origin", vec![("origin", "https://evil.example")]),
+        (
+            "Sec-Fetch-Site cross-site",
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+    ] {
+        let mut by_header = s
+            .post("/auth/reissue")
+            .bearer_auth(&attacker.refresh)
+            .header(TRANSPORT.0, TRANSPORT.1);
+        let mut by_body = s
+            .post("/auth/reissue")
+            .json(&json!({"refresh_token": attacker.refresh}))
+            .header(TRANSPORT.0, TRANSPORT.1);
+        for (k, v) in &headers {
+            by_header = by_header.header(*k, *v);
+            by_body = by_body.header(*k, *v);
+        }
+        for (how, req) in [("header", by_header), ("body", by_body)] {
+            let r = s.send(req).await;
+            assert_eq!(r.status, 403, "{how}, {why}: {} {}", r.status, r.text);
+            r.assert_access_denied();
+            assert_no_set_cookie(&r);
+        }
+    }
+    // Refused before anything was spent: the token still rotates (no grace).
+    s.reissue(&attacker.refresh).await.tokens();
 }
 
 async fn cookie_reissue_401_clears(t: Target) {

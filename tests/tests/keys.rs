@@ -2,9 +2,9 @@
 //! `PyJWKClient` reads each example app's `/auth/jwks.json` over HTTP and
 //! verifies its access tokens, before and after a rotation K1 → K2.
 //!
-//! The verifier is `tests/python/verify_jwks.py`, run with `$REISSUE_TEST_PYTHON`
-//! (default `python3`), which needs `tests/python/requirements.txt` (.ci/run
-//! installs it).
+//! The verifier is `tests/python/verify_jwks.py`, run by
+//! `reissue_conformance::python()`: `$REISSUE_TEST_PYTHON`, else a venv of
+//! `tests/python/requirements.txt` it builds on first use.
 #![allow(missing_docs)]
 
 use std::process::Command;

@@ -6,8 +6,8 @@
 //! document alone is validated too, under another prefix and with the
 //! cookie transport off.
 //!
-//! Python is `$REISSUE_TEST_PYTHON` (default `python3`), with
-//! `tests/python/requirements.txt` installed (.ci/run does it). Each
+//! Python is `reissue_conformance::python()`: `$REISSUE_TEST_PYTHON`, else
+//! a venv of `tests/python/requirements.txt` it builds on first use. Each
 //! schemathesis run is bounded by `REISSUE_SCHEMATHESIS_EXAMPLES` cases per
 //! operation (default 25); its seed is random unless
 //! `REISSUE_SCHEMATHESIS_SEED` is set, and printed in its report.

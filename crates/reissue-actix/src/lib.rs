@@ -43,7 +43,18 @@
 //!   actix-web responses, byte for byte what core says.
 //! - With the `openapi` feature, `reissue_core::openapi`: the OpenAPI 3.1 document of
 //!   these routes, `reissue.openapi().prefix(DEFAULT_PREFIX).document()`.
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod extract;
 mod middleware;

@@ -63,6 +63,7 @@
 //! With `REDIS_URL` unset the apps keep sessions in their own memory, which
 //! nothing outside them can reach: the `sessions` commands then refuse,
 //! saying so, and `users` works on the database alone.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod args;

@@ -1,22 +1,27 @@
 //! The `reissue-admin` binary, run as a process against the real Redis on
 //! 6379 (a key prefix per test), real PostgreSQL and SQLite, a Redis of its
 //! own that may evict, and a Redis Cluster; sessions come from logins
-//! through a running example app (axum, instant revocation, 127.0.0.1:0).
-
-#[path = "../../reissue-core/tests/support/deploy.rs"]
-mod deploy;
+//! through an app built here as any application builds one from the shared
+//! settings (`StoreArgs`): axum, instant revocation, on 127.0.0.1:0.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use example_common::{AppState, Settings};
+use axum::Json;
+use axum::routing::get;
+use clap::Parser;
+use reissue_admin::StoreArgs;
 use reissue_core::store::ClientMeta;
-use reissue_diesel::EmailPassword;
-use serde_json::Value;
+use reissue_core::{Algorithm, Config, Key, KeySet, Reissue, UserClaims};
+use reissue_diesel::{EmailPassword, UserStore};
+use reissue_test_support::{RedisServer, deploy};
+use reissue_tower::{AuthUser, ReissueLayer};
+use serde_json::{Value, json};
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
 const PASSWORD: &str = "correct horse battery staple";
@@ -137,12 +142,51 @@ impl Setup {
         user["id"].as_str().unwrap().to_owned()
     }
 
-    /// The app's state over these settings (instant revocation).
-    async fn app_state(&self) -> AppState {
+    /// An app's `Reissue` over these settings, connected as the CLI
+    /// connects: the same user database, Redis, prefix and lifetimes, and
+    /// instant revocation (the default).
+    async fn app_reissue(&self) -> Reissue<UserStore> {
+        #[derive(Parser)]
+        struct App {
+            #[command(flatten)]
+            store: StoreArgs,
+        }
+        let mut flags = vec!["app".to_owned()];
+        for (var, flag) in [
+            ("DATABASE_URL", "--database-url"),
+            ("REDIS_URL", "--redis-url"),
+            ("REISSUE_REDIS_PREFIX", "--redis-prefix"),
+            ("REISSUE_ACCESS_TTL", "--access-ttl"),
+            ("REISSUE_SESSION_MAX_AGE", "--session-max-age"),
+        ] {
+            if let Some(value) = self.vars.get(var) {
+                flags.extend([flag.to_owned(), value.clone()]);
+            }
+        }
+        let args = App::try_parse_from(flags)
+            .expect("the shared settings")
+            .store;
+        let users = args.connect_users().await.expect("the user database");
+        let store = args
+            .connect_redis()
+            .await
+            .expect("Redis")
+            .expect("REDIS_URL is set");
+        let config = Config::new("reissue-admin-test", "reissue-admin-test")
+            .access_ttl(args.access_ttl())
+            .session_max_age(args.session_max_age());
+        let key = Key::hmac("k1", Algorithm::HS256, SECRET.as_bytes()).unwrap();
+        Reissue::builder(config, KeySet::new(key).unwrap(), Arc::new(store), users)
+            .build()
+            .expect("the app's Reissue")
+    }
+
+    /// The example app's state over these settings: only for what is the
+    /// example app's own (`REISSUE_ADMIN_EMAILS`, `POST /signup`).
+    async fn example_app_state(&self) -> example_common::AppState {
         let mut vars = self.vars.clone();
         vars.insert("REISSUE_JWT_SECRET".into(), SECRET.into());
-        vars.insert("REISSUE_REVOCATION".into(), "instant".into());
-        Settings::from_lookup(|name| vars.get(name).cloned())
+        example_common::Settings::from_lookup(|name| vars.get(name).cloned())
             .expect("app settings")
             .build()
             .await
@@ -220,11 +264,26 @@ impl Run {
     }
 }
 
-/// The example app, served on 127.0.0.1:0 by `rt`.
-fn serve(rt: &tokio::runtime::Runtime, state: AppState) -> String {
+/// `/me` of the app: the roles and session of the access token.
+async fn me(user: AuthUser<UserClaims>) -> Json<Value> {
+    Json(json!({ "roles": user.claims.roles, "sid": user.session_id.as_str() }))
+}
+
+/// The app over `reissue` (the `/auth` routes and `/me` behind the layer),
+/// served on 127.0.0.1:0 by `rt`.
+fn serve(rt: &tokio::runtime::Runtime, reissue: Reissue<UserStore>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(axum_app::serve(listener, state));
+    let app = axum::Router::new()
+        .route("/me", get(me))
+        .route_layer(ReissueLayer::new(reissue.verifier().clone()))
+        .merge(reissue_tower::router(reissue));
+    rt.spawn(async move {
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await
+    });
     base
 }
 
@@ -304,7 +363,7 @@ fn sessions_through_an_app(db: Db) {
     assert_eq!(user["id"], id.as_str());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let base = serve(&rt, rt.block_on(setup.app_state()));
+    let base = serve(&rt, rt.block_on(setup.app_reissue()));
     let http = Http {
         base,
         client: reqwest::Client::new(),
@@ -398,11 +457,10 @@ fn sessions_through_an_app_on_postgres() {
 }
 
 /// Logs `email` in `n` times through the app's `Reissue` (no HTTP needed).
-fn log_in(rt: &tokio::runtime::Runtime, state: &AppState, email: &str, n: usize) {
+fn log_in(rt: &tokio::runtime::Runtime, reissue: &Reissue<UserStore>, email: &str, n: usize) {
     rt.block_on(async {
         for _ in 0..n {
-            state
-                .reissue
+            reissue
                 .login(EmailPassword::new(email, PASSWORD), &ClientMeta::default())
                 .await
                 .expect("login");
@@ -425,8 +483,8 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
     let email = format!("keys-{}@example.com", unique());
     let id = setup.create_user(&email);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let state = rt.block_on(setup.app_state());
-    log_in(&rt, &state, &email, 3);
+    let reissue = rt.block_on(setup.app_reissue());
+    log_in(&rt, &reissue, &email, 3);
     let after_login = setup.json(&["health"])["store"]["keys"].as_u64().unwrap();
     assert!(after_login > 0);
     assert_eq!(
@@ -457,59 +515,10 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
     rt.shutdown_timeout(Duration::from_secs(1));
 }
 
-/// A `redis-server` of this test's own, killed on drop.
-struct OwnRedis {
-    child: Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start(policy: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--maxmemory-policy", policy])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !deploy::ping(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on {port} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn health_fails_on_a_redis_that_may_evict() {
-    let redis = OwnRedis::start("allkeys-lru");
-    let setup = Setup::on(
-        Db::Sqlite,
-        Some(format!("redis://127.0.0.1:{}", redis.port)),
-        Some(redis.port),
-    );
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let setup = Setup::on(Db::Sqlite, Some(redis.url()), Some(redis.port()));
     let run = setup.admin(&["--json", "health"], "");
     assert_eq!(run.code, Some(1), "{run:?}");
     let health: Value = serde_json::from_str(&run.stdout).unwrap();
@@ -530,12 +539,12 @@ fn health_counts_keys_on_every_primary_of_a_cluster() {
     cluster.wait_healthy(Duration::from_secs(30));
     let setup = Setup::on(Db::Sqlite, Some(cluster.url()), None);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let state = rt.block_on(setup.app_state());
+    let reissue = rt.block_on(setup.app_reissue());
     // Users spread over buckets, and so over the primaries.
     for i in 0..12 {
         let email = format!("c{i}-{}@example.com", unique());
         setup.create_user(&email);
-        log_in(&rt, &state, &email, 1);
+        log_in(&rt, &reissue, &email, 1);
     }
     let health = setup.json(&["health"]);
     assert_eq!(health["store"]["deployment"], "cluster", "{health}");
@@ -566,12 +575,12 @@ fn the_cli_keeps_revocations_as_long_as_the_apps_need() {
     let email = format!("keep-{}@example.com", unique());
     let id = setup.create_user(&email);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let state = rt.block_on(setup.app_state());
-    log_in(&rt, &state, &email, 1);
+    let reissue = rt.block_on(setup.app_reissue());
+    log_in(&rt, &reissue, &email, 1);
     let sid = sids(&setup.json(&["sessions", "list", &id]))
         .pop_first()
         .unwrap();
-    drop(state);
+    drop(reissue);
     setup.json(&["sessions", "end", &id, &sid]);
     let logs = setup.redis_cli(&["--scan", "--pattern", &format!("{}*:rv", setup.prefix)]);
     let log = logs.lines().next().expect("a revocation log");
@@ -775,7 +784,7 @@ fn end_all_wins_over_parallel_rotation() {
     let email = format!("race-{}@example.com", unique());
     let id = setup.create_user(&email);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let base = serve(&rt, rt.block_on(setup.app_state()));
+    let base = serve(&rt, rt.block_on(setup.app_reissue()));
     let http = std::sync::Arc::new(Http {
         base,
         client: reqwest::Client::new(),
@@ -857,8 +866,11 @@ fn admin_emails_grant_admin_to_vouched_accounts_only() {
     assert_eq!(setup.json(&["users", "vouch", &id])["vouched"], true);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let base = rt.block_on(async {
-        let state = setup.app_state().await;
-        serve(&rt, state)
+        let state = setup.example_app_state().await;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        rt.spawn(axum_app::serve(listener, state));
+        base
     });
     let http = Http {
         base,

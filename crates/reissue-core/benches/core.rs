@@ -10,9 +10,6 @@
 // criterion_group! emits an undocumented public function.
 #![allow(missing_docs)]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use reissue_core::store::dangerous;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +22,7 @@ use reissue_core::store::{
     ClientMeta, NewSession, RedisStore, RotateRequest, Rotation, SessionStore,
 };
 use reissue_core::{AccessClaims, Config, Key, KeySet, Reissue, SessionId, TokenCodec, UserClaims};
-use support::{AnyUser, HS256_SECRET, RedisServer, now_s, pem};
+use reissue_test_support::{AnyUser, HS256_SECRET, RedisServer, now_s, pem};
 
 const ISS: &str = "https://issuer.test";
 const AUD: &str = "api.test";

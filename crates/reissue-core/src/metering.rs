@@ -24,6 +24,7 @@ use crate::{Error, Result, SessionId, TokenRejection};
 /// | `reissue_login_throttled_total` | | attempts refused by the throttle, unchecked |
 /// | `reissue_reissues_total` | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `session_ended`, `invalid_token`, `denied`, `unavailable`, `error` | refresh token exchanges |
 /// | `reissue_revocations_total` | `reason`: `logout`, `logout_all`, `forced`, `reuse_detected`, `max_sessions`, `policy` | sessions ended |
+/// | `reissue_revocations_unconfirmed_total` | `op`: `revoke`, `revoke_all`, `reuse` | revocations in effect on the Redis primary that no replica confirmed within the replica wait (emitted by the Redis store, to the global recorder) |
 /// | `reissue_store_errors_total` | `op` | store calls of the session operations that failed |
 /// | `reissue_store_duration_seconds` | `op` | their latency (histogram) |
 ///

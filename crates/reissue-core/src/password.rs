@@ -39,7 +39,7 @@
 //! leaves a core to every other request. Callers beyond that wait, first
 //! come first served, in a queue of at most
 //! [`queue`](PasswordHasherBuilder::queue) (default 64); past it the call
-//! fails at once with [`Error::Overloaded`](crate::Error::Overloaded), which
+//! fails at once with [`Error::Overloaded`], which
 //! both adapters answer with 503 `temporarily_unavailable` and
 //! `Retry-After`. So one client sending logins for random emails fills the
 //! queue and gets 503s, but cannot make everyone's login wait without end.

@@ -3,9 +3,6 @@
 //! can show (keys of one user on one slot, users spread over every primary,
 //! a key of another slot refused loudly, revocations heard from every shard).
 
-#[path = "support/deploy.rs"]
-mod deploy;
-mod suite;
 mod support;
 
 use reissue_core::store::dangerous;
@@ -16,10 +13,11 @@ use std::time::Duration;
 use fred::prelude::{LuaInterface, Value};
 use reissue_core::Revocations;
 use reissue_core::store::{Deployment, RevocationFeed};
-use suite::{Store, create, redis_store, wait_until};
+use reissue_core::testkit::{Store, create, wait_until};
+use support::{deploy, redis_store};
 
-suite::store_suite!(cluster, |prefix| {
-    super::suite::redis_store(&super::deploy::Cluster::shared().url(), &prefix).await
+reissue_core::store_suite!(cluster, |prefix| {
+    redis_store(&deploy::Cluster::shared().url(), &prefix).await
 });
 
 /// Every key of a user hashes to one slot (the user's bucket, with its

@@ -9,8 +9,6 @@
 //! primary died and for the others, the p99 latency during it, errors other
 //! than 503, sessions revoked or lost, forks. docs/OPERATIONS.md quotes them.
 
-#[path = "support/deploy.rs"]
-mod deploy;
 mod support;
 
 use reissue_core::store::dangerous;
@@ -21,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use reissue_core::store::{ClientMeta, RedisStore, RevocationFeed};
 use reissue_core::{Config, Error, Reissue, Revocations, SessionId, TokenRejection};
-use support::{AnyUser, hs256_keys};
+use support::{AnyUser, deploy, hs256_keys};
 
 /// One test at a time: each measures, and the machine has two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -83,14 +81,57 @@ struct User {
 struct Fleet {
     a: Reissue<AnyUser>,
     b: Reissue<AnyUser>,
+    stores: [Arc<RedisStore>; 2],
 }
 
 impl Fleet {
     async fn new(url: &str, prefix: &str) -> Self {
+        let (sa, sb) = (store(url, prefix).await, store(url, prefix).await);
         Self {
-            a: instance(store(url, prefix).await),
-            b: instance(store(url, prefix).await),
+            a: instance(sa.clone()),
+            b: instance(sb.clone()),
+            stores: [sa, sb],
         }
+    }
+
+    /// Revocations the two instances' stores could not get a replica to confirm.
+    fn unconfirmed(&self) -> u64 {
+        self.stores
+            .iter()
+            .map(|s| s.unconfirmed_revocations())
+            .sum()
+    }
+
+    /// On a primary without replicas (a failover promoted its only one):
+    /// a logout and a logout-all answer at once, not 503, take effect, and
+    /// are counted as unconfirmed.
+    async fn logouts_without_replica(&self, kind: &str, users: &[&User]) {
+        let [one, all] = users else {
+            panic!("two users")
+        };
+        let before = self.unconfirmed();
+        self.a
+            .logout(&one.id, &one.sid)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: a logout without a replica: {e:?}"));
+        let n = self
+            .b
+            .logout_all(&all.id)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: a logout-all without a replica: {e:?}"));
+        assert_eq!(n, 1, "{kind}: logout-all ended the session");
+        for u in [one, all] {
+            let r = self.a.reissue(&u.token, &ClientMeta::default()).await;
+            assert!(
+                matches!(r, Err(Error::InvalidToken(_))),
+                "{kind}: the logout took effect: {r:?}"
+            );
+        }
+        assert_eq!(
+            self.unconfirmed() - before,
+            2,
+            "{kind}: both revocations are reported unconfirmed"
+        );
     }
 
     fn pick(&self, n: usize) -> &Reissue<AnyUser> {
@@ -382,8 +423,15 @@ async fn cluster_primary_killed_under_traffic() {
     )
     .await;
 
-    // The killed node comes back as a replica of the promoted one (until then
-    // that shard has no replica, and its revocations answer 503).
+    // Until the killed node comes back as a replica of the promoted one, that
+    // shard has no replica: its logouts still answer at once.
+    let mut on_promoted = users
+        .iter()
+        .zip(&on_victim)
+        .filter(|(_, v)| **v)
+        .map(|(u, _)| u);
+    let pair: Vec<&User> = on_promoted.by_ref().skip(1).take(2).collect();
+    fleet.logouts_without_replica("cluster", &pair).await;
     cluster.node(victim).restart();
     cluster.wait_healthy(Duration::from_secs(30));
     // Instant revocation works on the promoted primary: a logout there reaches
@@ -441,6 +489,10 @@ async fn sentinel_primary_killed_under_traffic() {
         "the kill did not reach anyone: {all:?}"
     );
     all_recover(&fleet, &mut users).await;
+    // The promoted primary has no replica until the old one returns: logouts
+    // still answer at once.
+    let pair: Vec<&User> = users[1..3].iter().collect();
+    fleet.logouts_without_replica("sentinel", &pair).await;
     // The old primary comes back empty; the sentinels make it a replica.
     set.primary.restart();
     set.wait_healthy(Duration::from_secs(30));
@@ -528,21 +580,31 @@ async fn lagging_replica(
             );
         }
     }
-    // A reuse is a revocation too: detected, but not acknowledged without a
-    // replica (503, not 401).
+    // A reuse is a revocation too: detected (401), and reported unconfirmed.
+    // Its follow-up must write for its WAIT to count anything: a WAIT after
+    // no write returns at once with the replica's old acknowledgement.
+    let before = fleet.unconfirmed();
     let r = fleet.a.reissue(&stale, &ClientMeta::default()).await;
     assert!(
-        matches!(r, Err(Error::Unavailable(_))),
-        "an unconfirmed reuse detection: {r:?}"
+        matches!(r, Err(Error::InvalidToken(TokenRejection::ReuseDetected))),
+        "a reuse detection without a replica: {r:?}"
     );
+    assert_eq!(
+        fleet.unconfirmed() - before,
+        1,
+        "{kind}: the reuse revocation is reported unconfirmed, not confirmed by a WAIT that counted nothing"
+    );
+    // Logouts no replica can confirm answer at once, and are reported.
     let unconfirmed: Vec<User> = users.drain(..2).collect();
     for u in &unconfirmed {
         let r = fleet.b.logout(&u.id, &u.sid).await;
-        assert!(
-            matches!(r, Err(Error::Unavailable(_))),
-            "a logout no replica has: {r:?}"
-        );
+        assert!(r.is_ok(), "{kind}: a logout no replica has: {r:?}");
     }
+    assert_eq!(
+        fleet.unconfirmed() - before,
+        3,
+        "{kind}: reported unconfirmed"
+    );
     kill();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !wait_promoted() {
@@ -571,7 +633,7 @@ async fn lagging_replica(
     }
     println!(
         "FAILOVER {kind} lagging replica: {} sessions 3 rotations ahead of the promoted replica, \
-         {revoked} revoked; {} logouts acknowledged before the cut, {} refused with 503 while cut off",
+         {revoked} revoked; {} logouts acknowledged before the cut, {} unconfirmed while cut off",
         users.len(),
         acknowledged.len(),
         unconfirmed.len()
@@ -585,8 +647,9 @@ async fn lagging_replica(
             "{kind}: an acknowledged logout came back: {r:?}"
         );
     }
-    // Once the old primary is back as a replica, the unconfirmed logouts,
-    // retried as a client does after a 503, are confirmed and hold.
+    // The unconfirmed logouts may be lost with the old primary (what the
+    // report warns of); repeated once the old primary is back as a replica,
+    // they are confirmed and hold.
     heal();
     for u in &unconfirmed {
         logout_eventually(&fleet.b, u).await;
@@ -624,8 +687,8 @@ async fn sentinel_lagging_replica_promoted() {
     let _serial = SERIAL.lock().await;
     let mut set = deploy::Sentinel::start();
     let url = set.url();
-    let (primary, replica) = (set.primary.port, set.replica.port);
-    let sentinel = set.sentinels[0].port;
+    let (primary, replica) = (set.primary.port(), set.replica.port());
+    let sentinel = set.sentinels[0].port();
     let set = Mutex::new(&mut set);
     let promoted = move || {
         deploy::cli(
@@ -655,4 +718,66 @@ async fn sentinel_lagging_replica_promoted() {
         },
     )
     .await;
+}
+
+/// Resumes a stopped process when dropped, whatever the test did.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        let ok = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "SIGSTOP the replica");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A reuse detection is confirmed by a replica for real: its follow-up on
+/// the acknowledged path writes, so its `WAIT` waits for the replica to
+/// have the rotation's revocation. A replica that is connected but stalled
+/// (SIGSTOP: it acknowledged everything before, nothing since) confirms
+/// nothing. Before Redis 7 a follow-up that wrote nothing would be
+/// "confirmed" at once by the old acknowledgement (`WAIT` counted from the
+/// connection's last write); Redis 7 counts from its last command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reuse_revocation_waits_for_the_replica_to_have_it() {
+    let _serial = SERIAL.lock().await;
+    let set = deploy::Sentinel::start();
+    let url = format!("redis://127.0.0.1:{}", set.primary.port);
+    let fleet = Fleet::new(&url, "reuse:").await;
+    let mut users = fleet.login((0..2).map(|i| format!("reuse-{i}"))).await;
+    let stale = users[0].token.clone();
+    for n in 0..2 {
+        assert_eq!(fleet.rotate(&mut users[0], n * 2).await, Outcome::Ok);
+    }
+    // A confirmed revocation first: the replica acknowledges all so far.
+    fleet
+        .a
+        .logout(&users[1].id, &users[1].sid)
+        .await
+        .expect("a confirmed logout");
+    assert_eq!(fleet.unconfirmed(), 0, "the replica confirmed the logout");
+    let pid = set.replica.pid().expect("the replica's pid");
+    let stopped = Stopped::new(pid);
+    let r = fleet.a.reissue(&stale, &ClientMeta::default()).await;
+    drop(stopped);
+    assert!(
+        matches!(r, Err(Error::InvalidToken(TokenRejection::ReuseDetected))),
+        "{r:?}"
+    );
+    assert_eq!(
+        fleet.unconfirmed(),
+        1,
+        "the stalled replica could not confirm the reuse revocation"
+    );
 }

@@ -506,12 +506,6 @@ mod rules {
     }
 }
 
-/// The generator of the test database, shared so that the committed file and
-/// the generator cannot drift apart.
-#[cfg(feature = "geoip")]
-#[path = "../examples/make_test_mmdb.rs"]
-mod make_test_mmdb;
-
 #[cfg(feature = "geoip")]
 mod geoip {
     use std::path::Path;
@@ -521,12 +515,9 @@ mod geoip {
 
     use super::*;
 
-    use crate::make_test_mmdb::{self, Place, TEST_NETWORKS, home, write_mmdb};
-
-    const TEST_DB: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/test-countries.mmdb"
-    );
+    // The generator of the test database, beside the committed file, so
+    // that the two cannot drift apart.
+    use reissue_test_support::geoip::{self, Place, TEST_DB, TEST_NETWORKS, home, write_mmdb};
 
     fn db_with(networks: &[(&str, Place)]) -> Vec<u8> {
         let networks: Vec<(IpNet, Place)> = networks
@@ -544,8 +535,8 @@ mod geoip {
     fn committed_database_matches_its_generator() {
         let committed = std::fs::read(TEST_DB).unwrap();
         assert!(
-            committed == make_test_mmdb::test_database(),
-            "tests/data/test-countries.mmdb is stale: run `cargo run -p reissue-core --example make_test_mmdb`"
+            committed == geoip::test_database(),
+            "the test GeoIP database is stale: run `cargo run -p reissue-test-support --example make_test_mmdb`"
         );
     }
 

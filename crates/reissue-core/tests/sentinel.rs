@@ -1,21 +1,20 @@
 //! The store behind Sentinel (a primary, its replica and three sentinels,
 //! started once for this test binary): the whole store suite.
 
-#[path = "support/deploy.rs"]
-mod deploy;
-mod suite;
 mod support;
 
 use reissue_core::store::Deployment;
+use reissue_core::testkit as suite;
+use support::{deploy, redis_store};
 
-suite::store_suite!(sentinel, |prefix| {
-    super::suite::redis_store(&super::deploy::Sentinel::shared().url(), &prefix).await
+reissue_core::store_suite!(sentinel, |prefix| {
+    redis_store(&deploy::Sentinel::shared().url(), &prefix).await
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_is_found_with_its_replica() {
     let set = deploy::Sentinel::shared();
-    let store = suite::redis_store(&set.url(), "found:").await;
+    let store = redis_store(&set.url(), "found:").await;
     assert_eq!(store.deployment(), Deployment::Sentinel);
     assert_eq!(store.replica_acks(), 1, "revocations wait for the replica");
 }
@@ -29,7 +28,7 @@ async fn acknowledged_writes_cost_one_replica_round_trip() {
     use reissue_core::store::{ClientMeta, RedisStore, RotateRequest, Rotation, SessionStore};
     use std::time::{Duration, Instant};
     let set = deploy::Sentinel::shared();
-    let plain = suite::redis_store(&set.url(), "cost:").await;
+    let plain = redis_store(&set.url(), "cost:").await;
     let acked = RedisStore::builder(set.url())
         .key_prefix("cost:")
         .acknowledged_rotations(true)

@@ -1,8 +1,8 @@
-//! The store suite (tests/suite) on the in-process `MemoryStore` and on the
-//! `RedisStore` with one private `redis-server`, plus what only a Redis
-//! store has: keys and TTLs, outages, memory per session.
+//! The store suite (`reissue_core::testkit`, as any store's author runs it)
+//! on the in-process `MemoryStore` and on the `RedisStore` with one private
+//! `redis-server`, plus what only a Redis store has: keys and TTLs,
+//! outages, memory per session.
 
-mod suite;
 mod support;
 
 use reissue_core::store::dangerous;
@@ -14,15 +14,13 @@ use reissue_core::store::{
     Admission, AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore,
     RotateRequest, SessionStore,
 };
+use reissue_core::testkit::*;
 use reissue_core::{Country, Error, SessionId};
-use suite::*;
-use support::RedisServer;
+use support::{RedisServer, redis_store};
 
-suite::store_suite!(memory, |_prefix| std::sync::Arc::new(
-    super::MemoryStore::new()
-));
-suite::store_suite!(redis, |prefix| {
-    super::suite::redis_store(&super::RedisServer::shared().url(), &prefix).await
+reissue_core::store_suite!(memory, |_prefix| std::sync::Arc::new(MemoryStore::new()));
+reissue_core::store_suite!(redis, |prefix| {
+    redis_store(&RedisServer::shared().url(), &prefix).await
 });
 
 // ---- Redis only ---------------------------------------------------------
@@ -376,7 +374,7 @@ async fn replay_hours_later_on_an_injected_clock() {
     use std::sync::atomic::{AtomicU64, Ordering};
     let now = Arc::new(AtomicU64::new(1_900_000_000_000));
     let clock = now.clone();
-    let store: suite::Store = Arc::new(reissue_core::store::MemoryStore::with_clock(move || {
+    let store: Store = Arc::new(reissue_core::store::MemoryStore::with_clock(move || {
         clock.load(Ordering::SeqCst)
     }));
     let idle = Duration::from_secs(14 * 24 * 3600);
@@ -388,18 +386,18 @@ async fn replay_hours_later_on_an_injected_clock() {
         idle,
     );
     store.create(&session).await.unwrap();
-    let first = suite::rotated(suite::rotate_with(&store, "alice", &sid, 1, None, idle).await);
+    let first = rotated(rotate_with(&store, "alice", &sid, 1, None, idle).await);
     for secs in [1, 30, 300, 7200] {
         now.store(1_900_000_000_000 + secs * 1000, Ordering::SeqCst);
         assert_eq!(
-            suite::rotate_with(&store, "alice", &sid, 1, None, idle).await,
+            rotate_with(&store, "alice", &sid, 1, None, idle).await,
             reissue_core::store::Rotation::Replayed(first.clone()),
             "a retry {secs} s later"
         );
     }
     // a cap in seconds still bounds it
     assert_eq!(
-        suite::rotate_with(&store, "alice", &sid, 1, Duration::from_secs(3600), idle).await,
+        rotate_with(&store, "alice", &sid, 1, Duration::from_secs(3600), idle).await,
         reissue_core::store::Rotation::Reused,
         "2 h is past a 1 h cap"
     );

@@ -13,6 +13,8 @@ use reissue_core::SessionId;
 use reissue_core::store::{
     ClientMeta, NewSession, RedisStore, RotateRequest, Rotation, SessionStore,
 };
+use reissue_test_support::RedisServer;
+use reissue_test_support::redis::free_port;
 
 const CHILD: &str = "REISSUE_TLS_TEST_PORT";
 
@@ -25,13 +27,6 @@ fn openssl(dir: &Path, args: &[&str]) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "openssl {args:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -99,15 +94,14 @@ fn rediss_url_connects_over_tls() {
             "ext.cnf",
         ],
     );
+    // The plain port (the spawner's readiness check) beside the TLS one.
     let port = free_port();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
+    let tls_port = port.to_string();
+    let server = RedisServer::start_in(
+        d,
+        &[
             "--tls-port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
+            &tls_port,
             "--tls-cert-file",
             "server.pem",
             "--tls-key-file",
@@ -116,17 +110,8 @@ fn rediss_url_connects_over_tls() {
             "ca.pem",
             "--tls-auth-clients",
             "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    std::thread::sleep(Duration::from_millis(300));
+        ],
+    );
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -139,8 +124,7 @@ fn rediss_url_connects_over_tls() {
         .env("SSL_CERT_FILE", d.join("ca.pem"))
         .status()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(status.success(), "the TLS run failed");
 }
 

@@ -980,3 +980,88 @@ fn a_non_ascii_typ_is_refused_without_panicking() {
         }
     }
 }
+
+/// An application claims type with a member named like a registered claim
+/// (here `sub`) would mint tokens with two `sub` members: `build` refuses it
+/// and names the member.
+#[test]
+fn a_claims_type_with_a_reserved_member_is_refused_at_build() {
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Mine {
+        email: String,
+        sub: String,
+    }
+    impl reissue_core::Claims for Mine {}
+    struct Auth;
+    impl reissue_core::Authenticator for Auth {
+        type Credentials = String;
+        type Claims = Mine;
+        fn account_key(&self, c: &String) -> reissue_core::Result<String> {
+            Ok(c.clone())
+        }
+        async fn authenticate(
+            &self,
+            c: String,
+        ) -> reissue_core::Result<reissue_core::Authenticated<Mine>> {
+            Ok(reissue_core::Authenticated::new(
+                c.clone(),
+                Mine {
+                    email: c.clone(),
+                    sub: c,
+                },
+            ))
+        }
+    }
+    let err = reissue_core::Reissue::builder(
+        reissue_core::Config::new("i", "a"),
+        support::hs256_keys(),
+        std::sync::Arc::new(reissue_core::store::MemoryStore::new()),
+        Auth,
+    )
+    .build()
+    .unwrap_err();
+    assert!(err.to_string().contains("`sub`"), "{err}");
+}
+
+/// A signed token whose header or claims are not UTF-8 is malformed (RFC
+/// 7519 §7.2), even where the bytes sit in a member the verifier skips:
+/// serde_json ignores such members unchecked, and fuzz/claims found a refresh
+/// token with bytes 0xfe 0xff in an `app` member name accepted.
+#[test]
+fn claims_or_header_that_are_not_utf8_are_refused() {
+    let now = now_s();
+    let encoding = EncodingKey::from_secret(HS256_SECRET);
+    let codec = codec(hs256());
+    let refresh = format!(
+        r#"{{"iss":"{ISS}","aud":"{AUD}","sub":"42","sid":"{}","gen":3,"iat":{now},"exp":{},"app":{{"X":"a"}}}}"#,
+        sid().as_str(),
+        now + 60
+    );
+    let sign_bytes = |header: &[u8], payload: &[u8]| {
+        let message = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &encoding, Algorithm::HS256).unwrap();
+        format!("{message}.{signature}")
+    };
+    let header = br#"{"alg":"HS256","typ":"rt+jwt","kid":"hs-1"}"#;
+    let good = sign_bytes(header, refresh.as_bytes());
+    assert!(
+        codec.verify_refresh(&good).is_ok(),
+        "the UTF-8 original is valid"
+    );
+
+    let bad_payload = refresh.replace('X', "\u{1}").into_bytes();
+    let bad_payload: Vec<u8> = bad_payload
+        .iter()
+        .map(|&b| if b == 1 { 0xfe } else { b })
+        .collect();
+    assert_eq!(
+        rejection(codec.verify_refresh(&sign_bytes(header, &bad_payload))),
+        TokenRejection::Malformed
+    );
+    let bad_header = br#"{"alg":"HS256","typ":"rt+jwt","kid":"hs-1","x\xff":1}"#;
+    assert_eq!(
+        rejection(codec.verify_refresh(&sign_bytes(bad_header, refresh.as_bytes()))),
+        TokenRejection::Malformed
+    );
+}

@@ -73,7 +73,18 @@
 //! from an unknown one either; it is replaced on the user's next successful
 //! login ([reissue-core's `password` module](reissue_core::password) has the
 //! details).
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod authenticator;
 mod backend;

@@ -115,7 +115,25 @@
 //! router's routes: `reissue.openapi().prefix("/auth").document()` is an
 //! OpenAPI 3.1 document to merge into the application's own (the example
 //! apps serve theirs at `GET /openapi.json`).
+//!
+//! ## Features
+//!
+//! The list comes from the crate's `Cargo.toml`.
+#![doc = document_features::document_features!()]
+#![cfg_attr(
+    not(feature = "axum"),
+    doc = "",
+    doc = "[`AuthUser`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/struct.AuthUser.html",
+    doc = "[`router`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/fn.router.html",
+    doc = "[`DrainBodyLayer`]: https://docs.rs/reissue-tower/0.1.0/reissue_tower/struct.DrainBodyLayer.html"
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod auth;
 #[cfg(feature = "axum")]

@@ -1,7 +1,6 @@
 //! The command line of `actix-app`: `--help`, variables and flags.
 
-#[path = "../../common/tests/support/cli.rs"]
-mod cli;
+use reissue_test_support::apps::cli;
 
 const BIN: &str = env!("CARGO_BIN_EXE_actix-app");
 

@@ -1,9 +1,8 @@
 //! SIGHUP reloads `REISSUE_GEOIP_DB` in the running actix app (see
-//! `examples/common/tests/support/sighup.rs`).
+//! `reissue_test_support::apps::sighup`).
 #![cfg(unix)]
 
-#[path = "../../common/tests/support/sighup.rs"]
-mod sighup;
+use reissue_test_support::apps::sighup;
 
 #[test]
 fn sighup_reloads_the_geoip_database() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::{Router, routing::get};
 use reissue_core::{Algorithm, Config, Key, KeySet, Reissue, UserClaims, store::MemoryStore};
 use reissue_diesel::UserStore;
-use reissue_tower::{AuthUser, ReissueLayer};
+use reissue_tower::{AuthUser, DrainBodyLayer, ReissueLayer};
 
 async fn me(AuthUser(user): AuthUser<UserClaims>) -> String {
     format!("hello {} (session {})", user.claims.email, user.session_id)
@@ -25,8 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/me", get(me))
-        .layer(ReissueLayer::new(reissue.verifier().clone()))
-        .merge(reissue_tower::router(reissue));
+        // route_layer: only matched routes, so unknown paths stay 404
+        .route_layer(ReissueLayer::new(reissue.verifier().clone()))
+        .merge(reissue_tower::router(reissue)) // POST /auth/login, /auth/reissue, ...
+        // last, over everything: early answers reach clients still sending a body
+        .layer(DrainBodyLayer::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     axum::serve(
         listener,

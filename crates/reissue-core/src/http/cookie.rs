@@ -201,18 +201,29 @@ impl CookieTransport {
     }
 
     /// The refresh token of the cookie, when the transport is on and the
-    /// request carries one. With several (another path's leftover), the first:
-    /// browsers send the most specific path first.
-    pub(crate) fn token(&self, req: &impl HttpRequest) -> Option<String> {
+    /// request carries one. More than one is refused, whichever comes first:
+    /// a sibling subdomain can plant a second `__Secure-` cookie (with
+    /// `Domain=` the parent and a more specific `Path`, so the browser sends it
+    /// first), and taking either would let it log the user out (the 401 clears
+    /// the real cookie) or into the planted session. The refusal is a 403 that
+    /// clears nothing. Empty values (a cookie being removed) are not counted.
+    pub(crate) fn token(&self, req: &impl HttpRequest) -> Result<Option<String>> {
         if !self.enabled {
-            return None;
+            return Ok(None);
         }
-        req.header_values("cookie")
+        let mut found = req
+            .header_values("cookie")
             .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(Cookie::split_parse)
             .filter_map(|c| c.ok())
-            .find(|c| c.name() == REFRESH_COOKIE && !c.value().is_empty())
-            .map(|c| c.value().to_owned())
+            .filter(|c| c.name() == REFRESH_COOKIE && !c.value().is_empty());
+        let first = found.next().map(|c| c.value().to_owned());
+        if found.next().is_some() {
+            return Err(Error::CookieRefused(
+                "more than one refresh-token cookie arrived; another site may have set one",
+            ));
+        }
+        Ok(first)
     }
 
     /// Refuses a request that would set or spend the cookie from another site:
@@ -383,7 +394,7 @@ mod tests {
             ("cookie", "__Secure-reissue-rt=abc"),
         ]);
         assert!(!t.requested(&r));
-        assert_eq!(t.token(&r), None);
+        assert_eq!(t.token(&r).unwrap(), None);
     }
 
     #[test]
@@ -391,13 +402,37 @@ mod tests {
         let t = CookieTransport::new();
         let r = req(&[
             ("cookie", "a=1; __Secure-reissue-rt=abc.def; b=2"),
-            ("cookie", "__Secure-reissue-rt=later"),
+            ("cookie", "c=3; __Secure-reissue-rt="),
         ]);
-        assert_eq!(t.token(&r).as_deref(), Some("abc.def"));
-        assert_eq!(t.token(&req(&[("cookie", "reissue-rt=x")])), None);
-        assert_eq!(t.token(&req(&[("cookie", "__Secure-reissue-rt=")])), None);
+        assert_eq!(t.token(&r).unwrap().as_deref(), Some("abc.def"));
+        assert_eq!(t.token(&req(&[("cookie", "reissue-rt=x")])).unwrap(), None);
+        assert_eq!(
+            t.token(&req(&[("cookie", "__Secure-reissue-rt=")]))
+                .unwrap(),
+            None
+        );
         assert!(t.requested(&req(&[(TRANSPORT_HEADER, " Cookie ")])));
         assert!(!t.requested(&req(&[(TRANSPORT_HEADER, "header")])));
+    }
+
+    #[test]
+    fn two_refresh_cookies_are_refused() {
+        let t = CookieTransport::new();
+        for two in [
+            vec![(
+                "cookie",
+                "__Secure-reissue-rt=planted; __Secure-reissue-rt=real",
+            )],
+            vec![
+                ("cookie", "__Secure-reissue-rt=planted"),
+                ("cookie", "a=1; __Secure-reissue-rt=real"),
+            ],
+        ] {
+            assert!(
+                matches!(t.token(&req(&two)), Err(Error::CookieRefused(_))),
+                "{two:?}"
+            );
+        }
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn body_or_cookie_token(
             None => Some(()),
         }
     };
-    match cookies.token(req) {
+    match cookies.token(req)? {
         Some(token) => {
             cookies.check_same_site(req)?;
             Ok(token)
@@ -246,6 +246,11 @@ impl<A: Authenticator> crate::Reissue<A> {
         let reply = self.respond(
             &span,
             async {
+                if self.cookies().requested(req) {
+                    // The answer sets the cookie, wherever the token came
+                    // from: another site must not plant its session here.
+                    self.cookies().check_same_site(req)?;
+                }
                 let token = refresh_token_of(req, body, self.cookies())?;
                 let pair = self.reissue(&token, &self.client_of(req)).await?;
                 Ok(self.token_reply(req, &pair))

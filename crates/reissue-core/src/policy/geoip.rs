@@ -176,7 +176,7 @@ mod tests {
 
     use super::*;
 
-    const TEST_DB: &[u8] = include_bytes!("../../tests/data/test-countries.mmdb");
+    const TEST_DB: &[u8] = include_bytes!("../../../reissue-test-support/data/test-countries.mmdb");
 
     /// Addresses of every record of the test database, and some outside it.
     const PROBES: &[&str] = &[

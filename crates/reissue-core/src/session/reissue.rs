@@ -61,13 +61,15 @@ struct Inner<A: Authenticator> {
     metrics: Metrics,
     clock: Clock,
     warned_no_peer: AtomicBool,
+    /// Whether the claims type names its fields (checked at build).
+    claims_named: bool,
 }
 
 /// Login sessions: issues, rotates and revokes tokens over a
 /// [`RefreshStore`]. Cheap to clone; share one per application.
 ///
 /// The `serve_*` methods are the HTTP endpoints of CONTRACT.md as
-/// framework-neutral functions ([`HttpRequest`] in, [`Reply`](crate::Reply)
+/// framework-neutral functions ([`HttpRequest`](crate::HttpRequest) in, [`Reply`](crate::Reply)
 /// out); the adapters mount them.
 pub struct Reissue<A: Authenticator> {
     inner: Arc<Inner<A>>,
@@ -131,7 +133,13 @@ impl<A: Authenticator> ReissueBuilder<A> {
         self
     }
 
-    /// Where client countries come from (e.g. [`GeoIp`](crate::policy::GeoIp)).
+    /// Where client countries come from (e.g. [`GeoIp`], feature `geoip`).
+    #[cfg_attr(feature = "geoip", doc = "", doc = "[`GeoIp`]: crate::policy::GeoIp")]
+    #[cfg_attr(
+        not(feature = "geoip"),
+        doc = "",
+        doc = "[`GeoIp`]: https://docs.rs/reissue-core/0.1.0/reissue_core/policy/struct.GeoIp.html"
+    )]
     pub fn countries(mut self, lookup: Arc<dyn CountryLookup>) -> Self {
         self.countries = Some(lookup);
         self
@@ -165,6 +173,10 @@ impl<A: Authenticator> ReissueBuilder<A> {
     /// Tokio runtime when the store is Redis.
     pub fn build(self) -> Result<Reissue<A>> {
         self.config.validate()?;
+        // An application claim named like a registered one would give the
+        // token two members of that name: refused here, or at each mint for
+        // a claims type that names no fields.
+        let claims_named = crate::tokens::reserved::check_type::<A::Claims>()?;
         let c = &self.config;
         let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| self.store.clone());
         // Access tokens of a session die at most access_ttl (+ leeway on both
@@ -219,6 +231,7 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 audit: self.audit,
                 clock: self.clock.unwrap_or_else(|| Arc::new(now_millis)),
                 warned_no_peer: AtomicBool::new(false),
+                claims_named,
             }),
         })
     }
@@ -424,6 +437,9 @@ impl<A: Authenticator> Reissue<A> {
         auth: &Authentication,
         s: &Successor,
     ) -> Result<TokenPair> {
+        if !self.inner.claims_named {
+            crate::tokens::reserved::check_members(claims)?;
+        }
         let now = secs((self.inner.clock)());
         let access_exp = (now + self.access_lifetime())
             .min(secs(s.absolute_expiry_ms))

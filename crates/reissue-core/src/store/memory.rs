@@ -116,9 +116,15 @@ fn secs_until(until: u64, now: u64) -> u64 {
     until.saturating_sub(now).div_ceil(1000).max(1)
 }
 
-/// An in-process [`RefreshStore`]. Sessions vanish with the process, and are
-/// not shared between instances: use [`RedisStore`](super::RedisStore) for more
+/// An in-process [`RefreshStore`](super::RefreshStore). Sessions vanish with the process, and are
+/// not shared between instances: use [`RedisStore`] (feature `redis`) for more
 /// than one.
+#[cfg_attr(feature = "redis", doc = "", doc = "[`RedisStore`]: super::RedisStore")]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "",
+    doc = "[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
+)]
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

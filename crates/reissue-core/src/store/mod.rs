@@ -8,6 +8,11 @@
 //!
 //! Two stores implement all three: [`MemoryStore`] (one process) and, with
 //! feature `redis`, [`RedisStore`].
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "",
+    doc = "[`RedisStore`]: https://docs.rs/reissue-core/0.1.0/reissue_core/store/struct.RedisStore.html"
+)]
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +27,8 @@ use crate::{Country, Result, SessionId};
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "fuzzing")]
+pub(crate) use redis::{decode_client, encode_client, expiries, successor};
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]

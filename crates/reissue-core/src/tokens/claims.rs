@@ -9,6 +9,14 @@ use crate::SessionId;
 ///
 /// Implement [`Claims::has_role`] to use role requirements
 /// (403 `insufficient_scope`).
+///
+/// The claims are written into the access token beside the registered ones,
+/// so they must not use a reserved member name ([`RESERVED_CLAIMS`](crate::RESERVED_CLAIMS)):
+/// `iss`, `aud`, `sub`, `sid`, `jti`, `iat`, `exp`, `nbf`, `typ`, `gen`,
+/// `app`, `client_id`, `auth_time`, `amr`, `cnf`. A claims type with such a
+/// field is refused by [`ReissueBuilder::build`](crate::ReissueBuilder::build),
+/// naming the member; claims that name no fields (a JSON value) are checked
+/// each time a token is minted.
 pub trait Claims: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// Whether the user holds `role`. Default: no roles.
     fn has_role(&self, role: &str) -> bool {

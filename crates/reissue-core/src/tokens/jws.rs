@@ -64,6 +64,12 @@ pub(crate) fn verify(keys: &KeySet, token: &str, typ: &str) -> Result<Vec<u8>> {
     let Ok(header_json) = URL_SAFE_NO_PAD.decode(header_b64) else {
         return reject(TokenRejection::Malformed);
     };
+    // RFC 7519 §7.2: header and claims are UTF-8 JSON. serde_json checks the
+    // text of the members it reads but skips the others unchecked, so a
+    // member it ignores could carry any bytes (found by fuzz/claims).
+    if std::str::from_utf8(&header_json).is_err() {
+        return reject(TokenRejection::Malformed);
+    }
     let Ok(header) = serde_json::from_slice::<JoseHeader<'_>>(&header_json) else {
         return reject(TokenRejection::Malformed);
     };
@@ -96,7 +102,9 @@ pub(crate) fn verify(keys: &KeySet, token: &str, typ: &str) -> Result<Vec<u8>> {
     }
     URL_SAFE_NO_PAD
         .decode(payload_b64)
-        .map_err(|_| Error::InvalidToken(TokenRejection::Malformed))
+        .ok()
+        .filter(|payload| std::str::from_utf8(payload).is_ok())
+        .ok_or(Error::InvalidToken(TokenRejection::Malformed))
 }
 
 /// RFC 9068 §4: compare `typ` case-insensitively, with or without `application/`.

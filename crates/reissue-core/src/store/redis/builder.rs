@@ -2,14 +2,14 @@
 //! what the store checks about it at connect (replicas, eviction, clock).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use fred::prelude::{ClientLike, Config, Pool};
 use fred::types::config::ServerConfig;
 
 use super::RedisStore;
-use super::nodes::{Cluster, Nodes, Settings};
+use super::nodes::{Cluster, Nodes, Settings, StoreClock};
 use super::scripts::Scripts;
 use crate::{Error, Result};
 
@@ -96,18 +96,23 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How many replicas must confirm a revocation before it is acknowledged
-    /// (`WAIT`); when fewer do within [`replica_wait`](Self::replica_wait),
-    /// the revocation answers 503 (it took effect on the primary, but a
-    /// failover could undo it). Default: 1 if the deployment has replicas
-    /// when the store connects, else 0 (nothing to wait for).
+    /// How many replicas a revocation waits for (`WAIT`) before it answers.
+    /// When fewer confirm it within [`replica_wait`](Self::replica_wait), it
+    /// still succeeds (it took effect on the primary, and a logout must not
+    /// fail because a replica is slow or gone), and is reported as
+    /// unconfirmed: a warning, the metric
+    /// `reissue_revocations_unconfirmed_total`, and
+    /// [`RedisStore::unconfirmed_revocations`]; a failover before a replica
+    /// has it could undo it. Default: 1 if the deployment has replicas when
+    /// the store connects, else 0 (nothing to wait for).
     pub fn replica_acks(mut self, n: u32) -> Self {
         self.replica_acks = Some(n);
         self
     }
 
     /// How long a revocation waits for its replicas (default 250 ms; less
-    /// than the command timeout).
+    /// than the command timeout). A `WAIT` returns as soon as they confirm,
+    /// so this costs only where a replica is slow or gone.
     pub fn replica_wait(mut self, wait: Duration) -> Self {
         self.replica_wait = wait;
         self
@@ -164,6 +169,7 @@ impl RedisStoreBuilder {
                     durable: Some(durable),
                     settings: Box::new(settings),
                     answered: AtomicBool::new(false),
+                    clock: Arc::new(StoreClock::new()),
                 }
             }
         };
@@ -245,6 +251,7 @@ impl RedisStore {
                 durable: None,
                 settings: Box::new(settings),
                 answered: AtomicBool::new(false),
+                clock: Arc::new(StoreClock::new()),
             },
             prefix,
         )
@@ -267,7 +274,7 @@ impl RedisStore {
             buckets: 256,
             scripts: Arc::new(Scripts::new()),
             command_timeout: Duration::from_millis(1500),
-            clock_offset_ms: Arc::new(AtomicI64::new(0)),
+            unconfirmed: AtomicU64::new(0),
             revoked_keep_ms: AtomicU64::new(0),
             eviction: Eviction::Unknown,
             replica_acks: 0,

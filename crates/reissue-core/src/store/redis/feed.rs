@@ -4,6 +4,15 @@
 //! completed catch-up and the first sign of trouble (a connection error, a
 //! reconnection, a missed message, a heartbeat that went unanswered, a slot
 //! that changed hands).
+//!
+//! fred's plain client neither resubscribes after a reconnection nor tells
+//! when Redis unsubscribes it (a slot that moved away, a primary demoted:
+//! the `sunsubscribe` notice is dropped), and a `PING` answers on a
+//! connection that has lost its subscriptions. So the feed names each
+//! subscriber connection, remembers its id, and asks Redis itself (`CLIENT
+//! LIST ID`, on another connection to the same server) whether that very
+//! connection still holds every channel: once after the catch-up, before the
+//! set is marked in sync, and at every heartbeat.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -24,6 +33,11 @@ use crate::{Error, Result, SessionId};
 /// How often the feed checks that its subscriptions still answer.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
+/// The shortest lease of a feed's announced retention (`<log>:keep`, see
+/// catch_up.lua); the lease is at least the retention itself, and the feed
+/// announces again every quarter of it.
+const MIN_LEASE: Duration = Duration::from_secs(3600);
+
 pub(super) struct Feed {
     pub(super) nodes: Arc<Nodes>,
     pub(super) scripts: Arc<Scripts>,
@@ -42,7 +56,12 @@ enum Event {
 /// One subscriber connection and the channels it listens to.
 struct Subscriber {
     client: Client,
+    server: ServerConfig,
     channels: Vec<String>,
+    /// The name given to the connection that subscribed, and its id, taken
+    /// before its first `SSUBSCRIBE`: a reconnection, which fred makes on its
+    /// own and without the subscriptions, shows as another id without the name.
+    connection: Option<(i64, String)>,
 }
 
 async fn within<T>(
@@ -56,13 +75,17 @@ async fn within<T>(
 }
 
 /// Forwards a subscriber's messages and troubles, tagged with the epoch of
-/// the sync that made it, until the subscriber closes.
+/// the sync that made it, until the subscriber closes. Called before the
+/// client connects: fred announces its first connection as a reconnection,
+/// which is no trouble; every later one is (the new connection has none of
+/// the subscriptions), and so is every error.
 fn forward(client: &Client, epoch: u64, tx: mpsc::UnboundedSender<(u64, Event)>) {
     use tokio::sync::broadcast::error::RecvError;
     let mut messages = client.message_rx();
     let mut reconnects = client.reconnect_rx();
     let mut errors = client.error_rx();
     tokio::spawn(async move {
+        let mut connected = false;
         loop {
             let event = tokio::select! {
                 m = messages.recv() => match m {
@@ -72,6 +95,10 @@ fn forward(client: &Client, epoch: u64, tx: mpsc::UnboundedSender<(u64, Event)>)
                 },
                 r = reconnects.recv() => match r {
                     Err(RecvError::Closed) => break,
+                    Ok(_) if !connected => {
+                        connected = true;
+                        continue;
+                    }
                     _ => Event::Trouble,
                 },
                 e = errors.recv() => match e {
@@ -94,6 +121,9 @@ impl Feed {
         let mut backoff = Duration::from_millis(100);
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut announce = tokio::time::interval(self.lease() / 4);
+        announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        announce.reset();
         'resync: while let Some(revocations) = self.revocations.upgrade() {
             revocations.set_synced(false);
             for old in subscribers.drain(..) {
@@ -117,12 +147,27 @@ impl Feed {
                     continue;
                 }
             }
-            // Troubles from before this sync are moot: it already happened
-            // after them. Revocations are kept.
+            // Troubles of earlier syncs are moot: this one happened after
+            // them. A trouble of this one (a reconnection in the middle of its
+            // SSUBSCRIBEs, an error) fails it, even though every call
+            // answered: fred resent them on a new connection, which lacks the
+            // channels subscribed before. Revocations are kept.
+            let mut failed = false;
             while let Ok((e, event)) = rx.try_recv() {
-                if let (true, Event::Ended(sids)) = (e == epoch, event) {
-                    insert(&revocations, &sids);
+                match (e == epoch, event) {
+                    (true, Event::Ended(sids)) => insert(&revocations, &sids),
+                    (true, Event::Trouble) => failed = true,
+                    (false, _) => {}
                 }
+            }
+            if failed {
+                tracing::warn!(
+                    "revocation feed: the subscriber reconnected during the sync; syncing again"
+                );
+                drop(revocations);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
             }
             backoff = Duration::from_millis(100);
             revocations.set_synced(true);
@@ -139,6 +184,14 @@ impl Feed {
                         Some((_, Event::Trouble)) => continue 'resync,
                         None => break 'resync,
                     },
+                    _ = announce.tick() => {
+                        // The sync announced this feed's retention; a long
+                        // run announces it again before its lease ends.
+                        let Some(revocations) = self.revocations.upgrade() else { break 'resync };
+                        if let Err(e) = self.catch_up(&revocations).await {
+                            tracing::debug!(error = %e, "revocation feed: could not announce its retention");
+                        }
+                    }
                     _ = heartbeat.tick() => {
                         if self.revocations.strong_count() == 0 {
                             break 'resync;
@@ -146,11 +199,12 @@ impl Feed {
                         if self.nodes.version() != version {
                             continue 'resync;
                         }
-                        for s in &subscribers {
-                            let ping = s.client.ping::<Value>(None);
-                            if !matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_))) {
-                                continue 'resync;
-                            }
+                        if let Err(e) = self.check(&subscribers).await {
+                            tracing::warn!(error = %e, "revocation feed: a subscription is gone; syncing again");
+                            // A slot that moved away unsubscribes its channel:
+                            // the next plan needs the new owner.
+                            self.nodes.refresh_soon();
+                            continue 'resync;
                         }
                     }
                 }
@@ -176,21 +230,79 @@ impl Feed {
             Err(e) => return Err((e, subscribers)),
         };
         for (server, channels) in planned {
-            let client = match self.nodes.settings().subscriber(server) {
+            let client = match self.nodes.settings().subscriber(server.clone()) {
                 Ok(c) => c,
                 Err(e) => return Err((e, subscribers)),
             };
             forward(&client, epoch, tx.clone());
             drop(client.connect());
-            subscribers.push(Subscriber { client, channels });
+            subscribers.push(Subscriber {
+                client,
+                server,
+                channels,
+                connection: None,
+            });
         }
-        if let Err(e) = self.subscribe(&subscribers).await {
+        if let Err(e) = self.subscribe(&mut subscribers).await {
             return Err((e, subscribers));
         }
         if let Err(e) = self.catch_up(revocations).await {
             return Err((e, subscribers));
         }
+        // Every connection that subscribed still holds every channel: no
+        // revocation was published to a connection that was not listening.
+        if let Err(e) = self.check(&subscribers).await {
+            return Err((e, subscribers));
+        }
         Ok(subscribers)
+    }
+
+    /// Each subscriber's heartbeat: a `PING` on its connection (a silent
+    /// network), and `CLIENT LIST ID` on another connection to its server,
+    /// which must show the connection that subscribed, by its name, holding
+    /// every channel (a reconnection, an unsubscription by Redis).
+    async fn check(&self, subscribers: &[Subscriber]) -> Result<()> {
+        let checks = subscribers.iter().map(|s| async move {
+            let ping = within(self.timeout, s.client.ping::<Value>(None));
+            let (ping, held) = tokio::join!(ping, self.holds_every_channel(s));
+            ping.and(held)
+        });
+        for result in futures_util::future::join_all(checks).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn holds_every_channel(&self, s: &Subscriber) -> Result<()> {
+        let Some((id, name)) = &s.connection else {
+            return Err(Error::unavailable("the subscriber never connected"));
+        };
+        let Some(client) = self.nodes.client_on(&s.server) else {
+            return Err(Error::unavailable(
+                "the subscriber's server no longer serves the store",
+            ));
+        };
+        let args: Vec<Value> = vec!["LIST".into(), "ID".into(), (*id).into()];
+        let reply: Value = within(self.timeout, client.custom(fred::cmd!("CLIENT"), args)).await?;
+        let line = text(&reply).unwrap_or_default();
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+        };
+        if field("name") != Some(name.as_str()) {
+            return Err(Error::unavailable(
+                "the subscriber's connection was replaced",
+            ));
+        }
+        let held: Option<usize> = field("ssub").and_then(|n| n.parse().ok());
+        if held != Some(s.channels.len()) {
+            return Err(Error::unavailable(format!(
+                "the subscriber holds {} of its {} channels",
+                held.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                s.channels.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Which connection listens to which channels: one for all of them on a
@@ -223,9 +335,23 @@ impl Feed {
         }
     }
 
-    async fn subscribe(&self, subscribers: &[Subscriber]) -> Result<()> {
+    async fn subscribe(&self, subscribers: &mut [Subscriber]) -> Result<()> {
         for s in subscribers {
             within(self.timeout, s.client.wait_for_connect()).await?;
+            // Named and identified before the first SSUBSCRIBE, so that the
+            // checks can tell this connection from one fred made after it.
+            let name = format!("reissue-feed-{:016x}", rand::random::<u64>());
+            let setname: Vec<Value> = vec!["SETNAME".into(), name.as_str().into()];
+            let _: Value =
+                within(self.timeout, s.client.custom(fred::cmd!("CLIENT"), setname)).await?;
+            let id: Value = within(
+                self.timeout,
+                s.client
+                    .custom(fred::cmd!("CLIENT"), vec![Value::from("ID")]),
+            )
+            .await?;
+            let id = int(&id)? as i64;
+            s.connection = Some((id, name));
             // One channel per SSUBSCRIBE: on a cluster a call may name one
             // slot only, and fred matches one reply frame to each call.
             for channel in &s.channels {
@@ -235,8 +361,16 @@ impl Feed {
         Ok(())
     }
 
+    /// How long the retention this feed announces holds without its feed.
+    fn lease(&self) -> Duration {
+        self.keep.max(MIN_LEASE)
+    }
+
+    /// Reads every bucket's log into `revocations`, and announces this feed's
+    /// retention with each log.
     async fn catch_up(&self, revocations: &Revocations) -> Result<()> {
-        let keep = Value::from(self.keep.as_millis().min(i64::MAX as u128) as i64);
+        let ms = |d: Duration| Value::from(d.as_millis().min(i64::MAX as u128) as i64);
+        let (keep, lease) = (ms(self.keep), ms(self.lease()));
         let replies: Vec<Value> = match &*self.nodes {
             Nodes::Single { pool, .. } => {
                 // One server holds every log: one script reads them all.
@@ -245,7 +379,7 @@ impl Feed {
                     self.scripts.catch_up.evalsha_with_reload(
                         pool.next(),
                         self.logs.clone(),
-                        vec![keep],
+                        vec![keep, lease],
                     ),
                 )
                 .await?;
@@ -256,11 +390,9 @@ impl Feed {
                 for log in &self.logs {
                     let nodes = self.nodes.clone();
                     let scripts = self.scripts.clone();
-                    let (log, keep) = (log.clone(), keep.clone());
+                    let (log, args) = (log.clone(), vec![keep.clone(), lease.clone()]);
                     tasks.spawn(async move {
-                        nodes
-                            .run(&scripts.catch_up, vec![log], vec![keep], None)
-                            .await
+                        nodes.run(&scripts.catch_up, vec![log], args, None).await
                     });
                 }
                 let mut replies = Vec::with_capacity(self.logs.len());

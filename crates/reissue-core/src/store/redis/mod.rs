@@ -38,6 +38,8 @@ mod health;
 mod layout;
 mod nodes;
 mod record;
+#[cfg(feature = "fuzzing")]
+pub(crate) use record::{decode_client, encode_client, expiries, successor};
 mod scripts;
 mod store;
 

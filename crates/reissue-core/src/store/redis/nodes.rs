@@ -9,7 +9,7 @@
 //! failed primary's users get 503, the others do not notice.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,46 @@ impl Settings {
     }
 }
 
+/// One primary's clock as this instance knows it: the store time it last
+/// reported, carried forward by the monotonic clock. A deadline in the
+/// store's time is then right however the wall clock steps (NTP, a VM
+/// resumed), and each primary of a cluster has its own. Learned from every
+/// reply that carries the store's time, "too late" ones included.
+pub(super) struct StoreClock {
+    base: Instant,
+    /// The store's time at `base`, in ms; `i64::MIN` until a reply told it.
+    at_base: AtomicI64,
+}
+
+impl StoreClock {
+    pub(super) fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            at_base: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        self.base.elapsed().as_millis().min(i64::MAX as u128 / 2) as i64
+    }
+
+    /// The store's time now, in ms: learned, or, before any reply, the
+    /// instance's wall clock (a script that finds it wrong answers "too
+    /// late" with its time, which teaches this).
+    pub(super) fn now_ms(&self) -> i64 {
+        match self.at_base.load(Ordering::Relaxed) {
+            i64::MIN => crate::clock::now_millis() as i64,
+            at => at + self.elapsed_ms(),
+        }
+    }
+
+    /// A reply said the store's time was `store_ms`.
+    pub(super) fn learn(&self, store_ms: u64) {
+        let at = (store_ms.min(i64::MAX as u64 / 2) as i64) - self.elapsed_ms();
+        self.at_base.store(at, Ordering::Relaxed);
+    }
+}
+
 /// The connections to one primary.
 pub(super) struct Node {
     pub(super) addr: String,
@@ -81,6 +121,7 @@ pub(super) struct Node {
     /// For acknowledged writes (`WAIT` needs the connection that wrote), kept
     /// apart so that a slow `WAIT` holds up no rotation.
     pub(super) durable: Pool,
+    pub(super) clock: Arc<StoreClock>,
     answered: AtomicBool,
 }
 
@@ -96,6 +137,7 @@ impl Node {
             server,
             pool,
             durable,
+            clock: Arc::new(StoreClock::new()),
             answered: AtomicBool::new(false),
         })
     }
@@ -157,6 +199,7 @@ pub(super) enum Nodes {
         /// Whether Redis has answered: from then on, while no connection of
         /// the pool is up, commands fail at once.
         answered: AtomicBool,
+        clock: Arc<StoreClock>,
     },
     /// A Redis Cluster, routed here by slot.
     Cluster(Arc<Cluster>),
@@ -185,6 +228,31 @@ impl Nodes {
         }
     }
 
+    /// The clock of the primary serving `key` (on a cluster, as the map
+    /// says now; a slot nobody serves gets a clock of its own, unused).
+    pub(super) fn clock_for(&self, key: &str) -> Arc<StoreClock> {
+        match self {
+            Nodes::Single { clock, .. } => clock.clone(),
+            Nodes::Cluster(c) => c
+                .topology()
+                .owner(redis_keyslot(key.as_bytes()))
+                .map_or_else(|| Arc::new(StoreClock::new()), |n| n.clock.clone()),
+        }
+    }
+
+    /// One client per primary with its clock.
+    pub(super) fn clocks(&self) -> Vec<(Client, Arc<StoreClock>)> {
+        match self {
+            Nodes::Single { pool, clock, .. } => vec![(pool.next().clone(), clock.clone())],
+            Nodes::Cluster(c) => c
+                .topology()
+                .primaries
+                .iter()
+                .map(|n| (n.pool.next_connected().clone(), n.clock.clone()))
+                .collect(),
+        }
+    }
+
     /// One client per primary, for the checks made at connect.
     pub(super) fn primaries(&self) -> Vec<Client> {
         match self {
@@ -198,8 +266,28 @@ impl Nodes {
         }
     }
 
+    /// A connection of the store to `server` (one server or Sentinel: the
+    /// pool), for asking about another connection to it; `None` when no
+    /// primary of the cluster is there any more.
+    pub(super) fn client_on(&self, server: &ServerConfig) -> Option<Client> {
+        match self {
+            Nodes::Single { pool, .. } => Some(pool.next().clone()),
+            Nodes::Cluster(c) => {
+                let ServerConfig::Centralized { server } = server else {
+                    return None;
+                };
+                c.topology()
+                    .primaries
+                    .iter()
+                    .find(|n| n.server == *server)
+                    .map(|n| n.pool.next_connected().clone())
+            }
+        }
+    }
+
     /// Runs `script` where its keys live; with `acks`, only confirmed once
-    /// that many replicas have it (see [`acknowledged`]).
+    /// that many replicas have it (see [`acknowledged`]): a script not
+    /// confirmed in time still answers (it took effect on the primary).
     pub(super) async fn run(
         &self,
         script: &Script,
@@ -207,6 +295,18 @@ impl Nodes {
         args: Vec<Value>,
         acks: Option<(u32, Duration)>,
     ) -> Result<Value> {
+        Ok(self.run_confirmed(script, keys, args, acks).await?.0)
+    }
+
+    /// [`run`](Self::run), and whether the replicas confirmed it (always
+    /// `true` without `acks`).
+    pub(super) async fn run_confirmed(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Value>,
+        acks: Option<(u32, Duration)>,
+    ) -> Result<(Value, bool)> {
         let first = keys.first().cloned().unwrap_or_default();
         self.on_primary(&first, |pools| {
             let (keys, args) = (keys.clone(), args.clone());
@@ -215,6 +315,7 @@ impl Nodes {
                     None => script
                         .evalsha_with_reload(pools.pool.next(), keys, args)
                         .await
+                        .map(|v| (v, true))
                         .map_err(Failure::Redis),
                     Some((n, wait)) => {
                         acknowledged(pools.durable.next(), script, keys, args, n, wait).await
@@ -277,13 +378,10 @@ impl Nodes {
             durable: durable.clone(),
         })
         .await;
-        if matches!(result, Ok(_) | Err(Failure::NotAcknowledged(_))) {
+        if result.is_ok() {
             answered.store(true, Ordering::Relaxed);
         }
-        result.map_err(|f| match f {
-            Failure::Redis(e) => store_error(e),
-            Failure::NotAcknowledged(e) => e,
-        })
+        result.map_err(|Failure::Redis(e)| store_error(e))
     }
 }
 
@@ -584,10 +682,6 @@ impl Cluster {
                     }
                     return Err(store_error(e));
                 }
-                Err(Failure::NotAcknowledged(e)) => {
-                    node.answered.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
             }
         }
     }
@@ -596,15 +690,15 @@ impl Cluster {
 /// Why a command failed.
 pub(super) enum Failure {
     Redis(fred::error::Error),
-    /// It ran on the primary, but too few replicas confirmed it in time.
-    NotAcknowledged(Error),
 }
 
 /// Runs `script` and then `WAIT acks wait` on the same connection, in one
-/// pipeline: the script's effects count as acknowledged only when `acks`
-/// replicas confirmed them within `wait`. The client is built to send each
-/// command once, so a `WAIT` never lands alone on a new connection (where it
-/// would count nothing and confirm at once).
+/// pipeline: the flag says whether `acks` replicas confirmed the script's
+/// effects within `wait`. Fewer is no failure: the script took effect on the
+/// primary, and a revocation must never fail because a replica is slow or
+/// gone (the caller reports it). The client is built to send each command
+/// once, so a `WAIT` never lands alone on a new connection (where it would
+/// count nothing and confirm at once).
 pub(super) async fn acknowledged(
     client: &Client,
     script: &Script,
@@ -612,7 +706,7 @@ pub(super) async fn acknowledged(
     args: Vec<Value>,
     acks: u32,
     wait: Duration,
-) -> std::result::Result<Value, Failure> {
+) -> std::result::Result<(Value, bool), Failure> {
     let body = script.lua().cloned().unwrap_or_default();
     let mut eval: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
     eval.push(Value::from(body));
@@ -635,12 +729,7 @@ pub(super) async fn acknowledged(
         .unwrap_or_else(|| Err(fred::error::Error::new_canceled()))
         .map_err(Failure::Redis)?;
     let confirmed = confirmed.as_i64().unwrap_or(0);
-    if confirmed < i64::from(acks) {
-        return Err(Failure::NotAcknowledged(Error::unavailable(format!(
-            "{confirmed} of {acks} Redis replicas acknowledged the write within {wait_ms} ms"
-        ))));
-    }
-    Ok(value)
+    Ok((value, confirmed >= i64::from(acks)))
 }
 
 fn is_redirect(e: &fred::error::Error) -> bool {

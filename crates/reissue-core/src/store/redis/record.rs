@@ -14,7 +14,7 @@ use crate::{Country, Error, Result, SessionId};
 /// none; the script writes "=" instead when it is the login country), the
 /// address (a length byte, 0, 4 or 16, then its bytes) and the user-agent
 /// summary.
-pub(super) fn encode_client(client: &ClientMeta) -> Vec<u8> {
+pub(crate) fn encode_client(client: &ClientMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(24);
     match client.country {
         Some(c) => out.extend_from_slice(c.as_str().as_bytes()),
@@ -38,7 +38,7 @@ pub(super) fn encode_client(client: &ClientMeta) -> Vec<u8> {
 }
 
 /// Reads [`encode_client`]'s bytes back; `login_country` is the record's.
-pub(super) fn decode_client(bytes: &[u8], login_country: &[u8]) -> Option<ClientMeta> {
+pub(crate) fn decode_client(bytes: &[u8], login_country: &[u8]) -> Option<ClientMeta> {
     let (country, rest) = match bytes {
         [b'=', rest @ ..] => (country_of(login_country), rest),
         [a, b, rest @ ..] => (country_of(&[*a, *b]), rest),
@@ -77,7 +77,7 @@ fn country_of(bytes: &[u8]) -> Option<Country> {
 /// laid out as `lua/records.lua` says: each record `I2 length .. body`, the
 /// body the sid (22 bytes) then STATE, whose absolute and idle expiries are
 /// its 6-byte numbers at 17 and 23. `None` if no record is the sid's.
-pub(super) fn expiries(key: &[u8], sid: &SessionId) -> Option<(u64, u64)> {
+pub(crate) fn expiries(key: &[u8], sid: &SessionId) -> Option<(u64, u64)> {
     const SID: usize = 22;
     let mut rest = key;
     while let [h, l, after @ ..] = rest {
@@ -93,7 +93,7 @@ pub(super) fn expiries(key: &[u8], sid: &SessionId) -> Option<(u64, u64)> {
 }
 
 /// A rotation's answer (`lua/rotate.lua`): its code, and the successor.
-pub(super) fn successor(b: &[u8]) -> Result<(u8, Successor)> {
+pub(crate) fn successor(b: &[u8]) -> Result<(u8, Successor)> {
     if b.len() != 25 {
         return Err(bad_reply());
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use fred::types::scripts::Script;
 
 use super::builder::Eviction;
 use super::feed;
-use super::nodes::Nodes;
+use super::nodes::{Nodes, StoreClock};
 use super::record::{
     array, bad_reply, bytes, decode_client, encode_client, expiries, int, successor, text, time_ms,
 };
@@ -57,10 +57,9 @@ pub struct RedisStore {
     pub(super) buckets: u16,
     pub(super) scripts: Arc<Scripts>,
     pub(super) command_timeout: Duration,
-    /// The store's clock minus ours, in ms, from the last reply that told it:
-    /// turns "give up after the command timeout" into a deadline in the
-    /// store's time.
-    pub(super) clock_offset_ms: Arc<AtomicI64>,
+    /// Revocations that took effect on their primary but that fewer than
+    /// `replica_acks` replicas confirmed in time.
+    pub(super) unconfirmed: AtomicU64,
     pub(super) revoked_keep_ms: AtomicU64,
     pub(super) eviction: Eviction,
     pub(super) replica_acks: u32,
@@ -88,68 +87,118 @@ impl RedisStore {
     }
 
     /// The latest store time at which a script may still act for a call
-    /// starting now: half the command timeout, so that a script that runs
-    /// after its caller gave up (Redis hung, then resumed) does nothing.
-    fn deadline(&self) -> i64 {
-        let local = crate::clock::now_millis() as i64;
+    /// starting now on the primary whose clock is `clock`: half the command
+    /// timeout, so that a script that runs after its caller gave up (Redis
+    /// hung, then resumed) does nothing.
+    fn deadline(&self, clock: &StoreClock) -> i64 {
         let half = (self.command_timeout.as_millis() / 2).min(i64::MAX as u128) as i64;
-        local + self.clock_offset_ms.load(Ordering::Relaxed) + half
+        clock.now_ms() + half
     }
 
-    pub(super) fn saw_store_time(&self, store_ms: u64) {
-        let local = crate::clock::now_millis() as i64;
-        self.clock_offset_ms
-            .store(store_ms as i64 - local, Ordering::Relaxed);
-    }
-
+    /// Asks every primary its time (`TIME`), at connect.
     pub(super) async fn sync_clock(&self) -> Result<()> {
-        let Some(client) = self.nodes.primaries().into_iter().next() else {
+        let clocks = self.nodes.clocks();
+        if clocks.is_empty() {
             return Err(Error::unavailable("no Redis primary"));
-        };
-        let t: Vec<i64> = client
-            .custom(fred::cmd!("TIME"), Vec::<String>::new())
-            .await
-            .map_err(Error::unavailable)?;
-        if let [secs, micros] = t.as_slice() {
-            self.saw_store_time((*secs as u64) * 1000 + (*micros as u64) / 1000);
+        }
+        for (client, clock) in clocks {
+            let t: Vec<i64> = client
+                .custom(fred::cmd!("TIME"), Vec::<String>::new())
+                .await
+                .map_err(Error::unavailable)?;
+            if let [secs, micros] = t.as_slice() {
+                clock.learn((*secs as u64) * 1000 + (*micros as u64) / 1000);
+            }
         }
         Ok(())
+    }
+
+    /// How many revocations since the store connected took effect on their
+    /// primary without the replicas confirming them within the replica wait
+    /// (a failover before a replica has them could undo them). Also counted
+    /// by the metric `reissue_revocations_unconfirmed_total`.
+    pub fn unconfirmed_revocations(&self) -> u64 {
+        self.unconfirmed.load(Ordering::Relaxed)
+    }
+
+    /// Ends one session, acknowledged. `always_log`: record it in the
+    /// revocation log even if it was gone already (a write for the `WAIT` to
+    /// confirm, after a rotation that ended it). `true` if it was live.
+    async fn end(
+        &self,
+        user_id: &str,
+        sid: &SessionId,
+        what: &'static str,
+        always_log: bool,
+    ) -> Result<bool> {
+        let k = self.keys_of(user_id);
+        let args = vec![
+            sid.as_str().into(),
+            self.revoked_keep().into(),
+            Value::from(if always_log { "1" } else { "0" }),
+        ];
+        let n = self
+            .run_acknowledged(what, &self.scripts.revoke, vec![k.user, k.log], args)
+            .await?;
+        Ok(int(&n)? > 0)
+    }
+
+    fn report_unconfirmed(&self, what: &'static str) {
+        self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("reissue_revocations_unconfirmed_total", "op" => what).increment(1);
+        tracing::warn!(
+            op = what,
+            replicas = self.replica_acks,
+            wait_ms = self.replica_wait.as_millis() as u64,
+            "a revocation took effect on the Redis primary, but no replica confirmed it in time: \
+             a failover now could undo it"
+        );
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<Value>) -> Result<Value> {
         self.nodes.run(script, keys, args, None).await
     }
 
-    /// Runs a rotation script, acknowledged if the store was built so.
+    /// Runs a rotation script, waiting for the replicas if the store was
+    /// built so; the flag: whether they confirmed it.
     async fn run_rotation(
         &self,
         script: &Script,
         keys: Vec<String>,
         args: Vec<Value>,
-    ) -> Result<Value> {
-        if self.acknowledged_rotations {
-            self.run_acknowledged(script, keys, args).await
-        } else {
-            self.run(script, keys, args).await
-        }
+    ) -> Result<(Value, bool)> {
+        let acks = (self.acknowledged_rotations && self.replica_acks > 0)
+            .then_some((self.replica_acks, self.replica_wait));
+        self.nodes.run_confirmed(script, keys, args, acks).await
     }
 
-    /// Runs a script whose effects must survive a failover: acknowledged only
-    /// once `replica_acks` replicas have them.
+    /// Runs a script whose effects must survive a failover: it answers once
+    /// `replica_acks` replicas have them, or once the replica wait is over
+    /// (then reported as unconfirmed, never failed: it is in effect on the
+    /// primary).
     async fn run_acknowledged(
         &self,
+        what: &'static str,
         script: &Script,
         keys: Vec<String>,
         args: Vec<Value>,
     ) -> Result<Value> {
         let acks = (self.replica_acks > 0).then_some((self.replica_acks, self.replica_wait));
-        self.nodes.run(script, keys, args, acks).await
+        let (value, confirmed) = self.nodes.run_confirmed(script, keys, args, acks).await?;
+        if !confirmed {
+            self.report_unconfirmed(what);
+        }
+        Ok(value)
     }
 }
 
-/// The `{-1}` of a script that found itself past its deadline.
-fn too_late_reply(reply: &[Value]) -> bool {
-    matches!(reply, [Value::Integer(-1)])
+/// The `{-1, now}` of a script that found itself past its deadline: the
+/// store's time, if so.
+fn too_late_reply(reply: &[Value]) -> Option<u64> {
+    match reply {
+        [Value::Integer(-1), now] => int(now).ok(),
+        _ => None,
+    }
 }
 
 fn too_late() -> Error {
@@ -171,6 +220,7 @@ fn sids(values: &[Value]) -> Vec<SessionId> {
 impl SessionStore for RedisStore {
     async fn create(&self, s: &NewSession) -> Result<Created> {
         let k = self.keys_of(&s.user_id);
+        let clock = self.nodes.clock_for(&k.user);
         let country = s.client.country.map(|c| c.to_string()).unwrap_or_default();
         let args: Vec<Value> = vec![
             s.sid.as_str().into(),
@@ -179,21 +229,22 @@ impl SessionStore for RedisStore {
             (s.max_sessions.clamp(1, i64::MAX as usize) as i64).into(),
             encode_client(&s.client).as_slice().into(),
             country.into(),
-            self.deadline().into(),
+            self.deadline(&clock).into(),
             self.revoked_keep().into(),
         ];
         let reply = array(
             self.run(&self.scripts.create, vec![k.user, k.log], args)
                 .await?,
         )?;
-        if too_late_reply(&reply) {
+        if let Some(now) = too_late_reply(&reply) {
+            clock.learn(now);
             return Err(too_late());
         }
         let [now, exp, abs, evicted @ ..] = reply.as_slice() else {
             return Err(bad_reply());
         };
         let now = int(now)?;
-        self.saw_store_time(now);
+        clock.learn(now);
         Ok(Created {
             first: Successor {
                 generation: 1,
@@ -208,6 +259,7 @@ impl SessionStore for RedisStore {
 
     async fn rotate(&self, r: &RotateRequest<'_>) -> Result<Rotation> {
         let k = self.keys_of(r.user_id);
+        let clock = self.nodes.clock_for(&k.user);
         let request_id: u32 = rand::random();
         let clamp = |n: u64| n.min(1 << 53); // Lua's numbers are doubles
         let ms = |d: Duration| clamp(d.as_millis().min(u128::from(u64::MAX)) as u64);
@@ -217,7 +269,7 @@ impl SessionStore for RedisStore {
             r.grace.map_or(1 << 53, ms),
             ms(r.idle_ttl),
             u64::from(request_id),
-            self.deadline().max(0) as u64,
+            self.deadline(&clock).max(0) as u64,
             self.revoked_keep().max(0) as u64,
             clamp(r.issued_at_ms),
             clamp(r.max_ahead),
@@ -230,25 +282,38 @@ impl SessionStore for RedisStore {
             encode_client(r.client).as_slice().into(),
             r.sid.as_str().into(),
         ];
-        let reply = self
+        let (reply, confirmed) = self
             .run_rotation(&self.scripts.rotate, vec![k.user, k.log], args)
             .await?;
         match reply {
-            Value::Integer(-1) => Err(too_late()),
+            Value::Array(reply) => match too_late_reply(&reply) {
+                Some(now) => {
+                    clock.learn(now);
+                    Err(too_late())
+                }
+                None => Err(bad_reply()),
+            },
             Value::Integer(0) => Ok(Rotation::NotFound),
             Value::Integer(3) => {
                 // The session was revoked as theft: that must survive a
-                // failover too. Running the revocation again on the
-                // acknowledged path makes a replica confirm it (and redoes
-                // it, should the primary have changed in between).
-                if self.replica_acks > 0 && !self.acknowledged_rotations {
-                    self.revoke(r.user_id, r.sid).await?;
+                // failover too. The rotation ran on a connection whose WAIT
+                // would count nothing; the revocation runs again on the
+                // acknowledged path, and always writes (it records the
+                // session in the log again), so that its WAIT confirms the
+                // rotation's writes too, which the replication stream carries
+                // before it. It also redoes the revocation, should the
+                // primary have changed in between.
+                if self.replica_acks > 0 && !(self.acknowledged_rotations && confirmed) {
+                    self.end(r.user_id, r.sid, "reuse", true).await?;
                 }
                 Ok(Rotation::Reused)
             }
+            Value::Bytes(_) | Value::String(_) if !confirmed => Err(Error::unavailable(
+                "no Redis replica confirmed the rotation in time",
+            )),
             Value::Bytes(_) | Value::String(_) => match successor(bytes(&reply))? {
                 (1, s) => {
-                    self.saw_store_time(s.rotated_at_ms);
+                    clock.learn(s.rotated_at_ms);
                     Ok(Rotation::Rotated(s))
                 }
                 (2, s) => Ok(Rotation::Replayed(s)),
@@ -259,19 +324,19 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke(&self, user_id: &str, sid: &SessionId) -> Result<bool> {
-        let k = self.keys_of(user_id);
-        let args = vec![sid.as_str().into(), self.revoked_keep().into()];
-        let n = self
-            .run_acknowledged(&self.scripts.revoke, vec![k.user, k.log], args)
-            .await?;
-        Ok(int(&n)? > 0)
+        self.end(user_id, sid, "revoke", false).await
     }
 
     async fn revoke_all(&self, user_id: &str) -> Result<Vec<SessionId>> {
         let k = self.keys_of(user_id);
         let args = vec![self.revoked_keep().into()];
         let ended = self
-            .run_acknowledged(&self.scripts.revoke_all, vec![k.user, k.log], args)
+            .run_acknowledged(
+                "revoke_all",
+                &self.scripts.revoke_all,
+                vec![k.user, k.log],
+                args,
+            )
             .await?;
         Ok(sids(&array(ended)?))
     }

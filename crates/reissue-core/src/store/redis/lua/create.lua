@@ -1,8 +1,9 @@
 -- KEYS: user, log. ARGV: sid, max_age, idle, max_sessions, client, login
--- country, deadline, keep. Returns {-1} past the deadline (the caller gave
--- up), else {now, idle_expiry, absolute_expiry, evicted sids...}.
+-- country, deadline, keep. Returns {-1, now} past the deadline (the caller
+-- gave up; its store clock learns from `now`), else {now, idle_expiry,
+-- absolute_expiry, evicted sids...}.
 local uk, log, sid = KEYS[1], KEYS[2], ARGV[1]
-if now > tonumber(ARGV[7]) then return {-1} end
+if now > tonumber(ARGV[7]) then return {-1, now} end
 local idle = tonumber(ARGV[3])
 local abs = now + tonumber(ARGV[2])
 local exp = math.min(now + idle, abs)

@@ -1,9 +1,11 @@
 -- KEYS: user, log. ARGV: the numbers (eight u64, big-endian: generation,
--- grace (the replay cap, ms; 2^53 when there is none), idle, request id, deadline, keep, the presented token's iat in ms,
--- how far ahead a lost write may be), client, sid. Returns -1 past the
--- deadline, 0 not found (ended), 3 reuse (the session is revoked; the end of
--- the script is rotate_reused.lua, after ended.lua), else one string,
--- struct '>BI4I6I6I6' (1 rotated or 2 replayed, its successor unused,
+-- grace (the replay cap, ms; 2^53 when there is none), idle, request id,
+-- deadline, keep, the presented token's iat in ms, how far ahead a lost
+-- write may be), client, sid. Returns {-1, now} past the deadline (the
+-- caller's store clock learns from `now`), 0 not found (ended), 3 reuse (the
+-- session is revoked; the end of the script is rotate_reused.lua, after
+-- ended.lua), else one string, struct '>BI4I6I6I6' (1 rotated or 2
+-- replayed, its successor unused,
 -- generation, rotated at, idle expiry, absolute expiry, ms) then the login
 -- country (2 bytes, "\0\0": none). One string costs Redis less than a table.
 --
@@ -18,7 +20,7 @@
 local uk, log = KEYS[1], KEYS[2]
 local sid = ARGV[3]
 local p, grace, idle, rid, deadline, keep, iat, ahead = struct.unpack('>I8I8I8I8I8I8I8I8', ARGV[1])
-if now > deadline then return -1 end
+if now > deadline then return {-1, now} end
 local v = redis.call('GET', uk)
 local i, j
 if v then

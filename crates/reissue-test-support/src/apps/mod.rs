@@ -1,0 +1,7 @@
+//! The tests of the example apps' binaries, written once and run by each
+//! app's own test with the path of its binary
+//! (`env!("CARGO_BIN_EXE_axum-app")`).
+
+pub mod cli;
+#[cfg(unix)]
+pub mod sighup;
