@@ -25,8 +25,11 @@ const LONG: u64 = 1200;
 /// One request of a row, checked.
 type Request = Box<dyn FnMut()>;
 
+/// How to set a row up.
+type Setup = fn() -> Result<Request, String>;
+
 /// The rows: a name, and how to set one up.
-fn cases() -> Vec<(&'static str, fn() -> Result<Request, String>)> {
+fn cases() -> Vec<(&'static str, Setup)> {
     vec![
         ("axum bare route", || {
             Ok(axum(apps::axum_bare_router(), &bare_token()))

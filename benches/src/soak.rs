@@ -232,7 +232,8 @@ async fn login(inst: &Instance, user: &str, rng: &mut Rng) -> Result<Held, Strin
         .verifier()
         .verify(&pair.access_token)
         .map_err(|e| format!("a fresh access token: {e}"))?
-        .session_id;
+        .session_id
+        .clone();
     Ok(Held {
         access: pair.access_token,
         refresh: pair.refresh_token,

@@ -46,7 +46,7 @@ impl HttpRequest for FuzzRequest {
 /// The refresh token the cookie transport reads from the request's `Cookie`
 /// headers, as `/auth/reissue` and `/auth/logout` read it.
 pub fn refresh_cookie(cookies: &CookieTransport, req: &FuzzRequest) -> Option<String> {
-    cookies.token(req)
+    cookies.token(req).ok().flatten()
 }
 
 /// Whether the cookie transport's same-site checks (`X-Reissue-Transport`,

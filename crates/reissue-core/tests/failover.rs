@@ -753,7 +753,7 @@ impl Drop for Stopped {
 async fn a_reuse_revocation_waits_for_the_replica_to_have_it() {
     let _serial = SERIAL.lock().await;
     let set = deploy::Sentinel::start();
-    let url = format!("redis://127.0.0.1:{}", set.primary.port);
+    let url = format!("redis://127.0.0.1:{}", set.primary.port());
     let fleet = Fleet::new(&url, "reuse:").await;
     let mut users = fleet.login((0..2).map(|i| format!("reuse-{i}"))).await;
     let stale = users[0].token.clone();

@@ -9,18 +9,15 @@
 //!
 //! Its own binary: it reshapes a cluster of its own.
 
-#[path = "support/deploy.rs"]
-mod deploy;
-#[allow(unused_macros, unused_imports)]
-mod suite;
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reissue_core::store::{RedisStore, RevocationFeed};
+use reissue_core::testkit::{Store, create};
 use reissue_core::{Revocations, SessionId};
-use suite::{Store, create};
+use support::deploy;
 
 const BUCKETS: u16 = 16;
 const PREFIX: &str = "fc:";
