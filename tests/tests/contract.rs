@@ -91,6 +91,14 @@ conformance! {
         reissue_grace_window_same_token,
         reissue_concurrent,
         reissue_reuse_after_grace,
+        reissue_replay_until_successor_used,
+        reissue_predecessor_after_successor_used,
+        reissue_replay_racing_successor,
+        access_claims_rfc9068,
+        access_claims_client_id_variable,
+        tokens_without_new_claims_still_verify,
+        expires_in_is_each_tokens_own,
+        access_ttl_jitter_off,
         reissue_reuse_strict_grace,
         reissue_older_generation,
         reissue_after_logout,
@@ -287,10 +295,10 @@ async fn login_token_response(t: Target) {
     let e = email();
     s.signup(&e, PASSWORD).await;
     let tokens = s.login(&e, PASSWORD).await;
-    assert_eq!(
-        tokens.body["expires_in"],
-        json!(300),
-        "default access lifetime: {}",
+    let expires_in = tokens.body["expires_in"].as_u64().expect("expires_in");
+    assert!(
+        (270..=330).contains(&expires_in),
+        "default access lifetime 300 s ± 10 %: {}",
         tokens.body
     );
     assert_eq!(
@@ -325,7 +333,10 @@ async fn login_access_token_claims(t: Target) {
         c["exp"].as_u64().expect("exp"),
     );
     assert!(iat.abs_diff(now()) <= 60, "iat {iat} is not now");
-    assert_eq!(exp - iat, 300, "exp - iat is the access lifetime");
+    assert!(
+        (270..=330).contains(&(exp - iat)),
+        "exp - iat is the access lifetime, 300 s ± 10 %: {c}"
+    );
     assert_eq!(c["email"], json!(u.email));
     assert_eq!(c["roles"], json!([]));
     let rh = header_of(&u.tokens.refresh);
@@ -655,7 +666,12 @@ async fn reissue_bearer(t: Target) {
     assert_ne!(new.refresh, u.tokens.refresh);
     assert_eq!(new.sid(), u.tokens.sid(), "a reissue keeps the session");
     assert_eq!(new.access_claims()["sub"], json!(u.id));
-    assert_eq!(new.body["expires_in"], json!(300));
+    let c = new.access_claims();
+    assert_eq!(
+        new.body["expires_in"].as_u64(),
+        c["exp"].as_u64().zip(c["iat"].as_u64()).map(|(e, i)| e - i),
+        "expires_in is the token's own lifetime"
+    );
     s.me(&new.access).await.assert_status(200);
     s.reissue(&new.refresh).await.tokens();
 }
@@ -792,6 +808,170 @@ async fn reissue_reuse_after_grace(t: Target) {
     s.reissue(&next.refresh).await.assert_invalid_token();
     // other sessions of the user are untouched
     s.login(&u.email, PASSWORD).await;
+}
+
+/// Replay until the successor is used (FAPI 2.0): with the default (no
+/// cap), a retry long after the former 10 s window gets the same successor.
+/// The longer delays (30 s to 2 h) are shown on the stores with an
+/// injected clock (`reissue-core --test store`, `replay_until_used_*`).
+async fn reissue_replay_until_successor_used(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    sleep(11.0).await;
+    let again = s.reissue(&u.tokens.refresh).await.tokens();
+    assert_eq!(again.sid(), next.sid(), "the same session");
+    assert_eq!(
+        payload_of(&again.refresh)["gen"],
+        payload_of(&next.refresh)["gen"],
+        "the same successor (generation)"
+    );
+    assert_eq!(again.refresh, next.refresh, "HS256 signs deterministically");
+    // not revoked, not forked: the successor rotates once
+    let after = s.reissue(&next.refresh).await.tokens();
+    assert_eq!(s.sessions(&after.access).await.len(), 1);
+}
+
+/// Once the successor has been presented, the predecessor is reuse: 401 and
+/// the whole session revoked, its current token too.
+async fn reissue_predecessor_after_successor_used(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let other = s.login(&u.email, PASSWORD).await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    let current = s.reissue(&next.refresh).await.tokens();
+    s.reissue(&u.tokens.refresh).await.assert_invalid_token();
+    s.reissue(&current.refresh).await.assert_invalid_token();
+    s.me(&current.access).await.assert_invalid_token();
+    // the user's other session is untouched
+    s.reissue(&other.refresh).await.tokens();
+}
+
+/// A retry racing the successor's first use: whichever the store sees
+/// first decides, and there is exactly one outcome, never a fork. Either
+/// the replay came first (both 200, the same successor, then the session
+/// goes on from the rotated one), or the rotation came first (the retry is
+/// reuse: 401 and the session revoked, the rotation's pair with it).
+async fn reissue_replay_racing_successor(t: Target) {
+    let s = t.start(&[]);
+    for _ in 0..8 {
+        let u = s.user().await;
+        let next = s.reissue(&u.tokens.refresh).await.tokens();
+        let (retry, rotate) = tokio::join!(s.reissue(&u.tokens.refresh), s.reissue(&next.refresh));
+        let rotated = rotate.tokens();
+        match retry.status {
+            200 => {
+                assert_eq!(retry.tokens().refresh, next.refresh, "the same successor");
+                let on = s.reissue(&rotated.refresh).await.tokens();
+                assert_eq!(s.sessions(&on.access).await.len(), 1, "no fork");
+            }
+            401 => {
+                retry.assert_invalid_token();
+                s.reissue(&rotated.refresh).await.assert_invalid_token();
+            }
+            other => panic!("a racing retry got {other}: {}", retry.text),
+        }
+    }
+}
+
+/// RFC 9068 claims: `client_id` (default the audience), `auth_time` (the
+/// login's, the same across rotations and replays) and `amr` (`["pwd"]`).
+async fn access_claims_rfc9068(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let c = u.tokens.access_claims();
+    assert_eq!(c["client_id"], json!(AUDIENCE), "{c}");
+    assert_eq!(c["amr"], json!(["pwd"]), "{c}");
+    let auth_time = c["auth_time"].as_u64().expect("auth_time");
+    assert!(auth_time <= c["iat"].as_u64().unwrap() && auth_time.abs_diff(now()) <= 60);
+    sleep(1.1).await;
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    let replay = s.reissue(&u.tokens.refresh).await.tokens();
+    let later = s.reissue(&next.refresh).await.tokens();
+    for t in [&next, &replay, &later] {
+        let c = t.access_claims();
+        assert_eq!(
+            c["auth_time"],
+            json!(auth_time),
+            "auth_time stays the login's: {c}"
+        );
+        assert_eq!(c["amr"], json!(["pwd"]), "{c}");
+        assert_eq!(c["client_id"], json!(AUDIENCE), "{c}");
+    }
+    assert!(later.access_claims()["iat"].as_u64().unwrap() > auth_time);
+}
+
+async fn access_claims_client_id_variable(t: Target) {
+    let s = t.start(&[("REISSUE_CLIENT_ID", "mobile-app")]);
+    let u = s.user().await;
+    assert_eq!(u.tokens.access_claims()["client_id"], json!("mobile-app"));
+    let next = s.reissue(&u.tokens.refresh).await.tokens();
+    assert_eq!(next.access_claims()["client_id"], json!("mobile-app"));
+}
+
+/// Tokens minted before the new claims (no `client_id`, `auth_time`,
+/// `amr`) still verify until they expire, and a refresh token without them
+/// still rotates (its successors then carry no `auth_time` either: nothing
+/// to carry on).
+async fn tokens_without_new_claims_still_verify(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let strip = |mut v: Value| {
+        for k in ["client_id", "auth_time", "amr"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    let access = forge(
+        &header_of(&u.tokens.access),
+        &strip(u.tokens.access_claims()),
+        TEST_SECRET,
+    );
+    s.me(&access).await.assert_status(200);
+    let refresh = forge(
+        &header_of(&u.tokens.refresh),
+        &strip(payload_of(&u.tokens.refresh)),
+        TEST_SECRET,
+    );
+    let next = s.reissue(&refresh).await.tokens();
+    let c = next.access_claims();
+    assert_eq!(c["client_id"], json!(AUDIENCE), "{c}");
+    assert!(c.get("auth_time").is_none(), "{c}");
+    s.me(&next.access).await.assert_status(200);
+}
+
+/// Jitter (default ±10 %): lifetimes vary between logins, and `expires_in`
+/// is each token's `exp - iat`.
+async fn expires_in_is_each_tokens_own(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..12 {
+        let t = s
+            .reissue(&s.login(&u.email, PASSWORD).await.refresh)
+            .await
+            .tokens();
+        let c = t.access_claims();
+        let life = c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap();
+        assert_eq!(
+            t.body["expires_in"],
+            json!(life),
+            "expires_in is the token's own: {c}"
+        );
+        assert!((270..=330).contains(&life), "300 s ± 10 %: {life}");
+        seen.insert(life);
+    }
+    // 12 draws from 61 values all equal: odds below 1e-19
+    assert!(seen.len() > 1, "lifetimes vary: {seen:?}");
+}
+
+async fn access_ttl_jitter_off(t: Target) {
+    let s = t.start(&[("REISSUE_ACCESS_TTL_JITTER", "0")]);
+    let u = s.user().await;
+    for _ in 0..4 {
+        let t = s.login(&u.email, PASSWORD).await;
+        assert_eq!(t.body["expires_in"], json!(300), "{}", t.body);
+    }
 }
 
 async fn reissue_reuse_strict_grace(t: Target) {

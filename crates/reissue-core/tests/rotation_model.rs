@@ -98,6 +98,8 @@ impl Model {
             self.generation += 1;
             Seen::Pair(self.generation)
         } else if presented + 1 == self.generation && grace {
+            // the successor (the current generation) was never presented,
+            // or the generation would have moved on: replayable, however late
             Seen::Pair(self.generation)
         } else {
             self.live = false;
@@ -292,10 +294,12 @@ fn runner(cases: u32) -> TestRunner {
 
 fn instances(store: [Arc<dyn RefreshStore>; 2], strict_grace: bool) -> [Reissue<AnyUser>; 2] {
     store.map(|store| {
+        // Replays on: the default, until the successor is used (no time
+        // bound; the model has none either). Off: a cap of 0.
         let grace = if strict_grace {
-            Duration::ZERO
+            Some(Duration::ZERO)
         } else {
-            Duration::from_secs(60)
+            None
         };
         let config = Config::new("model", "model")
             .reuse_grace(grace)

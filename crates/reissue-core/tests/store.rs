@@ -9,6 +9,7 @@ use reissue_core::store::dangerous;
 use std::time::{Duration, Instant};
 
 use fred::prelude::{LuaInterface, MemoryInterface, Value};
+use reissue_core::store::NewSession;
 use reissue_core::store::{
     Admission, AttemptEnd, ClientMeta, LoginAttempt, LoginThrottle, MemoryStore, RedisStore,
     RotateRequest, SessionStore,
@@ -360,4 +361,44 @@ async fn redis_a_session_id_in_another_records_user_agent_is_not_its_record() {
     for (sid, live) in checks {
         assert_eq!(store.is_live("alice", sid).await.unwrap(), live, "{sid:?}");
     }
+}
+
+/// Retries after 1 s, 30 s, 5 min and 2 h (a phone that slept) get the same
+/// successor: the memory store on an injected clock. Redis judges by its own
+/// TIME, which cannot be moved; its rule has no time bound at all without a
+/// cap (the cap is 2^53 ms), shown in real time by the suite's
+/// `replay_until_successor_used`.
+#[tokio::test]
+async fn replay_hours_later_on_an_injected_clock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let now = Arc::new(AtomicU64::new(1_900_000_000_000));
+    let clock = now.clone();
+    let store: Store = Arc::new(reissue_core::store::MemoryStore::with_clock(move || {
+        clock.load(Ordering::SeqCst)
+    }));
+    let idle = Duration::from_secs(14 * 24 * 3600);
+    let sid = SessionId::random();
+    let session = NewSession::new(
+        "alice",
+        sid.clone(),
+        Duration::from_secs(30 * 24 * 3600),
+        idle,
+    );
+    store.create(&session).await.unwrap();
+    let first = rotated(rotate_with(&store, "alice", &sid, 1, None, idle).await);
+    for secs in [1, 30, 300, 7200] {
+        now.store(1_900_000_000_000 + secs * 1000, Ordering::SeqCst);
+        assert_eq!(
+            rotate_with(&store, "alice", &sid, 1, None, idle).await,
+            reissue_core::store::Rotation::Replayed(first.clone()),
+            "a retry {secs} s later"
+        );
+    }
+    // a cap in seconds still bounds it
+    assert_eq!(
+        rotate_with(&store, "alice", &sid, 1, Duration::from_secs(3600), idle).await,
+        reissue_core::store::Rotation::Reused,
+        "2 h is past a 1 h cap"
+    );
 }

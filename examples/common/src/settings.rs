@@ -29,9 +29,10 @@ use reissue_core::{
 };
 
 use crate::values::{
-    Secret, parse_addr, parse_count, parse_countries, parse_emails, parse_optional_path,
-    parse_origins, parse_paths, parse_proxies, parse_revocation, parse_seconds, parse_secret,
-    parse_switch, parse_text, refusal, setting,
+    Secret, parse_addr, parse_count, parse_countries, parse_emails, parse_jitter,
+    parse_optional_path, parse_optional_seconds, parse_optional_text, parse_origins, parse_paths,
+    parse_proxies, parse_revocation, parse_seconds, parse_secret, parse_switch, parse_text,
+    refusal, setting,
 };
 use crate::{AppState, STORE_LATENCY_BUCKETS};
 
@@ -122,15 +123,26 @@ struct AppArgs {
         default_value = "reissue-example", value_parser = setting(parse_text))]
     audience: String,
 
+    /// The access tokens' `client_id` (default: the audience)
+    #[arg(long, env = "REISSUE_CLIENT_ID",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_optional_text))]
+    client_id: std::option::Option<String>,
+
+    /// How much access lifetimes vary at random, a fraction either way (0: none)
+    #[arg(long, env = "REISSUE_ACCESS_TTL_JITTER", value_name = "FRACTION",
+        default_value = "0.1", value_parser = setting(parse_jitter))]
+    access_ttl_jitter: f64,
+
     /// Refresh idle lifetime, seconds
     #[arg(long, env = "REISSUE_REFRESH_TTL", value_name = "SECONDS",
         default_value = "1209600", value_parser = setting(parse_seconds))]
     refresh_ttl: Duration,
 
-    /// Grace window for a spent refresh token, seconds (0: strict)
+    /// A cap in seconds on replaying a spent refresh token (unset: until its
+    /// successor is used; 0: no replays)
     #[arg(long, env = "REISSUE_REUSE_GRACE", value_name = "SECONDS",
-        default_value = "10", value_parser = setting(parse_seconds))]
-    reuse_grace: Duration,
+        default_value = "", hide_default_value = true, value_parser = setting(parse_optional_seconds))]
+    reuse_grace: std::option::Option<Duration>,
 
     /// How access tokens of ended sessions are refused
     #[arg(long, env = "REISSUE_REVOCATION", value_name = "stateless|instant|strict",
@@ -200,8 +212,14 @@ impl AppArgs {
         } else {
             CookieTransport::off()
         };
-        Config::new(&self.issuer, &self.audience)
+        let config = Config::new(&self.issuer, &self.audience)
             .access_ttl(self.store.access_ttl())
+            .access_ttl_jitter(self.access_ttl_jitter);
+        let config = match &self.client_id {
+            Some(id) => config.client_id(id),
+            None => config,
+        };
+        config
             .refresh_ttl(self.refresh_ttl)
             .session_max_age(self.store.session_max_age())
             .reuse_grace(self.reuse_grace)

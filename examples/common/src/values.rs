@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use reissue_core::policy::{CountryRule, TrustedProxies};
 use reissue_core::{Origin, RevocationMode};
@@ -79,6 +80,22 @@ pub fn parse_switch(v: &str) -> Result<bool, String> {
 pub fn parse_count(v: &str) -> Result<u32, String> {
     v.parse()
         .map_err(|_| format!("expected a number, got `{v}`"))
+}
+
+/// Whole seconds, or `None` when blank (unset).
+pub fn parse_optional_seconds(v: &str) -> Result<Option<Duration>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    parse_seconds(v).map(Some)
+}
+
+/// A fraction from 0 to 0.5 (e.g. `0.1`: ±10 %).
+pub fn parse_jitter(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(f) if (0.0..=0.5).contains(&f) => Ok(f),
+        _ => Err(format!("expected a fraction from 0 to 0.5, got `{v}`")),
+    }
 }
 
 /// `stateless`, `instant` or `strict`.
@@ -159,5 +176,17 @@ mod tests {
         assert!(parse_count("-1").is_err());
         assert!(parse_addr("nowhere").is_err());
         assert_eq!(parse_revocation("STRICT"), Ok(RevocationMode::Strict));
+        assert_eq!(parse_optional_seconds(""), Ok(None));
+        assert_eq!(parse_optional_seconds("0"), Ok(Some(Duration::ZERO)));
+        assert_eq!(
+            parse_optional_seconds("30"),
+            Ok(Some(Duration::from_secs(30)))
+        );
+        assert!(parse_optional_seconds("forever").is_err());
+        assert_eq!(parse_jitter("0.1"), Ok(0.1));
+        assert_eq!(parse_jitter("0"), Ok(0.0));
+        for bad in ["0.6", "-0.1", "NaN", "ten"] {
+            assert!(parse_jitter(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -129,6 +129,21 @@ fn secs_until(until: u64, now: u64) -> u64 {
 pub struct MemoryStore {
     state: Mutex<State>,
     ops: AtomicU64,
+    clock: StoreClock,
+}
+
+/// The store's clock: the system's unless one was given.
+#[derive(Default)]
+struct StoreClock(Option<crate::clock::Clock>);
+
+impl std::fmt::Debug for StoreClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "injected"
+        } else {
+            "system"
+        })
+    }
 }
 
 impl MemoryStore {
@@ -137,8 +152,18 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// An empty store keeping time by `now_ms` (Unix milliseconds) instead
+    /// of the system clock: for tests of what happens hours later (a retry
+    /// after a phone slept) without waiting hours.
+    pub fn with_clock(now_ms: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self {
+            clock: StoreClock(Some(Arc::new(now_ms))),
+            ..Self::default()
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State, u64) -> T) -> T {
-        let now = now_millis();
+        let now = self.clock.0.as_ref().map_or_else(now_millis, |c| c());
         // A panic elsewhere cannot leave the map half-updated (each closure is
         // all-or-nothing), so a poisoned lock is safe to keep using.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -84,6 +84,8 @@ macro_rules! store_suite {
     renew_rotates_without_a_token,
     replay_within_grace_changes_nothing,
     reuse_after_grace_revokes,
+    replay_until_successor_used,
+    replay_racing_successor_use,
     older_generation_is_reuse,
     zero_grace_is_strict,
     not_found_after_revoke,
@@ -211,7 +213,7 @@ pub async fn rotate_with(
     user: &str,
     sid: &SessionId,
     generation: u64,
-    grace: Duration,
+    grace: impl Into<Option<Duration>>,
     idle: Duration,
 ) -> Rotation {
     let client = ClientMeta::new(Some("198.51.100.1".parse().unwrap()), None, Some("curl/8"));
@@ -464,6 +466,49 @@ pub async fn reuse_after_grace_revokes(store: Store) {
         "the current generation fails too"
     );
     assert_eq!(store.list("alice").await.unwrap(), vec![]);
+}
+
+/// No cap (the default): a spent token past any former window still gets
+/// the same successor; once that successor was presented, it is reuse and
+/// the session ends.
+pub async fn replay_until_successor_used(store: Store) {
+    let sid = create(&store, "alice").await;
+    let first = rotated(rotate_with(&store, "alice", &sid, 1, None, IDLE).await);
+    sleep_ms(1100).await;
+    assert_eq!(
+        rotate_with(&store, "alice", &sid, 1, None, IDLE).await,
+        Rotation::Replayed(first.clone()),
+        "a retry 1.1 s later gets the same successor"
+    );
+    rotated(rotate_with(&store, "alice", &sid, 2, None, IDLE).await);
+    assert_eq!(
+        rotate_with(&store, "alice", &sid, 1, None, IDLE).await,
+        Rotation::Reused,
+        "its successor was used: reuse"
+    );
+    assert!(!store.is_live("alice", &sid).await.unwrap(), "revoked");
+}
+
+/// A retry racing the successor's first use: one outcome, never a fork.
+pub async fn replay_racing_successor_use(store: Store) {
+    for _ in 0..20 {
+        let sid = create(&store, "alice").await;
+        let first = rotated(rotate_with(&store, "alice", &sid, 1, None, IDLE).await);
+        let (retry, next) = tokio::join!(
+            rotate_with(&store, "alice", &sid, 1, None, IDLE),
+            rotate_with(&store, "alice", &sid, 2, None, IDLE)
+        );
+        let next = rotated(next);
+        assert_eq!(next.generation, 3);
+        match retry {
+            Rotation::Replayed(s) => {
+                assert_eq!(s, first, "the same successor");
+                rotated(rotate_with(&store, "alice", &sid, 3, None, IDLE).await);
+            }
+            Rotation::Reused => assert!(!store.is_live("alice", &sid).await.unwrap()),
+            other => panic!("a racing retry got {other:?}"),
+        }
+    }
 }
 
 /// Scenario: older generation is reuse.
