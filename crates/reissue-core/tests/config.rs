@@ -68,11 +68,16 @@ fn lifetimes_that_would_overflow_are_refused() {
         // A huge grace within a huge idle lifetime: the bound still holds.
         refused(base().reuse_grace(d), "reuse_grace");
     }
+    for jitter in [-0.1, 0.6, f64::NAN] {
+        refused(base().access_ttl_jitter(jitter), "access_ttl_jitter");
+    }
     // Long but sane lifetimes are fine, and a session of them works.
     let long = YEAR * 100;
     let r = build(
         base()
             .access_ttl(long)
+            // exactly the configured lifetime, for the figure below
+            .access_ttl_jitter(0.0)
             .refresh_ttl(long)
             .session_max_age(long)
             .reuse_grace(DAY)
