@@ -49,7 +49,7 @@ impl<C> Authenticated<C> {
 ///   [`Error::InvalidCredentials`](crate::Error::InvalidCredentials), *in the
 ///   same time*: never return early for an unknown account, or the answer's
 ///   time tells who has one. With the `password` feature,
-///   [`password::PasswordHasher`](crate::password::PasswordHasher) does that
+///   `password::PasswordHasher` does that
 ///   part: pass it the stored hash, or `None` for an unknown account, and it
 ///   does the same argon2 work either way, on the blocking pool, bounded;
 /// - report an unreachable database as
