@@ -236,9 +236,10 @@ fn every_code_of_the_contract_error_table_is_documented_with_its_status() {
         }
     }
     for (status, code) in contract_errors() {
-        // `insufficient_scope` belongs to the application's routes that
-        // require a role; no `/auth` route does.
-        if code == "insufficient_scope" {
+        // `insufficient_scope` and `insufficient_user_authentication` belong
+        // to the application's routes that require a role or a recent login
+        // (`RecentAuth`); no `/auth` route does.
+        if code == "insufficient_scope" || code == "insufficient_user_authentication" {
             continue;
         }
         assert!(
@@ -283,6 +284,7 @@ fn bodies_are_the_types_that_serialize_them() {
             "refresh_token",
             "token_type",
             "expires_in",
+            "device_token",
             "refresh_expires_in"
         ])
     );
