@@ -67,6 +67,8 @@ pub(crate) fn settle<B, C: Claims>(
     match identity {
         Some(identity) => {
             req.extensions_mut().insert(identity);
+            // for the axum step-up guard's challenge (RecentAuth)
+            #[cfg(feature = "axum")]
             req.extensions_mut()
                 .insert(crate::extract::Realm(gate.verifier().realm()));
         }
