@@ -76,7 +76,7 @@ function startApp(name) {
     REISSUE_ACCESS_TTL: String(ACCESS_TTL),
     REISSUE_LOGIN_MAX_FAILURES: "3",
     REISSUE_TRUSTED_PROXIES: "127.0.0.1/32",
-    REISSUE_GEOIP_DB: join(ROOT, "crates/reissue-core/tests/data/test-countries.mmdb"),
+    REISSUE_GEOIP_DB: join(ROOT, "crates/reissue-test-support/data/test-countries.mmdb"),
     REISSUE_ALLOWED_COUNTRIES: "SE,GB",
   };
   const child = spawn(join(targetDir, "debug", name), [], { env, stdio: ["ignore", "pipe", "pipe"] });
