@@ -19,13 +19,13 @@ static CODEC: LazyLock<TokenCodec> = LazyLock::new(|| {
     let ed = Key::from_public_pem(
         "ed",
         Algorithm::EdDSA,
-        include_bytes!("../../crates/reissue-core/tests/keys/ed25519.pub.pem"),
+        include_bytes!("../../crates/reissue-test-support/keys/ed25519.pub.pem"),
     )
     .unwrap();
     let ec = Key::from_public_pem(
         "ec",
         Algorithm::ES256,
-        include_bytes!("../../crates/reissue-core/tests/keys/ec.pub.pem"),
+        include_bytes!("../../crates/reissue-test-support/keys/ec.pub.pem"),
     )
     .unwrap();
     let keys = KeySet::new(signing)
