@@ -269,6 +269,10 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(Duration::from_secs(20))
+            // actix-web closes a keep-alive connection idle for 5 s; a pooled
+            // connection older than that may already be half closed, and reusing it
+            // fails with IncompleteMessage (seen after a slow venv build).
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("http client");
         Self {
