@@ -4,4 +4,8 @@
 
 pub mod cli;
 #[cfg(unix)]
+pub mod clock;
+#[cfg(unix)]
+pub mod process;
+#[cfg(unix)]
 pub mod sighup;
