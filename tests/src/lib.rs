@@ -53,7 +53,7 @@ pub enum Adapter {
     /// its own through sqlx), in a fresh schema of the test database
     /// (`DATABASE_URL` when it is a Postgres URL, else
     /// `postgres://postgres@127.0.0.1:5432/test`). It serves the login and
-    /// reissue rows only (`tests/sqlx_app.rs`).
+    /// reissue rows only (the `sqlx` cells of `tests/contract.rs`).
     Sqlx,
 }
 

@@ -1,5 +1,6 @@
 //! Every row of CONTRACT.md as a scenario, each run against
-//! {axum, actix} × {memory, redis, cluster}: a failure reads `actix_redis::grace_window`.
+//! {axum, actix} × {memory, redis, cluster}, and the login and reissue rows on
+//! examples/sqlx-app too: a failure reads `actix_redis::grace_window`.
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -12,25 +13,23 @@ use serde_json::{Value, json};
 
 /// Emits `mod axum_memory { #[test] fn <scenario>() }` and the other cells
 /// for every scenario; `redis_only` ones only in the Redis cells (the shared
-/// Redis, and a Redis Cluster of 3+3 started once for this binary).
+/// Redis, and a Redis Cluster of 3+3 started once for this binary); `sqlx`
+/// ones on examples/sqlx-app (its users in a Postgres table of its own
+/// through sqlx), on the memory store and the shared Redis.
 macro_rules! conformance {
-    (all: [$($s:ident),* $(,)?], redis_only: [$($r:ident),* $(,)?] $(,)?) => {
+    (
+        all: [$($s:ident),* $(,)?],
+        redis_only: [$($r:ident),* $(,)?],
+        sqlx: [$($q:ident),* $(,)?] $(,)?
+    ) => {
         conformance!(@cell axum_memory, Axum, Memory, [$($s),*]);
         conformance!(@cell axum_redis, Axum, Redis, [$($s,)* $($r),*]);
         conformance!(@cell actix_memory, Actix, Memory, [$($s),*]);
         conformance!(@cell actix_redis, Actix, Redis, [$($s,)* $($r),*]);
         conformance!(@cell axum_cluster, Axum, Cluster, [$($s,)* $($r),*]);
         conformance!(@cell actix_cluster, Actix, Cluster, [$($s,)* $($r),*]);
-
-        /// A scenario of `all` by name, for a runner of other apps that
-        /// includes this file (`tests/sqlx_app.rs`).
-        #[allow(dead_code)]
-        pub(crate) fn scenario(name: &str) -> Option<fn(Target) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> {
-            match name {
-                $(stringify!($s) => Some(|t| Box::pin($s(t))),)*
-                _ => None,
-            }
-        }
+        conformance!(@cell sqlx_memory, Sqlx, Memory, [$($q),*]);
+        conformance!(@cell sqlx_redis, Sqlx, Redis, [$($q),*]);
     };
     (@cell $cell:ident, $adapter:ident, $store:ident, [$($s:ident),* $(,)?]) => {
         mod $cell {
@@ -153,6 +152,34 @@ conformance! {
         redis_down_reissue_503,
         redis_down_strict_protected_503,
         instant_revocation_reaches_other_instances,
+    ],
+    // The login and reissue rows, and a login flood against its bounded
+    // password queue (issue 25, item 8).
+    sqlx: [
+        login_token_response,
+        login_access_token_claims,
+        login_failures_are_indistinguishable,
+        login_unusable_body,
+        login_lockout,
+        login_throttled_per_network,
+        login_parallel_guesses_capped,
+        login_malformed_email_not_counted,
+        login_account_ceiling_across_networks,
+        reissue_bearer,
+        reissue_json_body,
+        reissue_unusable_body,
+        reissue_access_token_refused,
+        reissue_forged_refresh_tokens,
+        reissue_grace_window_same_token,
+        reissue_concurrent,
+        reissue_reuse_after_grace,
+        reissue_reuse_strict_grace,
+        reissue_older_generation,
+        reissue_after_logout,
+        session_absolute_lifetime,
+        session_idle_lifetime,
+        session_idle_renewed_by_reissue,
+        a_login_flood_gets_503_not_a_wait,
     ],
 }
 
@@ -2849,4 +2876,76 @@ async fn metrics_move_with_each_decision(t: Target) {
     }
     s.me("not-a-token").await.assert_invalid_token();
     assert_eq!(metrics(&s).await, before, "GET /me moved a metric");
+}
+
+/// Issue 25, item 8: logins for random emails from many networks (so that
+/// no throttle applies) flood the password queue, shrunk to one hash at a
+/// time and two waiting. Every request still gets an answer of its own: the
+/// flood's are 401 or 503 with `Retry-After`, never a wait without end (the
+/// client's timeout would fail the request), and some are 503, so the bound
+/// held. A legitimate login in the middle gets 200 or 503 with
+/// `Retry-After`, and once the flood is over, 200.
+async fn a_login_flood_gets_503_not_a_wait(t: Target) {
+    let s = t.start(&[
+        ("REISSUE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("REISSUE_HASH_CONCURRENCY", "1"),
+        ("REISSUE_HASH_QUEUE", "2"),
+        // Slow enough hashes that 60 requests sent at once overlap them.
+        ("REISSUE_ARGON2", "32768,2,1"),
+    ]);
+    let ada = format!("ada{}@example.com", unique());
+    s.signup(&ada, PASSWORD).await;
+    let flood = (0..60).map(|i| {
+        let (email, ip) = (
+            format!("random{}-{i}@example.com", unique()),
+            format!("198.{}.{}.7", 18 + i % 2, i),
+        );
+        let req = s
+            .post("/auth/login")
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "email": email, "password": "a guess of a password" }));
+        s.send(req)
+    });
+    let legit = s.send(
+        s.post("/auth/login")
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({ "email": ada, "password": PASSWORD })),
+    );
+    let (flood, legit) = tokio::join!(join_all(flood), legit);
+    let mut refused = 0;
+    for r in &flood {
+        match r.status {
+            401 => {
+                r.assert_invalid_credentials();
+            }
+            503 => {
+                r.assert_error(503, "temporarily_unavailable");
+                r.assert_retry_after(5);
+                refused += 1;
+            }
+            other => panic!("{}: a flooding login got {other} {}", r.what, r.text),
+        }
+    }
+    assert!(
+        refused > 0,
+        "60 logins at once for 1 running + 2 waiting hashes: none was refused, so the queue was not bounded"
+    );
+    match legit.status {
+        200 => {
+            legit.tokens();
+        }
+        503 => {
+            legit.assert_error(503, "temporarily_unavailable");
+            legit.assert_retry_after(5);
+        }
+        other => panic!("the legitimate login got {other} {}", legit.text),
+    }
+    // The flood is over: the queue has drained, and the user gets in.
+    s.send(
+        s.post("/auth/login")
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({ "email": ada, "password": PASSWORD })),
+    )
+    .await
+    .tokens();
 }

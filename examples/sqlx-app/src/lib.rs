@@ -12,7 +12,7 @@
 //!   apps that this one honours: see [`Settings::from_lookup`]).
 //!
 //! The conformance suite's login and reissue rows run on it
-//! (`tests/tests/sqlx_app.rs`).
+//! (the `sqlx` cells of `tests/tests/contract.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
