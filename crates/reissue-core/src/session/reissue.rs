@@ -243,6 +243,37 @@ fn secs(ms: u64) -> u64 {
 
 impl<A: Authenticator> Reissue<A> {
     /// Starts building: settings, keys, the store, and what checks credentials.
+    ///
+    /// ```
+    /// # use reissue_core::{Authenticated, Authenticator, Error, Result, UserClaims};
+    /// # #[derive(serde::Deserialize)]
+    /// # struct Login { email: String, password: String }
+    /// # struct Users;
+    /// # impl Authenticator for Users {
+    /// #     type Credentials = Login;
+    /// #     type Claims = UserClaims;
+    /// #     fn account_key(&self, login: &Login) -> Result<String> { Ok(login.email.to_lowercase()) }
+    /// #     async fn authenticate(&self, _: Login) -> Result<Authenticated<UserClaims>> {
+    /// #         Err(Error::InvalidCredentials)
+    /// #     }
+    /// # }
+    /// use std::sync::Arc;
+    ///
+    /// use reissue_core::store::MemoryStore;
+    /// use reissue_core::{Algorithm, Config, Key, KeySet, Reissue, RevocationMode};
+    ///
+    /// # fn main() -> Result<(), reissue_core::Error> {
+    /// let key = Key::hmac("k1", Algorithm::HS256, b"a secret of at least thirty-two bytes")?;
+    /// let config = Config::new("https://auth.example.com", "my-api")
+    ///     .revocation(RevocationMode::Instant);
+    /// let reissue = Reissue::builder(config, KeySet::new(key)?, Arc::new(MemoryStore::new()), Users)
+    ///     .build()?;
+    /// // What the layer or middleware verifies access tokens with:
+    /// let verifier = reissue.verifier().clone();
+    /// assert!(verifier.verify("not a token").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(
         config: Config,
         keys: KeySet,

@@ -148,6 +148,16 @@ impl std::fmt::Debug for StoreClock {
 
 impl MemoryStore {
     /// An empty store.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use reissue_core::store::{MemoryStore, RefreshStore};
+    ///
+    /// // What `Reissue::builder` takes.
+    /// let store: Arc<dyn RefreshStore> = Arc::new(MemoryStore::new());
+    /// # let _ = store;
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

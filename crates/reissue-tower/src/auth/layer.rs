@@ -20,6 +20,33 @@ pub struct ReissueLayer<C> {
 
 impl<C: Claims> ReissueLayer<C> {
     /// A layer verifying tokens with `verifier` (e.g. `reissue.verifier().clone()`).
+    ///
+    /// On an axum router, `route_layer` puts it on the routes above it only
+    /// (an unknown path stays 404, not 401):
+    ///
+    /// ```
+    /// # #[cfg(feature = "axum")]
+    /// # mod example {
+    /// use axum::Router;
+    /// use axum::routing::get;
+    /// use reissue_core::{UserClaims, Verifier};
+    /// use reissue_tower::{AuthUser, ReissueLayer};
+    ///
+    /// async fn me(user: AuthUser<UserClaims>) -> String {
+    ///     user.user_id.clone()
+    /// }
+    ///
+    /// pub fn routes(verifier: Verifier<UserClaims>) -> Router {
+    ///     let admin = Router::new()
+    ///         .route("/admin/users", get(me))
+    ///         .route_layer(ReissueLayer::new(verifier.clone()).require_role("admin"));
+    ///     Router::new()
+    ///         .route("/me", get(me))
+    ///         .route_layer(ReissueLayer::new(verifier))
+    ///         .merge(admin)
+    /// }
+    /// # }
+    /// ```
     pub fn new(verifier: Verifier<C>) -> Self {
         Self {
             verifier,

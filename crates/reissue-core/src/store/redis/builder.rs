@@ -216,6 +216,23 @@ impl RedisStore {
     /// (TLS, feature `redis-tls`), `redis-cluster://host:port?node=host:port`,
     /// `redis-sentinel://host:port?node=host:port&sentinelServiceName=name`
     /// (fred's URL formats).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// use reissue_core::store::RedisStore;
+    ///
+    /// # async fn connect() -> reissue_core::Result<()> {
+    /// let store = RedisStore::builder("redis-cluster://10.0.0.1:6379?node=10.0.0.2:6379")
+    ///     .key_prefix("my-app:")
+    ///     .command_timeout(Duration::from_millis(500))
+    ///     .require_noeviction(true)
+    ///     .connect()
+    ///     .await?;
+    /// println!("PING {:?}", store.ping().await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
