@@ -42,7 +42,8 @@ enum Command {
     #[command(subcommand)]
     Users(UsersCommand),
     /// Whether Redis and the user database answer, Redis's eviction policy,
-    /// and how many keys the store holds under its prefix
+    /// each primary's online replicas (which confirm revocations), and how
+    /// many keys the store holds under its prefix
     Health,
 }
 
@@ -529,10 +530,34 @@ async fn redis_health(args: &StoreArgs) -> Result<(String, Value, bool), Error> 
             " (CONFIG GET refused: make sure it is noeviction)",
         ),
     };
+    let replication = store.replication().await.map_err(Error::Store)?;
+    // A failover is what could undo a revocation no replica has: where the
+    // deployment promises failovers, every primary needs an online replica.
+    let fails_over = !matches!(deployment, "single");
+    let unconfirmed: Vec<&str> = replication
+        .iter()
+        .filter(|r| r.replicas == 0)
+        .map(|r| r.primary.as_str())
+        .collect();
+    let mut replicas = String::new();
+    for r in &replication {
+        replicas.push_str(&format!(
+            "replicas  {}: {} online, {} B behind{}\n",
+            r.primary,
+            r.replicas,
+            r.behind_bytes,
+            if r.replicas == 0 && fails_over {
+                " (revocations here are not confirmed by a replica: a failover could undo them)"
+            } else {
+                ""
+            }
+        ));
+    }
     let prefix = args.redis_prefix();
     let text = format!(
         "store     redis ({deployment}), reachable, PING {} ms\n\
          eviction  {policy}{note}\n\
+         {replicas}\
          keys      {keys} under `{prefix}`\n",
         millis(latency)
     );
@@ -545,8 +570,21 @@ async fn redis_health(args: &StoreArgs) -> Result<(String, Value, bool), Error> 
         "may_evict": evicts,
         "prefix": prefix,
         "keys": keys,
+        "replication": replication
+            .iter()
+            .map(|r| json!({
+                "primary": r.primary,
+                "replicas": r.replicas,
+                "behind_bytes": r.behind_bytes,
+            }))
+            .collect::<Vec<_>>(),
+        "unconfirmed_primaries": if fails_over { unconfirmed.clone() } else { Vec::new() },
     });
-    Ok((text, value, !evicts))
+    Ok((
+        text,
+        value,
+        !evicts && !(fails_over && !unconfirmed.is_empty()),
+    ))
 }
 
 async fn database_health(args: &StoreArgs) -> Result<Duration, Error> {

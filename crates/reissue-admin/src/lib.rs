@@ -29,6 +29,7 @@
 //! $ reissue-admin health
 //! store     redis (single), reachable, PING 0.21 ms
 //! eviction  noeviction
+//! replicas  127.0.0.1:6379: 1 online, 0 B behind
 //! keys      3 under `reissue:`
 //! database  reachable, 0.85 ms
 //! ok
@@ -41,7 +42,9 @@
 //! `users create` reads one line from standard input, or asks twice without
 //! echo on a terminal. Exit status: 0 done, 1 failed (one line on stderr
 //! saying why: an unknown user or session, a store or database that does
-//! not answer, a bad setting; `health` also when Redis may evict keys), 2 a
+//! not answer, a bad setting; `health` also when Redis may evict keys, or when a
+//! primary of a Cluster or Sentinel deployment has no online replica to
+//! confirm revocations), 2 a
 //! usage error.
 //!
 //! ## The shared settings

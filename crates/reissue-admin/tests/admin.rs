@@ -523,6 +523,13 @@ fn health_reports_the_policy_and_a_key_count_that_moves() {
     assert_eq!(health["store"]["deployment"], "single");
     assert_eq!(health["store"]["eviction"], "noeviction");
     assert_eq!(health["store"]["keys"], 0, "a fresh prefix: {health}");
+    // One server without replicas promises no failover: nothing to confirm.
+    assert_eq!(health["store"]["replication"][0]["replicas"], 0, "{health}");
+    assert_eq!(
+        health["store"]["unconfirmed_primaries"],
+        json!([]),
+        "{health}"
+    );
     assert_eq!(health["database"]["reachable"], true);
     assert!(health["store"]["latency_ms"].as_f64().unwrap() >= 0.0);
 
@@ -611,6 +618,55 @@ fn health_counts_keys_on_every_primary_of_a_cluster() {
         "keys on several primaries: {per_primary:?}"
     );
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// A cluster primary whose replica is gone cannot have its revocations
+/// confirmed: health names it and says NOT OK, until the replica is back.
+#[test]
+fn health_names_a_cluster_primary_without_a_replica() {
+    let mut cluster = deploy::Cluster::start();
+    cluster.wait_healthy(Duration::from_secs(30));
+    let setup = Setup::on(Db::Sqlite, Some(cluster.url()), None);
+    let health = setup.json(&["health"]);
+    assert_eq!(health["ok"], true, "{health}");
+    let replication = health["store"]["replication"].as_array().unwrap();
+    assert_eq!(replication.len(), 3, "{health}");
+    assert!(replication.iter().all(|r| r["replicas"] == 1), "{health}");
+
+    let primary = cluster.primaries()[0];
+    let replica = cluster.replica_of(primary);
+    cluster.node(replica).kill();
+    let run = setup.admin(&["--json", "health"], "");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let health: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(health["ok"], false, "{health}");
+    let named = health["store"]["unconfirmed_primaries"].as_array().unwrap();
+    assert_eq!(named.len(), 1, "{health}");
+    assert!(
+        named[0].as_str().unwrap().ends_with(&format!(":{primary}")),
+        "{health}"
+    );
+    let text = setup.admin(&["health"], "");
+    assert!(
+        text.stdout.contains("not confirmed by a replica"),
+        "{text:?}"
+    );
+    assert!(text.stdout.ends_with("NOT OK\n"), "{text:?}");
+
+    cluster.node(replica).restart();
+    cluster.wait_healthy(Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = setup.admin(&["--json", "health"], "");
+        if run.code == Some(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica came back, health still fails: {run:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Ended by the CLI, a session stays in the revocation log as long as the

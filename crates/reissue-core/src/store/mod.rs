@@ -32,7 +32,7 @@ pub(crate) use redis::{decode_client, encode_client, expiries, successor};
 
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
-pub use redis::{Deployment, Eviction, RedisStore, RedisStoreBuilder, dangerous};
+pub use redis::{Deployment, Eviction, RedisStore, RedisStoreBuilder, Replication, dangerous};
 
 /// A session to create at login. Its times come from the store's clock.
 #[derive(Debug, Clone)]

@@ -44,6 +44,7 @@ mod scripts;
 mod store;
 
 pub use builder::{Deployment, Eviction, RedisStoreBuilder};
+pub use health::Replication;
 use record::{array, int, text};
 pub use store::RedisStore;
 
