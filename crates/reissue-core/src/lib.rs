@@ -137,6 +137,7 @@ mod client;
 mod clock;
 mod config;
 mod credentials;
+mod dpop;
 mod error;
 pub mod fuzzing;
 mod http;
@@ -156,6 +157,7 @@ pub mod testkit;
 pub use audit::{AuditEvent, AuditKind, AuditSink};
 pub use config::Config;
 pub use credentials::{Authenticated, Authenticator};
+pub use dpop::{DpopAlgorithms, DpopMode, DpopProof, MAX_PROOF_LEN, ProofRejection};
 pub use error::{Error, Result, TokenRejection};
 #[cfg(feature = "openapi")]
 pub use http::openapi;

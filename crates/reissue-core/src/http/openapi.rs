@@ -84,6 +84,7 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "temporarily_unavailable",
     "insufficient_user_authentication",
+    "invalid_dpop_proof",
 ];
 
 /// Security scheme: an access token as `Authorization: Bearer`.
@@ -956,6 +957,11 @@ mod tests {
             Error::InsufficientScope("admin".into()),
             Error::InvalidCredentials,
             Error::InsufficientUserAuthentication { max_age: 300 },
+            Error::InvalidDpopProof {
+                why: crate::ProofRejection::Missing,
+                algorithms: crate::DpopAlgorithms::default(),
+                login: false,
+            },
             Error::TooManyAttempts { retry_after: 1 },
             Error::InvalidRequest("x".into()),
             Error::AccessDenied,
@@ -976,6 +982,7 @@ mod tests {
                 | Error::InsufficientScope(_)
                 | Error::InvalidCredentials
                 | Error::InsufficientUserAuthentication { .. }
+                | Error::InvalidDpopProof { .. }
                 | Error::TooManyAttempts { .. }
                 | Error::InvalidRequest(_)
                 | Error::AccessDenied
