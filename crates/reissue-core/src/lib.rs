@@ -170,8 +170,8 @@ pub use ids::{Country, SessionId};
 pub use metering::SharedRecorder;
 pub use session::{Reissue, ReissueBuilder, TokenPair};
 pub use tokens::{
-    ACCESS_TOKEN_TYPE, AccessClaims, Authentication, Claims, Key, KeySet, MAX_TOKEN_LEN,
-    REFRESH_TOKEN_TYPE, RESERVED_CLAIMS, RefreshClaims, TokenCodec, UserClaims,
+    ACCESS_TOKEN_TYPE, AccessClaims, Authentication, Claims, Confirmation, Key, KeySet,
+    MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, RESERVED_CLAIMS, RefreshClaims, TokenCodec, UserClaims,
 };
 pub use verification::{
     Access, Admission, Gate, Identity, Pending, RevocationMode, Revocations, Verifier,

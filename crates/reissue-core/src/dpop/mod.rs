@@ -21,7 +21,7 @@ use crate::{Error, Origin, Result};
 mod proof;
 
 pub use proof::{DpopProof, MAX_PROOF_LEN, ProofRejection};
-pub(crate) use proof::{HtuOrigin, Verified, thumbprint_of, verify};
+pub(crate) use proof::{HtuOrigin, Verified, verify};
 
 /// Whether logins bind their sessions to a DPoP key
 /// ([`Config::dpop`](crate::Config::dpop)). Whatever the mode, a session

@@ -113,6 +113,10 @@ pub(crate) enum HtuOrigin<'a> {
 /// builds it with [`DpopProof::new`].
 #[derive(Debug, Clone)]
 pub struct DpopProof<'a> {
+    /// Why the `DPoP` header could not be read, when it could not (two of
+    /// them, too long): the proof is then refused for that, and only where
+    /// one is needed.
+    pub(crate) unreadable: Option<ProofRejection>,
     pub(crate) jwt: &'a str,
     pub(crate) htm: &'a str,
     pub(crate) origin: HtuOrigin<'a>,
@@ -124,6 +128,7 @@ impl<'a> DpopProof<'a> {
     /// origin path`, e.g. `POST`, `https://app.example.com`, `/auth/reissue`.
     pub fn new(jwt: &'a str, method: &'a str, origin: &'a Origin, path: &'a str) -> Self {
         Self {
+            unreadable: None,
             jwt,
             htm: method,
             origin: HtuOrigin::Configured(origin),
@@ -182,6 +187,9 @@ pub(crate) fn verify(
     now: u64,
 ) -> Result<Verified, ProofRejection> {
     use ProofRejection as R;
+    if let Some(why) = proof.unreadable {
+        return Err(why);
+    }
     let jwt = proof.jwt;
     if jwt.len() > MAX_PROOF_LEN || !jwt.is_ascii() {
         return Err(R::TooLong);
@@ -326,6 +334,7 @@ fn public_key(
 
 /// The RFC 7638 thumbprint of a public JWK of a kind a proof may carry
 /// (EC, OKP, RSA), from its required members; `None` for another kind.
+#[cfg(test)]
 pub(crate) fn thumbprint_of(jwk: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     let alg = match jwk.get("kty")?.as_str()? {
         "EC" if jwk.get("crv")?.as_str()? == "P-256" => Algorithm::ES256,
@@ -373,6 +382,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::dpop::DpopAlgorithms;
+    use crate::dpop::proof::thumbprint_of;
 
     const EC: &[u8] = include_bytes!("../../../reissue-test-support/keys/ec.pem");
     const EC_OTHER: &[u8] = include_bytes!("../../../reissue-test-support/keys/ec-attacker.pem");
@@ -672,6 +682,7 @@ pub(crate) mod tests {
             .claim("htu", json!("http://127.0.0.1:3000/auth/reissue"))
             .jwt();
         let by_host = |host: Option<&'static [u8]>| DpopProof {
+            unreadable: None,
             jwt: &jwt,
             htm: "POST",
             origin: HtuOrigin::Host(host),

@@ -122,6 +122,45 @@ static B64TOKEN: [bool; 256] = {
     table
 };
 
+/// The `DPoP` proof of a request made with `method` (RFC 9449 §4.3), when
+/// it carries a `DPoP` header: read once here for every adapter, its `htu`
+/// to be checked against the configured public origin (else the request's
+/// single `Host`) and the path the client addressed. Two headers, or one
+/// over [`MAX_PROOF_LEN`](crate::MAX_PROOF_LEN) or not ASCII, make a proof
+/// that is refused where a proof is needed.
+pub(crate) fn dpop_proof<'r>(
+    req: &'r impl HttpRequest,
+    method: &'static str,
+    public_origin: Option<&'r crate::Origin>,
+) -> Option<crate::DpopProof<'r>> {
+    use crate::ProofRejection;
+    use crate::dpop::HtuOrigin;
+    let mut values = req.header_values("dpop");
+    let first = values.next()?;
+    let unreadable = if values.next().is_some() {
+        Some(ProofRejection::MoreThanOne)
+    } else if first.len() > crate::MAX_PROOF_LEN || !first.is_ascii() {
+        Some(ProofRejection::TooLong)
+    } else {
+        None
+    };
+    let origin = match public_origin {
+        Some(origin) => HtuOrigin::Configured(origin),
+        None => {
+            let mut hosts = req.header_values("host");
+            HtuOrigin::Host(hosts.next().filter(|_| hosts.next().is_none()))
+        }
+    };
+    Some(crate::DpopProof {
+        unreadable,
+        jwt: std::str::from_utf8(first).unwrap_or_default().trim(),
+        htm: method,
+        origin,
+        // Without the path (an adapter that cannot tell) no htu matches.
+        path: req.path().unwrap_or_default().into(),
+    })
+}
+
 /// Whether a `Content-Type` is JSON (`application/json` or `application/*+json`).
 pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|c| std::str::from_utf8(c).ok()) else {
