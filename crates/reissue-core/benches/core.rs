@@ -4,6 +4,9 @@
 //!   of the same token with an equivalent `Validation` (goal: ≤ 1.15×);
 //! - `reissue_redis`: `Reissue::reissue` on a private `redis-server` vs one raw
 //!   EVALSHA of `return 1` on the same pool, both 16 in flight (goal: ≥ 0.8×);
+//! - `dpop/<alg>`: a reissue of a DPoP-bound session with its proof vs an
+//!   unbound one (memory store), and one raw signature verification, the
+//!   proof check's floor;
 //! - Redis bytes per session, its index included, printed (goal: ≤ 300).
 //!
 //! `cargo bench -p reissue-core --bench core -- --warm-up-time 1 --measurement-time 3`
@@ -441,5 +444,127 @@ async fn used_memory(client: &fred::prelude::Client) -> u64 {
         .expect("used_memory in INFO memory")
 }
 
-criterion_group!(benches, verify, reissue_redis);
+/// A client's DPoP key and its proofs (RFC 9449), for the `dpop` rows.
+struct ProofKey {
+    key: jsonwebtoken::EncodingKey,
+    alg: Algorithm,
+    header: String,
+    raw: DecodingKey,
+}
+
+static NEXT_JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl ProofKey {
+    fn new(alg: Algorithm) -> Self {
+        let (key, jwk) = match alg {
+            Algorithm::ES256 => {
+                let key = jsonwebtoken::EncodingKey::from_ec_pem(pem::EC).unwrap();
+                let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap();
+                (key, jwk)
+            }
+            _ => {
+                let key = jsonwebtoken::EncodingKey::from_ed_pem(pem::ED).unwrap();
+                let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap();
+                (key, jwk)
+            }
+        };
+        let raw = DecodingKey::from_jwk(&jwk).unwrap();
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": format!("{alg:?}"), "jwk": jwk});
+        Self {
+            key,
+            alg,
+            header: b64(&header.to_string()),
+            raw,
+        }
+    }
+
+    /// A fresh proof for `POST https://app.example.com<path>`.
+    fn proof(&self, path: &str) -> String {
+        let jti = NEXT_JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let claims = serde_json::json!({
+            "htm": "POST",
+            "htu": format!("https://app.example.com{path}"),
+            "iat": now_s(),
+            "jti": format!("bench-{}-{jti}", std::process::id()),
+        });
+        let message = format!("{}.{}", self.header, b64(&claims.to_string()));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.key, self.alg).unwrap();
+        format!("{message}.{signature}")
+    }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// `dpop/<alg>`: a reissue of a bound session with its proof, beside the
+/// same reissue of an unbound one (memory store, one at a time: what the
+/// proof adds, the jti's store call included), and the floor of the proof
+/// check: one signature verification with the same backend, its key
+/// parsed from the JWK as the check must. The proofs are signed before the
+/// clock starts.
+fn dpop(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let origin = reissue_core::Origin::parse("https://app.example.com").unwrap();
+    for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+        let key = ProofKey::new(alg);
+        let keys = KeySet::new(Key::hmac("k", Algorithm::HS256, HS256_SECRET).unwrap()).unwrap();
+        let store = Arc::new(reissue_core::store::MemoryStore::new());
+        let reissue = Reissue::builder(Config::new(ISS, AUD), keys, store, AnyUser)
+            .build()
+            .unwrap();
+        let login = key.proof("/auth/login");
+        let login = reissue_core::DpopProof::new(&login, "POST", &origin, "/auth/login");
+        let client = ClientMeta::default();
+        let bound = rt
+            .block_on(reissue.login_with_proof("bound".into(), &client, None, Some(&login)))
+            .unwrap();
+        assert_eq!(bound.token_type, "DPoP");
+        let unbound = rt
+            .block_on(reissue.login("unbound".into(), &client))
+            .unwrap();
+        let (mut bound_rt, mut unbound_rt) = (bound.refresh_token, unbound.refresh_token);
+
+        let mut group = c.benchmark_group(format!("dpop/{alg:?}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("reissue_bound", |b| {
+            b.iter_custom(|iters| {
+                let proofs: Vec<String> = (0..iters).map(|_| key.proof("/auth/reissue")).collect();
+                let started = Instant::now();
+                for jwt in &proofs {
+                    let proof = reissue_core::DpopProof::new(jwt, "POST", &origin, "/auth/reissue");
+                    let pair = rt
+                        .block_on(reissue.reissue_with_proof(&bound_rt, &client, Some(&proof)))
+                        .unwrap();
+                    bound_rt = pair.refresh_token;
+                }
+                started.elapsed()
+            })
+        });
+        group.bench_function("reissue_unbound", |b| {
+            b.iter(|| {
+                let pair = rt.block_on(reissue.reissue(&unbound_rt, &client)).unwrap();
+                unbound_rt = pair.refresh_token;
+            })
+        });
+        let jwt = key.proof("/auth/reissue");
+        let (message, signature) = jwt.rsplit_once('.').unwrap();
+        group.bench_function("signature_verify", |b| {
+            b.iter(|| {
+                assert!(
+                    jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.raw, alg)
+                        .unwrap()
+                )
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, verify, dpop, reissue_redis);
 criterion_main!(benches);
