@@ -3288,6 +3288,29 @@ async fn dpop_logout_needs_the_proof(t: Target) {
     reissue_proved(&s, &next.refresh, Some(&key.proof(&s, "/auth/reissue")))
         .await
         .assert_invalid_token();
+    // Ending a session from the list is a logout too.
+    let (_, listed) = bound_user(&s, &key).await;
+    let path = format!("/auth/sessions/{}", listed.sid());
+    let r = s.send(s.delete(&path).bearer_auth(&listed.access)).await;
+    assert_dpop_refused(&r, 401);
+    let post_proof = key.proof(&s, &path);
+    let r = s
+        .send(
+            s.delete(&path)
+                .bearer_auth(&listed.access)
+                .header("dpop", post_proof),
+        )
+        .await;
+    assert_dpop_refused(&r, 401);
+    let delete_proof = key.proof_with(&s, &path, "htm", json!("DELETE"));
+    let r = s
+        .send(
+            s.delete(&path)
+                .bearer_auth(&listed.access)
+                .header("dpop", delete_proof),
+        )
+        .await;
+    r.assert_no_content();
     // logout-all with the key's proof
     let (_, other) = bound_user(&s, &key).await;
     let r = s

@@ -206,10 +206,18 @@ impl<A: Authenticator> crate::Reissue<A> {
         reply
     }
 
-    /// The request's DPoP proof, if it carries one; every `/auth` route
-    /// that takes one is a `POST`.
+    /// The request's DPoP proof, if it carries one, for a `POST` (every
+    /// `/auth` route that takes one but the session list's `DELETE`).
     fn proof_of<'r>(&'r self, req: &'r impl HttpRequest) -> Option<DpopProof<'r>> {
-        dpop_proof(req, "POST", self.config().dpop.public_origin.as_ref())
+        self.proof_for(req, "POST")
+    }
+
+    fn proof_for<'r>(
+        &'r self,
+        req: &'r impl HttpRequest,
+        method: &'static str,
+    ) -> Option<DpopProof<'r>> {
+        dpop_proof(req, method, self.config().dpop.public_origin.as_ref())
     }
 
     /// The DPoP binding of the access token of a request that the verifier
@@ -416,6 +424,14 @@ impl<A: Authenticator> crate::Reissue<A> {
             async {
                 let id = self.verifier().authenticate_live(req).await?;
                 record_session(&id.user_id, &id.session_id);
+                // Ending a session is a logout: a bound session's caller
+                // proves its key, so that its access token alone cannot.
+                let bound = Self::access_binding(req)?;
+                let jkt = bound.as_ref().map(|b| b.jkt.as_str());
+                let proof = self.proof_for(req, "DELETE");
+                let client = self.client_of(req);
+                self.check_proof(jkt, proof.as_ref(), &id.user_id, &id.session_id, &client)
+                    .await?;
                 let sid = SessionId::parse(sid).ok_or(Error::NotFound)?;
                 if self.revoke_session(&id.user_id, &sid).await? {
                     Ok(Reply::no_content())
