@@ -181,6 +181,16 @@ impl<A: Authenticator> ReissueBuilder<A> {
         // a claims type that names no fields.
         let claims_named = crate::tokens::reserved::check_type::<A::Claims>()?;
         let c = &self.config;
+        if c.dpop.mode != DpopMode::Off
+            && c.dpop.public_origin.is_none()
+            && !c.trusted_proxies.is_empty()
+        {
+            tracing::warn!(
+                "DPoP proofs are checked against the Host header, which the trusted proxies may \
+                 rewrite: set Config::public_origin (REISSUE_PUBLIC_ORIGIN) to the origin \
+                 clients address"
+            );
+        }
         let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| self.store.clone());
         // Access tokens of a session die at most access_ttl (+ leeway on both
         // clocks) after its end: that long the revocation is worth remembering.
