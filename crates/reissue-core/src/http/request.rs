@@ -295,6 +295,59 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn dpop_headers_are_read_once_for_every_adapter() {
+        use crate::ProofRejection;
+        use crate::dpop::HtuOrigin;
+        let req = |headers: &[(&'static str, &str)]| FakeRequest {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (*n, v.as_bytes().to_vec()))
+                .collect(),
+            path: Some("/auth/reissue"),
+            ..FakeRequest::default()
+        };
+        assert!(
+            dpop_proof(&req(&[]), "POST", None).is_none(),
+            "no header, no proof"
+        );
+        let one = req(&[("dpop", " a.b.c "), ("host", "api.example.com")]);
+        let proof = dpop_proof(&one, "POST", None).unwrap();
+        assert_eq!(
+            (proof.jwt, proof.htm, &*proof.path),
+            ("a.b.c", "POST", "/auth/reissue")
+        );
+        assert!(proof.unreadable.is_none());
+        assert!(matches!(
+            proof.origin,
+            HtuOrigin::Host(Some(b"api.example.com"))
+        ));
+        // two Host headers name no origin; a configured one wins over Host
+        let two_hosts = req(&[("dpop", "a.b.c"), ("host", "a"), ("host", "b")]);
+        let proof = dpop_proof(&two_hosts, "POST", None).unwrap();
+        assert!(matches!(proof.origin, HtuOrigin::Host(None)));
+        let origin = crate::Origin::parse("https://app.example.com").unwrap();
+        let proof = dpop_proof(&one, "DELETE", Some(&origin)).unwrap();
+        assert!(matches!(proof.origin, HtuOrigin::Configured(_)));
+        assert_eq!(proof.htm, "DELETE");
+        let two = req(&[("dpop", "a.b.c"), ("dpop", "d.e.f")]);
+        assert_eq!(
+            dpop_proof(&two, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::MoreThanOne)
+        );
+        let long = "a".repeat(crate::MAX_PROOF_LEN + 1);
+        let long = req(&[("dpop", &long)]);
+        assert_eq!(
+            dpop_proof(&long, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::TooLong)
+        );
+        let utf8 = req(&[("dpop", "é.é.é")]);
+        assert_eq!(
+            dpop_proof(&utf8, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::TooLong)
+        );
+    }
+
+    #[test]
     fn json_content_types() {
         assert!(is_json(Some(b"application/json")));
         assert!(is_json(Some(b"Application/JSON; charset=utf-8")));
