@@ -912,9 +912,11 @@ impl Resp {
         };
         let access = s("access_token");
         let refresh = s("refresh_token");
+        // `DPoP` exactly for a session bound to a DPoP key (its `cnf`).
+        let bound = payload_of(&access).get("cnf").is_some();
         assert_eq!(
             v["token_type"],
-            json!("Bearer"),
+            json!(if bound { "DPoP" } else { "Bearer" }),
             "{}: token_type: {}",
             self.what,
             self.text

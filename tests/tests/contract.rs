@@ -147,6 +147,18 @@ conformance! {
         cookie_tossing_refused,
         cookie_mode_header_token_same_site,
         metrics_move_with_each_decision,
+        dpop_login_binds_the_session,
+        dpop_reissue_without_proof_spends_nothing,
+        dpop_bad_proofs_on_reissue_refused,
+        dpop_replayed_proof_refused,
+        dpop_bad_proofs_at_login_are_400,
+        dpop_required_refuses_proofless_login,
+        dpop_off_binds_nothing,
+        dpop_unbound_session_ignores_proofs,
+        dpop_logout_needs_the_proof,
+        dpop_reauthenticate_needs_the_proof,
+        dpop_cookie_transport_binds_the_same,
+        dpop_public_origin_variable,
     ],
     redis_only: [
         redis_down_reissue_503,
@@ -2948,4 +2960,550 @@ async fn a_login_flood_gets_503_not_a_wait(t: Target) {
     )
     .await
     .tokens();
+}
+
+// ---------------------------------------------------------------- DPoP (RFC 9449)
+
+/// A client's DPoP key: it signs proofs with it and sends its public JWK.
+struct DpopKey {
+    key: jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+    jwk: Value,
+}
+
+impl DpopKey {
+    fn of(pem: &[u8], alg: jsonwebtoken::Algorithm) -> Self {
+        let key = match alg {
+            jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+            _ => jsonwebtoken::EncodingKey::from_ec_pem(pem),
+        }
+        .expect("a test key");
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).expect("its JWK");
+        let mut jwk = serde_json::to_value(jwk).unwrap();
+        jwk.as_object_mut().unwrap().remove("alg");
+        Self { key, alg, jwk }
+    }
+
+    /// A P-256 key (ES256).
+    fn p256() -> Self {
+        Self::of(
+            reissue_test_support::pem::EC,
+            jsonwebtoken::Algorithm::ES256,
+        )
+    }
+
+    /// Another P-256 key: a thief's.
+    fn other_p256() -> Self {
+        Self::of(
+            reissue_test_support::pem::EC_ATTACKER,
+            jsonwebtoken::Algorithm::ES256,
+        )
+    }
+
+    /// An Ed25519 key (EdDSA).
+    fn ed25519() -> Self {
+        Self::of(
+            reissue_test_support::pem::ED,
+            jsonwebtoken::Algorithm::EdDSA,
+        )
+    }
+
+    /// The key's RFC 7638 thumbprint, as jsonwebtoken computes it.
+    fn jkt(&self) -> String {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.jwk.clone()).unwrap();
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap()
+    }
+
+    fn header(&self) -> Value {
+        json!({"typ": "dpop+jwt", "alg": format!("{:?}", self.alg), "jwk": self.jwk})
+    }
+
+    /// The claims of a fresh proof for `POST path` on `s`.
+    fn claims(s: &TestServer, path: &str) -> Value {
+        static RUN: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+        let run = RUN.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        });
+        json!({
+            "htm": "POST",
+            "htu": format!("{}{path}", s.base()),
+            "iat": now(),
+            "jti": format!("{run}-{}-{}", std::process::id(), unique()),
+        })
+    }
+
+    fn sign(&self, header: &Value, claims: &Value) -> String {
+        let message = format!("{}.{}", b64_json(header), b64_json(claims));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &self.key, self.alg)
+            .expect("signing a proof");
+        format!("{message}.{signature}")
+    }
+
+    /// A fresh proof for `POST path` on `s`.
+    fn proof(&self, s: &TestServer, path: &str) -> String {
+        self.sign(&self.header(), &Self::claims(s, path))
+    }
+
+    /// A proof for `POST path` with `claim` set to `value`.
+    fn proof_with(&self, s: &TestServer, path: &str, claim: &str, value: Value) -> String {
+        self.sign(&self.header(), &with(Self::claims(s, path), claim, value))
+    }
+}
+
+const DPOP_CHALLENGE: &str = "DPoP error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA\"";
+
+/// Asserts a refused proof: 401 (400 at login) `invalid_dpop_proof` with
+/// the DPoP challenge.
+#[track_caller]
+fn assert_dpop_refused(r: &Resp, status: u16) {
+    r.assert_error(status, "invalid_dpop_proof")
+        .assert_www(Some(DPOP_CHALLENGE));
+}
+
+/// Signs a user up and logs in with a proof by `key`: (email, tokens).
+async fn bound_user(s: &TestServer, key: &DpopKey) -> (String, Tokens) {
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let proof = key.proof(s, "/auth/login");
+    let tokens = s
+        .login_with(&e, PASSWORD, &[("dpop", &proof)])
+        .await
+        .tokens();
+    (e, tokens)
+}
+
+/// `POST /auth/reissue` of `refresh` with a proof, if any.
+async fn reissue_proved(s: &TestServer, refresh: &str, proof: Option<&str>) -> Resp {
+    match proof {
+        Some(proof) => s.reissue_with(refresh, &[("dpop", proof)]).await,
+        None => s.reissue(refresh).await,
+    }
+}
+
+async fn dpop_login_binds_the_session(t: Target) {
+    let s = t.start(&[]);
+    for key in [DpopKey::p256(), DpopKey::ed25519()] {
+        let (_, tokens) = bound_user(&s, &key).await;
+        assert_eq!(tokens.body["token_type"], json!("DPoP"), "{}", tokens.body);
+        let claims = tokens.access_claims();
+        assert_eq!(claims["cnf"], json!({"jkt": key.jkt()}), "{claims}");
+        // RT-only binding: the access token works as a bearer token.
+        s.me(&tokens.access).await.assert_status(200);
+        let next = reissue_proved(&s, &tokens.refresh, Some(&key.proof(&s, "/auth/reissue")))
+            .await
+            .tokens();
+        assert_eq!(next.body["token_type"], json!("DPoP"));
+        assert_eq!(
+            next.access_claims()["cnf"],
+            json!({"jkt": key.jkt()}),
+            "once bound, always bound"
+        );
+        assert_eq!(payload_of(&next.refresh)["gen"], json!(2));
+    }
+    // A login without a proof stays unbound, as before.
+    let u = s.user().await;
+    assert_eq!(u.tokens.body["token_type"], json!("Bearer"));
+    assert!(u.tokens.access_claims().get("cnf").is_none());
+    s.reissue(&u.tokens.refresh).await.tokens();
+}
+
+async fn dpop_reissue_without_proof_spends_nothing(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let (_, tokens) = bound_user(&s, &key).await;
+    assert_dpop_refused(&reissue_proved(&s, &tokens.refresh, None).await, 401);
+    // Nor with the token in the body.
+    assert_dpop_refused(&s.reissue_json(&tokens.refresh).await, 401);
+    // The refresh token was not spent and the session not revoked: a correct
+    // retry rotates it (generation 2, not a replay of a spent one).
+    s.me(&tokens.access).await.assert_status(200);
+    let next = reissue_proved(&s, &tokens.refresh, Some(&key.proof(&s, "/auth/reissue")))
+        .await
+        .tokens();
+    assert_eq!(payload_of(&next.refresh)["gen"], json!(2));
+    // ... and it is current: its successor rotates on.
+    let after = reissue_proved(&s, &next.refresh, Some(&key.proof(&s, "/auth/reissue")))
+        .await
+        .tokens();
+    assert_eq!(payload_of(&after.refresh)["gen"], json!(3));
+}
+
+async fn dpop_bad_proofs_on_reissue_refused(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let (_, tokens) = bound_user(&s, &key).await;
+    let rt = &tokens.refresh;
+    let path = "/auth/reissue";
+    let bad: Vec<(&str, String)> = vec![
+        ("another key", DpopKey::other_p256().proof(&s, path)),
+        ("htm GET", key.proof_with(&s, path, "htm", json!("GET"))),
+        (
+            "htu of another path",
+            key.proof_with(&s, path, "htu", json!(format!("{}/auth/logout", s.base()))),
+        ),
+        (
+            "htu of another origin",
+            key.proof_with(
+                &s,
+                path,
+                "htu",
+                json!("https://elsewhere.example/auth/reissue"),
+            ),
+        ),
+        (
+            "iat 2 minutes ago",
+            key.proof_with(&s, path, "iat", json!(now() - 120)),
+        ),
+        (
+            "iat 2 minutes ahead",
+            key.proof_with(&s, path, "iat", json!(now() + 120)),
+        ),
+        (
+            "exp passed",
+            key.proof_with(&s, path, "exp", json!(now() - 30)),
+        ),
+        ("no jti", {
+            let claims = without(DpopKey::claims(&s, path), "jti");
+            key.sign(&key.header(), &claims)
+        }),
+        (
+            "typ JWT",
+            key.sign(
+                &with(key.header(), "typ", json!("JWT")),
+                &DpopKey::claims(&s, path),
+            ),
+        ),
+        ("private jwk", {
+            let mut header = key.header();
+            header["jwk"]["d"] = json!("c2VjcmV0IHNjYWxhciBvZiB0aGUga2V5IGZvciB0ZXN0cw");
+            key.sign(&header, &DpopKey::claims(&s, path))
+        }),
+        ("HS256", {
+            let hs = jsonwebtoken::EncodingKey::from_secret(b"a secret a thief and server share");
+            let header = with(key.header(), "alg", json!("HS256"));
+            let message = format!(
+                "{}.{}",
+                b64_json(&header),
+                b64_json(&DpopKey::claims(&s, path))
+            );
+            let sig =
+                jsonwebtoken::crypto::sign(message.as_bytes(), &hs, jsonwebtoken::Algorithm::HS256)
+                    .unwrap();
+            format!("{message}.{sig}")
+        }),
+        ("alg none", {
+            let header = with(key.header(), "alg", json!("none"));
+            format!(
+                "{}.{}.",
+                b64_json(&header),
+                b64_json(&DpopKey::claims(&s, path))
+            )
+        }),
+        ("not a JWT", "garbage".to_owned()),
+    ];
+    for (what, proof) in &bad {
+        let r = reissue_proved(&s, rt, Some(proof)).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.text);
+        assert_dpop_refused(&r, 401);
+    }
+    // Two DPoP headers.
+    let two = s
+        .send(
+            s.post(path)
+                .bearer_auth(rt)
+                .header("dpop", key.proof(&s, path))
+                .header("dpop", key.proof(&s, path)),
+        )
+        .await;
+    assert_dpop_refused(&two, 401);
+    // None of them spent the token: the right proof rotates it.
+    let next = reissue_proved(&s, rt, Some(&key.proof(&s, path)))
+        .await
+        .tokens();
+    assert_eq!(payload_of(&next.refresh)["gen"], json!(2));
+}
+
+async fn dpop_replayed_proof_refused(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let (_, tokens) = bound_user(&s, &key).await;
+    let proof = key.proof(&s, "/auth/reissue");
+    let next = reissue_proved(&s, &tokens.refresh, Some(&proof))
+        .await
+        .tokens();
+    // The same proof again, with the successor or with the spent token.
+    assert_dpop_refused(&reissue_proved(&s, &next.refresh, Some(&proof)).await, 401);
+    assert_dpop_refused(
+        &reissue_proved(&s, &tokens.refresh, Some(&proof)).await,
+        401,
+    );
+    // Racing copies of one fresh proof: exactly one is accepted.
+    let racing = key.proof(&s, "/auth/reissue");
+    let all = join_all((0..6).map(|_| reissue_proved(&s, &next.refresh, Some(&racing)))).await;
+    let ok = all.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        all.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in all.iter().filter(|r| r.status != 200) {
+        assert_dpop_refused(r, 401);
+    }
+    // A login's proof is accepted once too.
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let login_proof = key.proof(&s, "/auth/login");
+    s.login_with(&e, PASSWORD, &[("dpop", &login_proof)])
+        .await
+        .tokens();
+    assert_dpop_refused(
+        &s.login_with(&e, PASSWORD, &[("dpop", &login_proof)]).await,
+        400,
+    );
+}
+
+async fn dpop_bad_proofs_at_login_are_400(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let path = "/auth/login";
+    let mut private = key.header();
+    private["jwk"]["d"] = json!("c2VjcmV0IHNjYWxhciBvZiB0aGUga2V5IGZvciB0ZXN0cw");
+    let hs = {
+        let secret = jsonwebtoken::EncodingKey::from_secret(b"a secret a thief and server share");
+        let header = with(key.header(), "alg", json!("HS256"));
+        let message = format!(
+            "{}.{}",
+            b64_json(&header),
+            b64_json(&DpopKey::claims(&s, path))
+        );
+        let sig =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &secret, jsonwebtoken::Algorithm::HS256)
+                .unwrap();
+        format!("{message}.{sig}")
+    };
+    for (what, proof) in [
+        (
+            "private jwk",
+            key.sign(&private, &DpopKey::claims(&s, path)),
+        ),
+        ("HS256", hs),
+        ("stale", key.proof_with(&s, path, "iat", json!(now() - 300))),
+        ("for reissue", key.proof(&s, "/auth/reissue")),
+        ("garbage", "a.b.c".to_owned()),
+    ] {
+        let r = s.login_with(&e, PASSWORD, &[("dpop", &proof)]).await;
+        assert_eq!(r.status, 400, "{what}: {}", r.text);
+        assert_dpop_refused(&r, 400);
+    }
+    // A refused proof creates no session and counts no failed attempt.
+    let u = s.login(&e, PASSWORD).await;
+    assert_eq!(s.sessions(&u.access).await.len(), 1);
+}
+
+async fn dpop_required_refuses_proofless_login(t: Target) {
+    let s = t.start(&[("REISSUE_DPOP", "required")]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    assert_dpop_refused(&s.login_raw(&e, PASSWORD).await, 400);
+    let key = DpopKey::ed25519();
+    let proof = key.proof(&s, "/auth/login");
+    let tokens = s
+        .login_with(&e, PASSWORD, &[("dpop", &proof)])
+        .await
+        .tokens();
+    assert_eq!(tokens.body["token_type"], json!("DPoP"));
+    assert_eq!(
+        s.sessions(&tokens.access).await.len(),
+        1,
+        "only the bound login made a session"
+    );
+}
+
+async fn dpop_off_binds_nothing(t: Target) {
+    let s = t.start(&[("REISSUE_DPOP", "off")]);
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    // Even a broken proof is ignored.
+    let tokens = s
+        .login_with(&e, PASSWORD, &[("dpop", "garbage")])
+        .await
+        .tokens();
+    assert_eq!(tokens.body["token_type"], json!("Bearer"));
+    assert!(tokens.access_claims().get("cnf").is_none());
+    s.reissue(&tokens.refresh).await.tokens();
+}
+
+async fn dpop_unbound_session_ignores_proofs(t: Target) {
+    let s = t.start(&[]);
+    let u = s.user().await;
+    let r = s
+        .reissue_with(&u.tokens.refresh, &[("dpop", "garbage")])
+        .await;
+    assert_eq!(r.tokens().body["token_type"], json!("Bearer"));
+}
+
+async fn dpop_logout_needs_the_proof(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let (_, tokens) = bound_user(&s, &key).await;
+    // A thief with the access or refresh token cannot end the session.
+    assert_dpop_refused(&s.post_auth("/auth/logout", &tokens.access).await, 401);
+    let r = s
+        .send(
+            s.post("/auth/logout")
+                .json(&json!({"refresh_token": tokens.refresh})),
+        )
+        .await;
+    assert_dpop_refused(&r, 401);
+    let r = s
+        .send(
+            s.post("/auth/logout")
+                .bearer_auth(&tokens.access)
+                .header("dpop", DpopKey::other_p256().proof(&s, "/auth/logout")),
+        )
+        .await;
+    assert_dpop_refused(&r, 401);
+    assert_dpop_refused(&s.post_auth("/auth/logout-all", &tokens.access).await, 401);
+    s.me(&tokens.access).await.assert_status(200);
+    // The session lives on; its key ends it.
+    let next = reissue_proved(&s, &tokens.refresh, Some(&key.proof(&s, "/auth/reissue")))
+        .await
+        .tokens();
+    let r = s
+        .send(
+            s.post("/auth/logout")
+                .bearer_auth(&next.access)
+                .header("dpop", key.proof(&s, "/auth/logout")),
+        )
+        .await;
+    r.assert_no_content();
+    reissue_proved(&s, &next.refresh, Some(&key.proof(&s, "/auth/reissue")))
+        .await
+        .assert_invalid_token();
+    // Ending a session from the list is a logout too.
+    let (_, listed) = bound_user(&s, &key).await;
+    let path = format!("/auth/sessions/{}", listed.sid());
+    let r = s.send(s.delete(&path).bearer_auth(&listed.access)).await;
+    assert_dpop_refused(&r, 401);
+    let post_proof = key.proof(&s, &path);
+    let r = s
+        .send(
+            s.delete(&path)
+                .bearer_auth(&listed.access)
+                .header("dpop", post_proof),
+        )
+        .await;
+    assert_dpop_refused(&r, 401);
+    let delete_proof = key.proof_with(&s, &path, "htm", json!("DELETE"));
+    let r = s
+        .send(
+            s.delete(&path)
+                .bearer_auth(&listed.access)
+                .header("dpop", delete_proof),
+        )
+        .await;
+    r.assert_no_content();
+    // logout-all with the key's proof
+    let (_, other) = bound_user(&s, &key).await;
+    let r = s
+        .send(
+            s.post("/auth/logout-all")
+                .bearer_auth(&other.access)
+                .header("dpop", key.proof(&s, "/auth/logout-all")),
+        )
+        .await;
+    r.assert_no_content();
+}
+
+async fn dpop_reauthenticate_needs_the_proof(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::ed25519();
+    let (e, tokens) = bound_user(&s, &key).await;
+    let body = json!({"email": e, "password": PASSWORD});
+    let r = s
+        .send(
+            s.post("/auth/reauthenticate")
+                .bearer_auth(&tokens.access)
+                .json(&body),
+        )
+        .await;
+    assert_dpop_refused(&r, 401);
+    let again = s
+        .send(
+            s.post("/auth/reauthenticate")
+                .bearer_auth(&tokens.access)
+                .header("dpop", key.proof(&s, "/auth/reauthenticate"))
+                .json(&body),
+        )
+        .await
+        .tokens();
+    assert_eq!(again.body["token_type"], json!("DPoP"));
+    assert_eq!(again.access_claims()["cnf"], json!({"jkt": key.jkt()}));
+    assert_eq!(again.sid(), tokens.sid());
+    // Its refresh token is bound too.
+    assert_dpop_refused(&s.reissue(&again.refresh).await, 401);
+    reissue_proved(&s, &again.refresh, Some(&key.proof(&s, "/auth/reissue")))
+        .await
+        .tokens();
+}
+
+async fn dpop_cookie_transport_binds_the_same(t: Target) {
+    let s = t.start(&[]);
+    let key = DpopKey::p256();
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    let proof = key.proof(&s, "/auth/login");
+    let r = s
+        .login_with(
+            &e,
+            PASSWORD,
+            &[TRANSPORT, ("origin", s.base()), ("dpop", &proof)],
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.json()["token_type"], json!("DPoP"), "{}", r.text);
+    let (cookie, _) = the_refresh_cookie(&r);
+    // Without a proof: refused, the cookie kept, the session untouched.
+    let r = s.send(by_cookie(&s, "/auth/reissue", &cookie)).await;
+    assert_dpop_refused(&r, 401);
+    assert_no_set_cookie(&r);
+    let r = s
+        .send(
+            by_cookie(&s, "/auth/reissue", &cookie).header("dpop", key.proof(&s, "/auth/reissue")),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.json()["token_type"], json!("DPoP"));
+    let (next, _) = the_refresh_cookie(&r);
+    assert_eq!(payload_of(&next)["gen"], json!(2));
+}
+
+async fn dpop_public_origin_variable(t: Target) {
+    let s = t.start(&[("REISSUE_PUBLIC_ORIGIN", "https://app.example.com")]);
+    let key = DpopKey::p256();
+    let e = email();
+    s.signup(&e, PASSWORD).await;
+    // A proof naming the address the request reached is not the public origin.
+    let r = s
+        .login_with(&e, PASSWORD, &[("dpop", &key.proof(&s, "/auth/login"))])
+        .await;
+    assert_dpop_refused(&r, 400);
+    let proof = key.proof_with(
+        &s,
+        "/auth/login",
+        "htu",
+        json!("https://app.example.com/auth/login?next=%2F"),
+    );
+    let tokens = s
+        .login_with(&e, PASSWORD, &[("dpop", &proof)])
+        .await
+        .tokens();
+    assert_eq!(tokens.body["token_type"], json!("DPoP"));
 }

@@ -3,7 +3,11 @@
 //! - `verify/<alg>`: `TokenCodec::verify_access` vs a raw `jsonwebtoken::decode`
 //!   of the same token with an equivalent `Validation` (goal: ≤ 1.15×);
 //! - `reissue_redis`: `Reissue::reissue` on a private `redis-server` vs one raw
-//!   EVALSHA of `return 1` on the same pool, both 16 in flight (goal: ≥ 0.8×);
+//!   EVALSHA of `return 1` on the same pool, both 16 in flight (goal: ≥ 0.8×),
+//!   and `Reissue::reissue_with_proof` of DPoP-bound sessions (EdDSA, ES256);
+//! - `dpop/<alg>`: a reissue of a DPoP-bound session with its proof vs an
+//!   unbound one (memory store), and one raw signature verification, the
+//!   proof check's floor;
 //! - Redis bytes per session, its index included, printed (goal: ≤ 300).
 //!
 //! `cargo bench -p reissue-core --bench core -- --warm-up-time 1 --measurement-time 3`
@@ -145,6 +149,8 @@ fn reissue_redis(c: &mut Criterion) {
             .unwrap(),
     );
     let keys = KeySet::new(Key::hmac("k", Algorithm::HS256, HS256_SECRET).unwrap()).unwrap();
+    // Instant revocation follows the store's feed from a task of this runtime.
+    let _runtime = rt.enter();
     let reissue = Reissue::builder(Config::new(ISS, AUD), keys, store.clone(), AnyUser)
         .build()
         .unwrap();
@@ -197,6 +203,63 @@ fn reissue_redis(c: &mut Criterion) {
             })
         })
     });
+    // Bound sessions, one per worker, reissued with a proof each time (the
+    // proofs signed before the clock starts).
+    let origin = Arc::new(reissue_core::Origin::parse("https://app.example.com").unwrap());
+    for alg in [Algorithm::EdDSA, Algorithm::ES256] {
+        let key = Arc::new(ProofKey::new(alg));
+        let bound: Arc<Vec<tokio::sync::Mutex<String>>> = Arc::new(
+            (0..IN_FLIGHT)
+                .map(|i| {
+                    let jwt = key.proof("/auth/login");
+                    let proof = reissue_core::DpopProof::new(&jwt, "POST", &origin, "/auth/login");
+                    let pair = rt
+                        .block_on(reissue.login_with_proof(
+                            format!("bound-{alg:?}-{i}"),
+                            &ClientMeta::default(),
+                            None,
+                            Some(&proof),
+                        ))
+                        .unwrap();
+                    tokio::sync::Mutex::new(pair.refresh_token)
+                })
+                .collect(),
+        );
+        group.bench_function(format!("reissue_dpop_{alg:?}"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let proofs: Arc<Vec<std::sync::Mutex<Vec<String>>>> = Arc::new(
+                    (0..IN_FLIGHT)
+                        .map(|_| {
+                            let n = iters / IN_FLIGHT + 1;
+                            std::sync::Mutex::new(
+                                (0..n).map(|_| key.proof("/auth/reissue")).collect(),
+                            )
+                        })
+                        .collect(),
+                );
+                let (reissue, bound, origin) = (reissue.clone(), bound.clone(), origin.clone());
+                in_flight(iters, move |worker| {
+                    let (reissue, bound, origin, proofs) = (
+                        reissue.clone(),
+                        bound.clone(),
+                        origin.clone(),
+                        proofs.clone(),
+                    );
+                    async move {
+                        let jwt = proofs[worker].lock().unwrap().pop().unwrap();
+                        let proof =
+                            reissue_core::DpopProof::new(&jwt, "POST", &origin, "/auth/reissue");
+                        let mut token = bound[worker].lock().await;
+                        let pair = reissue
+                            .reissue_with_proof(&token, &ClientMeta::default(), Some(&proof))
+                            .await
+                            .unwrap();
+                        *token = pair.refresh_token;
+                    }
+                })
+            })
+        });
+    }
     group.bench_function("store_rotate", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (store, sessions) = (store.clone(), sessions.clone());
@@ -441,5 +504,127 @@ async fn used_memory(client: &fred::prelude::Client) -> u64 {
         .expect("used_memory in INFO memory")
 }
 
-criterion_group!(benches, verify, reissue_redis);
+/// A client's DPoP key and its proofs (RFC 9449), for the `dpop` rows.
+struct ProofKey {
+    key: jsonwebtoken::EncodingKey,
+    alg: Algorithm,
+    header: String,
+    raw: DecodingKey,
+}
+
+static NEXT_JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl ProofKey {
+    fn new(alg: Algorithm) -> Self {
+        let (key, jwk) = match alg {
+            Algorithm::ES256 => {
+                let key = jsonwebtoken::EncodingKey::from_ec_pem(pem::EC).unwrap();
+                let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap();
+                (key, jwk)
+            }
+            _ => {
+                let key = jsonwebtoken::EncodingKey::from_ed_pem(pem::ED).unwrap();
+                let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).unwrap();
+                (key, jwk)
+            }
+        };
+        let raw = DecodingKey::from_jwk(&jwk).unwrap();
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": format!("{alg:?}"), "jwk": jwk});
+        Self {
+            key,
+            alg,
+            header: b64(&header.to_string()),
+            raw,
+        }
+    }
+
+    /// A fresh proof for `POST https://app.example.com<path>`.
+    fn proof(&self, path: &str) -> String {
+        let jti = NEXT_JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let claims = serde_json::json!({
+            "htm": "POST",
+            "htu": format!("https://app.example.com{path}"),
+            "iat": now_s(),
+            "jti": format!("bench-{}-{jti}", std::process::id()),
+        });
+        let message = format!("{}.{}", self.header, b64(&claims.to_string()));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.key, self.alg).unwrap();
+        format!("{message}.{signature}")
+    }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// `dpop/<alg>`: a reissue of a bound session with its proof, beside the
+/// same reissue of an unbound one (memory store, one at a time: what the
+/// proof adds, the jti's store call included), and the floor of the proof
+/// check: one signature verification with the same backend, its key
+/// parsed from the JWK as the check must. The proofs are signed before the
+/// clock starts.
+fn dpop(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let origin = reissue_core::Origin::parse("https://app.example.com").unwrap();
+    for alg in [Algorithm::ES256, Algorithm::EdDSA] {
+        let key = ProofKey::new(alg);
+        let keys = KeySet::new(Key::hmac("k", Algorithm::HS256, HS256_SECRET).unwrap()).unwrap();
+        let store = Arc::new(reissue_core::store::MemoryStore::new());
+        let reissue = Reissue::builder(Config::new(ISS, AUD), keys, store, AnyUser)
+            .build()
+            .unwrap();
+        let login = key.proof("/auth/login");
+        let login = reissue_core::DpopProof::new(&login, "POST", &origin, "/auth/login");
+        let client = ClientMeta::default();
+        let bound = rt
+            .block_on(reissue.login_with_proof("bound".into(), &client, None, Some(&login)))
+            .unwrap();
+        assert_eq!(bound.token_type, "DPoP");
+        let unbound = rt
+            .block_on(reissue.login("unbound".into(), &client))
+            .unwrap();
+        let (mut bound_rt, mut unbound_rt) = (bound.refresh_token, unbound.refresh_token);
+
+        let mut group = c.benchmark_group(format!("dpop/{alg:?}"));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("reissue_bound", |b| {
+            b.iter_custom(|iters| {
+                let proofs: Vec<String> = (0..iters).map(|_| key.proof("/auth/reissue")).collect();
+                let started = Instant::now();
+                for jwt in &proofs {
+                    let proof = reissue_core::DpopProof::new(jwt, "POST", &origin, "/auth/reissue");
+                    let pair = rt
+                        .block_on(reissue.reissue_with_proof(&bound_rt, &client, Some(&proof)))
+                        .unwrap();
+                    bound_rt = pair.refresh_token;
+                }
+                started.elapsed()
+            })
+        });
+        group.bench_function("reissue_unbound", |b| {
+            b.iter(|| {
+                let pair = rt.block_on(reissue.reissue(&unbound_rt, &client)).unwrap();
+                unbound_rt = pair.refresh_token;
+            })
+        });
+        let jwt = key.proof("/auth/reissue");
+        let (message, signature) = jwt.rsplit_once('.').unwrap();
+        group.bench_function("signature_verify", |b| {
+            b.iter(|| {
+                assert!(
+                    jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.raw, alg)
+                        .unwrap()
+                )
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, verify, dpop, reissue_redis);
 criterion_main!(benches);

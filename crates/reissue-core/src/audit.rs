@@ -36,6 +36,9 @@ pub enum AuditKind {
     ForcedLogout,
     /// The address or country policy refused a login or a reissue.
     PolicyDenied,
+    /// A request on a DPoP-bound session (or a login where binding is
+    /// required) came without a valid proof by its key; nothing changed.
+    DpopRefused,
 }
 
 impl AuditKind {
@@ -54,6 +57,7 @@ impl AuditKind {
             Self::LogoutAll => "logout_all",
             Self::ForcedLogout => "forced_logout",
             Self::PolicyDenied => "policy_denied",
+            Self::DpopRefused => "dpop_refused",
         }
     }
 }
@@ -125,7 +129,10 @@ pub trait AuditSink: Send + Sync + fmt::Debug + 'static {
 pub(crate) fn emit(sink: Option<&dyn AuditSink>, event: AuditEvent) {
     let level_warn = matches!(
         event.kind,
-        AuditKind::ReuseDetected | AuditKind::PolicyDenied | AuditKind::ForcedLogout
+        AuditKind::ReuseDetected
+            | AuditKind::PolicyDenied
+            | AuditKind::ForcedLogout
+            | AuditKind::DpopRefused
     );
     macro_rules! log {
         ($lvl:ident) => {

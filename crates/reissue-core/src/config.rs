@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::RevocationMode;
+use crate::dpop::{DpopAlgorithms, DpopMode, DpopSettings};
 use crate::policy::TrustedProxies;
-use crate::{CookieTransport, Error, Result};
+use crate::{CookieTransport, Error, Origin, Result};
 
 /// The longest duration any setting takes: 100 years.
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -38,6 +39,7 @@ pub struct Config {
     pub(crate) verified_token_cache: usize,
     pub(crate) lost_write_tolerance: u64,
     pub(crate) cookies: CookieTransport,
+    pub(crate) dpop: DpopSettings,
 }
 
 impl Config {
@@ -67,6 +69,7 @@ impl Config {
             verified_token_cache: crate::verification::verifier::DEFAULT_CACHE_CAPACITY,
             lost_write_tolerance: 8,
             cookies: CookieTransport::off(),
+            dpop: DpopSettings::default(),
         }
     }
 
@@ -245,6 +248,37 @@ impl Config {
         self
     }
 
+    /// Whether logins bind sessions to the key of their `DPoP` proof
+    /// (RFC 9449; default [`DpopMode::Optional`]: those that carry one). A
+    /// bound session stays bound whatever the mode: each of its reissues,
+    /// logouts and reauthentications needs a proof by its key.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop.mode = mode;
+        self
+    }
+
+    /// The algorithms DPoP proofs may be signed with (default ES256 and EdDSA).
+    pub fn dpop_algorithms(mut self, algorithms: DpopAlgorithms) -> Self {
+        self.dpop.algorithms = algorithms;
+        self
+    }
+
+    /// How far a DPoP proof's `iat` may lie from now, either way (default
+    /// 60 s, at most 300 s). Its `jti` is remembered twice as long.
+    pub fn dpop_window(mut self, window: Duration) -> Self {
+        self.dpop.window = window;
+        self
+    }
+
+    /// The origin clients address, e.g. `https://app.example.com`: a DPoP
+    /// proof's `htu` must name it. Without one, the `htu` must name the
+    /// request's `Host` (any scheme), which a proxy may rewrite and a client
+    /// chooses: set it in production, and always behind a proxy.
+    pub fn public_origin(mut self, origin: Origin) -> Self {
+        self.dpop.public_origin = Some(origin);
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::Config(what.to_owned()));
         if self.issuer.is_empty() || self.audience.is_empty() {
@@ -294,6 +328,9 @@ impl Config {
         }
         if self.lost_write_tolerance > 1_000_000 {
             return bad("lost_write_tolerance must be at most 1000000 generations");
+        }
+        if self.dpop.window.is_zero() || self.dpop.window > Duration::from_secs(300) {
+            return bad("the DPoP window must be between 1 and 300 seconds");
         }
         self.cookies.validate()?;
         Ok(())

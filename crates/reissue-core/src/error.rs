@@ -106,6 +106,19 @@ pub enum Error {
         /// The most seconds since the login the route accepts.
         max_age: u64,
     },
+    /// A DPoP proof was needed and is missing or invalid (RFC 9449): 401
+    /// `invalid_dpop_proof`, or 400 at login (a token request), with a
+    /// `DPoP` challenge naming the accepted algorithms. Nothing was spent,
+    /// rotated or revoked.
+    #[error("invalid DPoP proof: {why}")]
+    InvalidDpopProof {
+        /// What was wrong.
+        why: crate::ProofRejection,
+        /// The algorithms the challenge names.
+        algorithms: crate::DpopAlgorithms,
+        /// At login (400) rather than on a bound session (401).
+        login: bool,
+    },
     /// Too many failed logins for this account.
     #[error("too many failed logins; retry after {retry_after} s")]
     TooManyAttempts {
@@ -166,6 +179,13 @@ impl Error {
             | Self::InvalidToken(_)
             | Self::InvalidCredentials
             | Self::InsufficientUserAuthentication { .. } => 401,
+            Self::InvalidDpopProof { login, .. } => {
+                if *login {
+                    400
+                } else {
+                    401
+                }
+            }
             Self::MalformedAuthorization(_) | Self::InvalidRequest(_) => 400,
             Self::InsufficientScope(_) | Self::AccessDenied | Self::CookieRefused(_) => 403,
             Self::NotFound | Self::NoPublicKeys => 404,
@@ -181,6 +201,7 @@ impl Error {
             Self::MissingToken => "unauthorized",
             Self::MalformedAuthorization(_) | Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidDpopProof { .. } => "invalid_dpop_proof",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidCredentials => "invalid_credentials",
             Self::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
@@ -199,6 +220,7 @@ impl Error {
             Self::MissingToken => "a bearer token is required".into(),
             Self::MalformedAuthorization(why) => Cow::Borrowed(why),
             Self::InvalidToken(why) => why.description().into(),
+            Self::InvalidDpopProof { why, .. } => why.description().into(),
             Self::InsufficientScope(role) => format!("the `{role}` role is required").into(),
             Self::InvalidCredentials => "the email or password is incorrect".into(),
             Self::InsufficientUserAuthentication { max_age } => {
@@ -247,6 +269,9 @@ impl Error {
             )),
             Self::InsufficientUserAuthentication { max_age } => Some(format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", max_age={max_age}"
+            )),
+            Self::InvalidDpopProof { algorithms, .. } => Some(format!(
+                "DPoP error=\"invalid_dpop_proof\", algs=\"{algorithms}\""
             )),
             _ => None,
         }

@@ -137,6 +137,7 @@ mod client;
 mod clock;
 mod config;
 mod credentials;
+mod dpop;
 mod error;
 pub mod fuzzing;
 mod http;
@@ -156,6 +157,7 @@ pub mod testkit;
 pub use audit::{AuditEvent, AuditKind, AuditSink};
 pub use config::Config;
 pub use credentials::{Authenticated, Authenticator};
+pub use dpop::{DpopAlgorithms, DpopMode, DpopProof, MAX_PROOF_LEN, ProofRejection};
 pub use error::{Error, Result, TokenRejection};
 #[cfg(feature = "openapi")]
 pub use http::openapi;
@@ -168,8 +170,8 @@ pub use ids::{Country, SessionId};
 pub use metering::SharedRecorder;
 pub use session::{Reissue, ReissueBuilder, TokenPair};
 pub use tokens::{
-    ACCESS_TOKEN_TYPE, AccessClaims, Authentication, Claims, Key, KeySet, MAX_TOKEN_LEN,
-    REFRESH_TOKEN_TYPE, RESERVED_CLAIMS, RefreshClaims, TokenCodec, UserClaims,
+    ACCESS_TOKEN_TYPE, AccessClaims, Authentication, Claims, Confirmation, Key, KeySet,
+    MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, RESERVED_CLAIMS, RefreshClaims, TokenCodec, UserClaims,
 };
 pub use verification::{
     Access, Admission, Gate, Identity, Pending, RevocationMode, Revocations, Verifier,

@@ -133,3 +133,104 @@ async fn grace_replays_are_audited_apart_from_rotations_and_reuse() {
     assert_eq!(replay.kind.as_str(), "reissue_replayed");
     assert!(replay.session_id.is_some() && replay.user_id.as_deref() == Some("7"));
 }
+
+/// A DPoP proof for `POST https://app.example.com<path>`, signed with the
+/// test P-256 key.
+fn proof(path: &str, jti: &str) -> String {
+    use base64::Engine as _;
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(reissue_test_support::pem::EC).unwrap();
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::ES256).unwrap();
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let claims = serde_json::json!({
+        "htm": "POST",
+        "htu": format!("https://app.example.com{path}"),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "jti": jti,
+    });
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let message = format!("{}.{}", b64(&header), b64(&claims));
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::ES256).unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn refused_dpop_proofs_are_audited_and_change_nothing() {
+    use reissue_core::{DpopProof, Origin, ProofRejection};
+    let trail = Trail::default();
+    let r = reissue(&trail);
+    let client = ClientMeta::default();
+    let origin = Origin::parse("https://app.example.com").unwrap();
+    let login = proof("/auth/login", "login-1");
+    let first = r
+        .login_with_proof(
+            ("ann".into(), "right".into()),
+            &client,
+            None,
+            Some(&DpopProof::new(&login, "POST", &origin, "/auth/login")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.token_type, "DPoP");
+    trail.take();
+    // The plain API cannot refresh a bound session: there is no path around
+    // the proof.
+    let refused = r.reissue(&first.refresh_token, &client).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::InvalidDpopProof {
+                why: ProofRejection::Missing,
+                login: false,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(refused.status(), 401);
+    // A proof made for another URL, and a replayed one.
+    let wrong = proof("/auth/logout", "reissue-1");
+    let wrong = DpopProof::new(&wrong, "POST", &origin, "/auth/reissue");
+    r.reissue_with_proof(&first.refresh_token, &client, Some(&wrong))
+        .await
+        .unwrap_err();
+    let events = trail.take();
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [AuditKind::DpopRefused, AuditKind::DpopRefused]
+    );
+    assert_eq!(events[0].user_id.as_deref(), Some("7"));
+    assert!(events[0].session_id.is_some());
+    for e in &events {
+        assert!(
+            !format!("{e:?}").contains(&first.refresh_token[..20]),
+            "no token in the trail: {e:?}"
+        );
+    }
+    // Nothing was spent: the right proof rotates the very same token.
+    let good = proof("/auth/reissue", "reissue-2");
+    let good = DpopProof::new(&good, "POST", &origin, "/auth/reissue");
+    let next = r
+        .reissue_with_proof(&first.refresh_token, &client, Some(&good))
+        .await
+        .unwrap();
+    assert_eq!(trail.kinds(), [AuditKind::Reissue]);
+    let claims = r.tokens().verify_refresh(&next.refresh_token).unwrap();
+    assert_eq!(claims.generation, 2);
+    // The same proof a second time is a replay.
+    let again = r
+        .reissue_with_proof(&next.refresh_token, &client, Some(&good))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        again,
+        Error::InvalidDpopProof {
+            why: ProofRejection::Replayed,
+            ..
+        }
+    ));
+}

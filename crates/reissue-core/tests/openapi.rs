@@ -24,13 +24,18 @@ fn expected() -> BTreeMap<(&'static str, &'static str), BTreeMap<&'static str, V
     let unavailable = ("503", vec!["temporarily_unavailable"]);
     let bad_auth = ("400", vec!["invalid_request"]);
     let unauthenticated = ("401", vec!["unauthorized", "invalid_token"]);
+    // the routes that end a session, or spend its refresh token
+    let unproven = (
+        "401",
+        vec!["unauthorized", "invalid_token", "invalid_dpop_proof"],
+    );
     let access_denied = ("403", vec!["access_denied"]);
     let routes = [
         (
             ("post", "/login"),
             vec![
                 ("200", vec![]),
-                ("400", vec!["invalid_request"]),
+                ("400", vec!["invalid_request", "invalid_dpop_proof"]),
                 ("401", vec!["invalid_credentials"]),
                 access_denied.clone(),
                 ("429", vec!["too_many_attempts"]),
@@ -42,7 +47,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), BTreeMap<&'static str, V
             vec![
                 ("200", vec![]),
                 bad_auth.clone(),
-                unauthenticated.clone(),
+                unproven.clone(),
                 access_denied.clone(),
                 unavailable.clone(),
             ],
@@ -52,7 +57,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), BTreeMap<&'static str, V
             vec![
                 ("204", vec![]),
                 bad_auth.clone(),
-                unauthenticated.clone(),
+                unproven.clone(),
                 access_denied.clone(),
                 unavailable.clone(),
             ],
@@ -62,7 +67,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), BTreeMap<&'static str, V
             vec![
                 ("204", vec![]),
                 bad_auth.clone(),
-                unauthenticated.clone(),
+                unproven.clone(),
                 unavailable.clone(),
             ],
         ),
@@ -80,7 +85,7 @@ fn expected() -> BTreeMap<(&'static str, &'static str), BTreeMap<&'static str, V
             vec![
                 ("204", vec![]),
                 bad_auth.clone(),
-                unauthenticated.clone(),
+                unproven.clone(),
                 ("404", vec!["not_found"]),
                 unavailable.clone(),
             ],

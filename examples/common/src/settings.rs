@@ -25,14 +25,14 @@ use reissue_admin::StoreArgs;
 use reissue_core::policy::{CountryLookup, CountryRule, GeoIp, PolicySet, TrustedProxies};
 use reissue_core::store::{MemoryStore, RefreshStore};
 use reissue_core::{
-    Algorithm, Config, CookieTransport, Key, KeySet, Origin, Reissue, RevocationMode,
+    Algorithm, Config, CookieTransport, DpopMode, Key, KeySet, Origin, Reissue, RevocationMode,
 };
 
 use crate::values::{
-    Secret, parse_addr, parse_count, parse_countries, parse_emails, parse_jitter,
-    parse_optional_path, parse_optional_seconds, parse_optional_text, parse_origins, parse_paths,
-    parse_proxies, parse_revocation, parse_seconds, parse_secret, parse_switch, parse_text,
-    refusal, setting,
+    Secret, parse_addr, parse_count, parse_countries, parse_dpop, parse_emails, parse_jitter,
+    parse_optional_origin, parse_optional_path, parse_optional_seconds, parse_optional_text,
+    parse_origins, parse_paths, parse_proxies, parse_revocation, parse_seconds, parse_secret,
+    parse_switch, parse_text, refusal, setting,
 };
 use crate::{AppState, STORE_LATENCY_BUCKETS};
 
@@ -175,6 +175,18 @@ struct AppArgs {
         default_value = "", hide_default_value = true, value_parser = setting(parse_origins))]
     allowed_origins: std::vec::Vec<Origin>,
 
+    /// Whether logins bind sessions to their DPoP proof's key: off,
+    /// optional (those that carry a proof) or required (every session)
+    #[arg(long, env = "REISSUE_DPOP", value_name = "off|optional|required",
+        default_value = "optional", value_parser = setting(parse_dpop))]
+    dpop: DpopMode,
+
+    /// The origin clients address (https://app.example.com), which DPoP
+    /// proofs name in `htu`; empty: the request's Host
+    #[arg(long, env = "REISSUE_PUBLIC_ORIGIN", value_name = "ORIGIN",
+        default_value = "", hide_default_value = true, value_parser = setting(parse_optional_origin))]
+    public_origin: std::option::Option<Origin>,
+
     /// Comma-separated emails whose users get role `admin`: only accounts
     /// the admin CLI created or vouched for (`reissue-admin users vouch`),
     /// never one that merely signed up with the address
@@ -219,7 +231,7 @@ impl AppArgs {
             Some(id) => config.client_id(id),
             None => config,
         };
-        config
+        let config = config
             .refresh_ttl(self.refresh_ttl)
             .session_max_age(self.store.session_max_age())
             .reuse_grace(self.reuse_grace)
@@ -227,6 +239,11 @@ impl AppArgs {
             .login_lockout(self.login_max_failures, self.login_lockout)
             .trusted_proxies(self.trusted_proxies.clone())
             .cookie_transport(cookies)
+            .dpop(self.dpop);
+        match &self.public_origin {
+            Some(origin) => config.public_origin(origin.clone()),
+            None => config,
+        }
     }
 }
 

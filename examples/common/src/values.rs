@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use reissue_core::policy::{CountryRule, TrustedProxies};
-use reissue_core::{Origin, RevocationMode};
+use reissue_core::{DpopMode, Origin, RevocationMode};
 
 pub use reissue_admin::value::{
     Setting, parse_optional_text, parse_seconds, parse_text, refusal, setting,
@@ -102,6 +102,24 @@ pub fn parse_jitter(v: &str) -> Result<f64, String> {
 pub fn parse_revocation(v: &str) -> Result<RevocationMode, String> {
     RevocationMode::parse(v)
         .ok_or_else(|| format!("expected stateless, instant or strict, got `{v}`"))
+}
+
+/// `off`, `optional` or `required`.
+pub fn parse_dpop(v: &str) -> Result<DpopMode, String> {
+    match v {
+        "off" => Ok(DpopMode::Off),
+        "optional" => Ok(DpopMode::Optional),
+        "required" => Ok(DpopMode::Required),
+        _ => Err(format!("expected off, optional or required, got `{v}`")),
+    }
+}
+
+/// One origin (`https://app.example.com`), or nothing.
+pub fn parse_optional_origin(v: &str) -> Result<Option<Origin>, String> {
+    match v.trim() {
+        "" => Ok(None),
+        o => Origin::parse(o).map(Some).map_err(|e| e.to_string()),
+    }
 }
 
 /// Comma-separated origins (`https://app.example.com`).

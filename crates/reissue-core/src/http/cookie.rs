@@ -327,13 +327,22 @@ fn is_own_origin(req: &impl HttpRequest, origin: &Origin) -> bool {
     let (Some(host), None) = (hosts.next(), hosts.next()) else {
         return false;
     };
-    let Some((host, port)) = std::str::from_utf8(host)
-        .ok()
-        .and_then(|h| split_host_port(h.trim()))
-    else {
-        return false;
-    };
-    host == origin.host && port.unwrap_or(default_port(origin.scheme)) == origin.port
+    origin.has_host(host)
+}
+
+impl Origin {
+    /// Whether a `Host` header value names this origin's host and port (the
+    /// scheme's default port when it names none). The scheme is not
+    /// compared: a `Host` has none.
+    pub(crate) fn has_host(&self, host: &[u8]) -> bool {
+        let Some((host, port)) = std::str::from_utf8(host)
+            .ok()
+            .and_then(|h| split_host_port(h.trim()))
+        else {
+            return false;
+        };
+        host == self.host && port.unwrap_or(default_port(self.scheme)) == self.port
+    }
 }
 
 #[cfg(test)]

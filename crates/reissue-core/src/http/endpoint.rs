@@ -9,8 +9,11 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
 use crate::audit::record_session;
-use crate::http::request::{HttpRequest, bearer_token, is_json};
-use crate::{Authenticator, CookieTransport, Error, Reply, Result, SessionId, TokenPair};
+use crate::http::request::{HttpRequest, bearer_token, dpop_proof, is_json};
+use crate::{
+    Authenticator, Confirmation, CookieTransport, DpopProof, Error, Reply, Result, SessionId,
+    TokenCodec, TokenPair,
+};
 
 /// Bodies larger than this are refused before parsing (credentials and a
 /// refresh token fit in far less).
@@ -203,10 +206,35 @@ impl<A: Authenticator> crate::Reissue<A> {
         reply
     }
 
+    /// The request's DPoP proof, if it carries one, for a `POST` (every
+    /// `/auth` route that takes one but the session list's `DELETE`).
+    fn proof_of<'r>(&'r self, req: &'r impl HttpRequest) -> Option<DpopProof<'r>> {
+        self.proof_for(req, "POST")
+    }
+
+    fn proof_for<'r>(
+        &'r self,
+        req: &'r impl HttpRequest,
+        method: &'static str,
+    ) -> Option<DpopProof<'r>> {
+        dpop_proof(req, method, self.config().dpop.public_origin.as_ref())
+    }
+
+    /// The DPoP binding of the access token of a request that the verifier
+    /// has just accepted.
+    fn access_binding(req: &impl HttpRequest) -> Result<Option<Confirmation>> {
+        TokenCodec::binding_of_verified(bearer_token(req)?)
+    }
+
     /// In cookie mode, removes the cookie from a reply whose status is one of
-    /// `statuses`.
+    /// `statuses`; never for a refused DPoP proof, which leaves the session
+    /// as it was (and the request may have come from elsewhere).
     fn clear_cookie_on(&self, req: &impl HttpRequest, mut reply: Reply, statuses: &[u16]) -> Reply {
-        if statuses.contains(&reply.status) && self.cookies().requested(req) {
+        let dpop_refused = reply
+            .headers
+            .iter()
+            .any(|(name, value)| *name == "www-authenticate" && value.starts_with("DPoP "));
+        if statuses.contains(&reply.status) && !dpop_refused && self.cookies().requested(req) {
             reply
                 .headers
                 .push(("set-cookie", self.cookies().clear(req)));
@@ -229,8 +257,9 @@ impl<A: Authenticator> crate::Reissue<A> {
                 let device = req
                     .header("reissue-device")
                     .and_then(|v| std::str::from_utf8(v).ok());
+                let proof = self.proof_of(req);
                 let pair = self
-                    .login_with_device(credentials, &self.client_of(req), device)
+                    .login_with_proof(credentials, &self.client_of(req), device, proof.as_ref())
                     .await?;
                 Ok(self.token_reply(req, &pair))
             }
@@ -252,7 +281,10 @@ impl<A: Authenticator> crate::Reissue<A> {
                     self.cookies().check_same_site(req)?;
                 }
                 let token = refresh_token_of(req, body, self.cookies())?;
-                let pair = self.reissue(&token, &self.client_of(req)).await?;
+                let proof = self.proof_of(req);
+                let pair = self
+                    .reissue_with_proof(&token, &self.client_of(req), proof.as_ref())
+                    .await?;
                 Ok(self.token_reply(req, &pair))
             }
             .instrument(span.clone())
@@ -271,10 +303,12 @@ impl<A: Authenticator> crate::Reissue<A> {
             async {
                 let id = self.verifier().authenticate_live(req).await?;
                 record_session(&id.user_id, &id.session_id);
+                let bound = Self::access_binding(req)?;
                 let credentials: A::Credentials = json_body(req, body)?;
                 let device = req
                     .header("reissue-device")
                     .and_then(|v| std::str::from_utf8(v).ok());
+                let proof = self.proof_of(req);
                 let pair = self
                     .reauthenticate(
                         &id.user_id,
@@ -282,6 +316,8 @@ impl<A: Authenticator> crate::Reissue<A> {
                         credentials,
                         &self.client_of(req),
                         device,
+                        bound.as_ref(),
+                        proof.as_ref(),
                     )
                     .await?;
                 Ok(self.token_reply(req, &pair))
@@ -299,19 +335,25 @@ impl<A: Authenticator> crate::Reissue<A> {
         let reply = self.respond(
             &span,
             async {
-                let (user_id, sid) = match bearer_token(req) {
+                let (user_id, sid, bound) = match bearer_token(req) {
                     Ok(token) => {
                         let id = self.verifier().verify(token)?;
-                        (id.user_id.clone(), id.session_id.clone())
+                        let bound = TokenCodec::binding_of_verified(token)?;
+                        (id.user_id.clone(), id.session_id.clone(), bound)
                     }
                     Err(Error::MissingToken) => {
                         let token = body_or_cookie_token(req, body, self.cookies())?;
                         let rt = self.tokens().verify_refresh_for_logout(&token)?;
-                        (rt.sub, rt.sid)
+                        (rt.sub, rt.sid, rt.authentication.cnf)
                     }
                     Err(e) => return Err(e),
                 };
                 record_session(&user_id, &sid);
+                // A thief without the key must not log the user out either.
+                let jkt = bound.as_ref().map(|b| b.jkt.as_str());
+                let proof = self.proof_of(req);
+                self.check_proof(jkt, proof.as_ref(), &user_id, &sid, &self.client_of(req))
+                    .await?;
                 self.logout(&user_id, &sid).await?;
                 Ok(Reply::no_content())
             }
@@ -330,6 +372,12 @@ impl<A: Authenticator> crate::Reissue<A> {
             async {
                 let id = self.verifier().authenticate_live(req).await?;
                 record_session(&id.user_id, &id.session_id);
+                let bound = Self::access_binding(req)?;
+                let jkt = bound.as_ref().map(|b| b.jkt.as_str());
+                let proof = self.proof_of(req);
+                let client = self.client_of(req);
+                self.check_proof(jkt, proof.as_ref(), &id.user_id, &id.session_id, &client)
+                    .await?;
                 self.logout_all(&id.user_id).await?;
                 Ok(Reply::no_content())
             }
@@ -376,6 +424,14 @@ impl<A: Authenticator> crate::Reissue<A> {
             async {
                 let id = self.verifier().authenticate_live(req).await?;
                 record_session(&id.user_id, &id.session_id);
+                // Ending a session is a logout: a bound session's caller
+                // proves its key, so that its access token alone cannot.
+                let bound = Self::access_binding(req)?;
+                let jkt = bound.as_ref().map(|b| b.jkt.as_str());
+                let proof = self.proof_for(req, "DELETE");
+                let client = self.client_of(req);
+                self.check_proof(jkt, proof.as_ref(), &id.user_id, &id.session_id, &client)
+                    .await?;
                 let sid = SessionId::parse(sid).ok_or(Error::NotFound)?;
                 if self.revoke_session(&id.user_id, &sid).await? {
                     Ok(Reply::no_content())

@@ -84,6 +84,7 @@ pub const ERROR_CODES: &[&str] = &[
     "not_found",
     "temporarily_unavailable",
     "insufficient_user_authentication",
+    "invalid_dpop_proof",
 ];
 
 /// Security scheme: an access token as `Authorization: Bearer`.
@@ -241,7 +242,7 @@ impl AuthApi {
         let operation = self
             .access_security(operation)
             .response("400", self.bad_request(false))
-            .response("401", self.unauthenticated(false))
+            .response("401", self.unauthenticated(false, false))
             .response("503", self.unavailable());
         match role {
             None => operation,
@@ -409,6 +410,24 @@ impl AuthApi {
             .build()
     }
 
+    /// `DPoP`: a proof of possession (RFC 9449) on the routes that bind a
+    /// session or need its key.
+    fn dpop_header(&self) -> Parameter {
+        ParameterBuilder::new()
+            .name("DPoP")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "A DPoP proof (RFC 9449 §4): a JWS with `typ` `dpop+jwt`, an ES256 or EdDSA \
+                 signature by the public key in its `jwk` header, and `htm`, `htu`, `iat` and a \
+                 fresh `jti` naming this request. At login it binds the new session to the key; \
+                 a bound session needs one by its key on every reissue, logout and \
+                 reauthentication.",
+            ))
+            .schema(Some(string_schema()))
+            .build()
+    }
+
     fn with_transport(&self, op: OperationBuilder) -> OperationBuilder {
         if self.cookies {
             op.parameter(self.transport_header())
@@ -511,10 +530,13 @@ impl AuthApi {
              past the limit per account and client network, 429 even with the right password.",
         );
         self.with_transport(op)
+            .parameter(self.dpop_header())
             .request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
-                    .description(Some("The application's credentials, at most 16 KiB of JSON"))
+                    .description(Some(
+                        "The application's credentials, at most 16 KiB of JSON",
+                    ))
                     .content(
                         "application/json",
                         ContentBuilder::new()
@@ -527,8 +549,10 @@ impl AuthApi {
             .response(
                 "400",
                 self.error(
-                    "The body is not JSON, lacks a field, is over 16 KiB, or cannot name an account",
-                    &["invalid_request"],
+                    "The body is not JSON, lacks a field, is over 16 KiB, or cannot name an \
+                     account (`invalid_request`); or the DPoP proof is refused, or missing where \
+                     every session must be bound (`invalid_dpop_proof`, with a `DPoP` challenge)",
+                    &["invalid_request", "invalid_dpop_proof"],
                     Challenge::None,
                 ),
             )
@@ -564,10 +588,11 @@ impl AuthApi {
              JSON body `{\"refresh_token\": ...}`, else the cookie.",
         );
         let op = self.refresh_security(self.with_transport(op));
-        op.request_body(Some(self.refresh_body()))
+        op.parameter(self.dpop_header())
+            .request_body(Some(self.refresh_body()))
             .response("200", self.token_response("The session's new tokens"))
             .response("400", self.bad_request(true))
-            .response("401", self.unauthenticated(true))
+            .response("401", self.unauthenticated(true, true))
             .response("403", self.access_denied(true))
             .response("503", self.unavailable())
             .build()
@@ -591,10 +616,11 @@ impl AuthApi {
             op
         };
         op.security(SecurityRequirement::default())
+            .parameter(self.dpop_header())
             .request_body(Some(self.refresh_body()))
             .response("204", self.no_content("The session has ended", true))
             .response("400", self.bad_request(true))
-            .response("401", self.unauthenticated(self.cookies))
+            .response("401", self.unauthenticated(self.cookies, true))
             .response("403", self.access_denied(false))
             .response("503", self.unavailable())
             .build()
@@ -607,9 +633,10 @@ impl AuthApi {
             "Ends every session of the access token's user.",
         );
         self.access_security(self.with_transport(op))
+            .parameter(self.dpop_header())
             .response("204", self.no_content("Every session has ended", true))
             .response("400", self.bad_request(false))
-            .response("401", self.unauthenticated(self.cookies))
+            .response("401", self.unauthenticated(self.cookies, true))
             .response("503", self.unavailable())
             .build()
     }
@@ -635,7 +662,7 @@ impl AuthApi {
                     .build(),
             )
             .response("400", self.bad_request(false))
-            .response("401", self.unauthenticated(false))
+            .response("401", self.unauthenticated(false, false))
             .response("503", self.unavailable())
             .build()
     }
@@ -650,6 +677,7 @@ impl AuthApi {
              login throttling like a login; the refresh token the session had is spent.",
         );
         self.access_security(self.with_transport(op))
+            .parameter(self.dpop_header())
             .request_body(Some(
                 RequestBodyBuilder::new()
                     .required(Some(Required::True))
@@ -678,9 +706,15 @@ impl AuthApi {
                 "401",
                 self.error(
                     "No bearer token (`unauthorized`), one that fails verification or whose \
-                     session has ended (`invalid_token`), or the wrong password or another \
-                     account's (`invalid_credentials`)",
-                    &["unauthorized", "invalid_token", "invalid_credentials"],
+                     session has ended (`invalid_token`), the wrong password or another \
+                     account's (`invalid_credentials`), or a bound session without a valid \
+                     DPoP proof by its key (`invalid_dpop_proof`)",
+                    &[
+                        "unauthorized",
+                        "invalid_token",
+                        "invalid_credentials",
+                        "invalid_dpop_proof",
+                    ],
                     Challenge::WwwAuthenticate,
                 ),
             )
@@ -704,6 +738,7 @@ impl AuthApi {
             "Ends the session `sid` of the caller, e.g. another device.",
         );
         self.access_security(op)
+            .parameter(self.dpop_header())
             .parameter(
                 ParameterBuilder::new()
                     .name(SESSION_PARAM)
@@ -714,7 +749,7 @@ impl AuthApi {
             )
             .response("204", self.no_content("The session has ended", false))
             .response("400", self.bad_request(false))
-            .response("401", self.unauthenticated(false))
+            .response("401", self.unauthenticated(false, true))
             .response(
                 "404",
                 self.error(
@@ -802,14 +837,27 @@ impl AuthApi {
         self.error(what, &["invalid_request"], Challenge::WwwAuthenticate)
     }
 
-    /// 401: no bearer token, or one that fails verification.
-    fn unauthenticated(&self, clears_cookie: bool) -> Response {
-        let mut response = self.error_builder(
-            "No bearer token (`unauthorized`), or one that fails verification or whose \
-             session has ended (`invalid_token`)",
-            &["unauthorized", "invalid_token"],
-            Challenge::WwwAuthenticate,
-        );
+    /// 401: no bearer token, or one that fails verification; on the routes
+    /// of a session's own end (`dpop`), a missing or refused DPoP proof of a
+    /// bound session.
+    fn unauthenticated(&self, clears_cookie: bool, dpop: bool) -> Response {
+        let mut response = if dpop {
+            self.error_builder(
+                "No bearer token (`unauthorized`), one that fails verification or whose \
+                 session has ended (`invalid_token`), or a session bound to a DPoP key \
+                 without a valid proof by it (`invalid_dpop_proof`: nothing was spent or \
+                 ended, and the cookie is kept)",
+                &["unauthorized", "invalid_token", "invalid_dpop_proof"],
+                Challenge::WwwAuthenticate,
+            )
+        } else {
+            self.error_builder(
+                "No bearer token (`unauthorized`), or one that fails verification or whose \
+                 session has ended (`invalid_token`)",
+                &["unauthorized", "invalid_token"],
+                Challenge::WwwAuthenticate,
+            )
+        };
         if clears_cookie && self.cookies {
             response = response.header("Set-Cookie", self.clear_cookie_header());
         }
@@ -858,7 +906,9 @@ impl AuthApi {
                     .schema(Some(string_schema()))
                     .description(Some(format!(
                         "The RFC 6750 challenge: `Bearer realm=\"{}\"`, plus `error` (and, for \
-                         `invalid_token`, `error_description`) unless no token was presented",
+                         `invalid_token`, `error_description`) unless no token was presented; \
+                         for `invalid_dpop_proof`, RFC 9449's `DPoP error=\"invalid_dpop_proof\", \
+                         algs=\"...\"`",
                         self.realm
                     )))
                     .build(),
@@ -956,6 +1006,11 @@ mod tests {
             Error::InsufficientScope("admin".into()),
             Error::InvalidCredentials,
             Error::InsufficientUserAuthentication { max_age: 300 },
+            Error::InvalidDpopProof {
+                why: crate::ProofRejection::Missing,
+                algorithms: crate::DpopAlgorithms::default(),
+                login: false,
+            },
             Error::TooManyAttempts { retry_after: 1 },
             Error::InvalidRequest("x".into()),
             Error::AccessDenied,
@@ -976,6 +1031,7 @@ mod tests {
                 | Error::InsufficientScope(_)
                 | Error::InvalidCredentials
                 | Error::InsufficientUserAuthentication { .. }
+                | Error::InvalidDpopProof { .. }
                 | Error::TooManyAttempts { .. }
                 | Error::InvalidRequest(_)
                 | Error::AccessDenied

@@ -122,6 +122,45 @@ static B64TOKEN: [bool; 256] = {
     table
 };
 
+/// The `DPoP` proof of a request made with `method` (RFC 9449 §4.3), when
+/// it carries a `DPoP` header: read once here for every adapter, its `htu`
+/// to be checked against the configured public origin (else the request's
+/// single `Host`) and the path the client addressed. Two headers, or one
+/// over [`MAX_PROOF_LEN`](crate::MAX_PROOF_LEN) or not ASCII, make a proof
+/// that is refused where a proof is needed.
+pub(crate) fn dpop_proof<'r>(
+    req: &'r impl HttpRequest,
+    method: &'static str,
+    public_origin: Option<&'r crate::Origin>,
+) -> Option<crate::DpopProof<'r>> {
+    use crate::ProofRejection;
+    use crate::dpop::HtuOrigin;
+    let mut values = req.header_values("dpop");
+    let first = values.next()?;
+    let unreadable = if values.next().is_some() {
+        Some(ProofRejection::MoreThanOne)
+    } else if first.len() > crate::MAX_PROOF_LEN || !first.is_ascii() {
+        Some(ProofRejection::TooLong)
+    } else {
+        None
+    };
+    let origin = match public_origin {
+        Some(origin) => HtuOrigin::Configured(origin),
+        None => {
+            let mut hosts = req.header_values("host");
+            HtuOrigin::Host(hosts.next().filter(|_| hosts.next().is_none()))
+        }
+    };
+    Some(crate::DpopProof {
+        unreadable,
+        jwt: std::str::from_utf8(first).unwrap_or_default().trim(),
+        htm: method,
+        origin,
+        // Without the path (an adapter that cannot tell) no htu matches.
+        path: req.path().unwrap_or_default().into(),
+    })
+}
+
 /// Whether a `Content-Type` is JSON (`application/json` or `application/*+json`).
 pub(crate) fn is_json(content_type: Option<&[u8]>) -> bool {
     let Some(ct) = content_type.and_then(|c| std::str::from_utf8(c).ok()) else {
@@ -252,6 +291,59 @@ pub(crate) mod tests {
         assert_eq!(
             code(bearer_token(&auth(&[other.as_bytes()]))),
             "invalid_request"
+        );
+    }
+
+    #[test]
+    fn dpop_headers_are_read_once_for_every_adapter() {
+        use crate::ProofRejection;
+        use crate::dpop::HtuOrigin;
+        let req = |headers: &[(&'static str, &str)]| FakeRequest {
+            headers: headers
+                .iter()
+                .map(|(n, v)| (*n, v.as_bytes().to_vec()))
+                .collect(),
+            path: Some("/auth/reissue"),
+            ..FakeRequest::default()
+        };
+        assert!(
+            dpop_proof(&req(&[]), "POST", None).is_none(),
+            "no header, no proof"
+        );
+        let one = req(&[("dpop", " a.b.c "), ("host", "api.example.com")]);
+        let proof = dpop_proof(&one, "POST", None).unwrap();
+        assert_eq!(
+            (proof.jwt, proof.htm, &*proof.path),
+            ("a.b.c", "POST", "/auth/reissue")
+        );
+        assert!(proof.unreadable.is_none());
+        assert!(matches!(
+            proof.origin,
+            HtuOrigin::Host(Some(b"api.example.com"))
+        ));
+        // two Host headers name no origin; a configured one wins over Host
+        let two_hosts = req(&[("dpop", "a.b.c"), ("host", "a"), ("host", "b")]);
+        let proof = dpop_proof(&two_hosts, "POST", None).unwrap();
+        assert!(matches!(proof.origin, HtuOrigin::Host(None)));
+        let origin = crate::Origin::parse("https://app.example.com").unwrap();
+        let proof = dpop_proof(&one, "DELETE", Some(&origin)).unwrap();
+        assert!(matches!(proof.origin, HtuOrigin::Configured(_)));
+        assert_eq!(proof.htm, "DELETE");
+        let two = req(&[("dpop", "a.b.c"), ("dpop", "d.e.f")]);
+        assert_eq!(
+            dpop_proof(&two, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::MoreThanOne)
+        );
+        let long = "a".repeat(crate::MAX_PROOF_LEN + 1);
+        let long = req(&[("dpop", &long)]);
+        assert_eq!(
+            dpop_proof(&long, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::TooLong)
+        );
+        let utf8 = req(&[("dpop", "é.é.é")]);
+        assert_eq!(
+            dpop_proof(&utf8, "POST", None).unwrap().unreadable,
+            Some(ProofRejection::TooLong)
         );
     }
 

@@ -10,17 +10,19 @@ use super::throttle::Attempt;
 use crate::audit::{self, AuditEvent, AuditKind};
 use crate::client::client_ip;
 use crate::clock::{Clock, now_millis};
+use crate::dpop::{self, DpopMode};
 use crate::metering::{Metered, Metrics, SharedRecorder};
 use crate::policy::{CountryLookup, Decision, Policy, PolicyContext, Stage};
 use crate::store::{
-    Admission, ClientMeta, LoginThrottle, NewSession, RefreshStore, RenewRequest, Retention,
-    RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    Admission, ClientMeta, LoginThrottle, NewSession, ProofReplay, RefreshStore, RenewRequest,
+    Retention, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
 };
 use crate::verification::live_batch::LiveChecks;
 use crate::verification::verifier::VerifierInner;
 use crate::{
-    AuditSink, Authentication, Authenticator, Config, Error, KeySet, Result, RevocationMode,
-    Revocations, SessionId, TokenCodec, TokenRejection, Verifier,
+    AuditSink, Authentication, Authenticator, Config, Confirmation, DpopProof, Error, KeySet,
+    ProofRejection, Result, RevocationMode, Revocations, SessionId, TokenCodec, TokenRejection,
+    Verifier,
 };
 
 /// A token response (RFC 6749 §5.1).
@@ -32,7 +34,7 @@ pub struct TokenPair {
     pub access_token: String,
     /// The refresh token.
     pub refresh_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a session bound to a DPoP key (RFC 9449 §5).
     #[cfg_attr(feature = "openapi", schema(example = "Bearer"))]
     pub token_type: &'static str,
     /// Seconds until the access token expires: its own lifetime, jittered
@@ -54,6 +56,7 @@ struct Inner<A: Authenticator> {
     verifier: Verifier<A::Claims>,
     sessions: Arc<dyn SessionStore>,
     throttle: Arc<dyn LoginThrottle>,
+    proofs: Arc<dyn ProofReplay>,
     authenticator: A,
     policy: Option<Arc<dyn Policy>>,
     countries: Option<Arc<dyn CountryLookup>>,
@@ -178,6 +181,16 @@ impl<A: Authenticator> ReissueBuilder<A> {
         // a claims type that names no fields.
         let claims_named = crate::tokens::reserved::check_type::<A::Claims>()?;
         let c = &self.config;
+        if c.dpop.mode != DpopMode::Off
+            && c.dpop.public_origin.is_none()
+            && !c.trusted_proxies.is_empty()
+        {
+            tracing::warn!(
+                "DPoP proofs are checked against the Host header, which the trusted proxies may \
+                 rewrite: set Config::public_origin (REISSUE_PUBLIC_ORIGIN) to the origin \
+                 clients address"
+            );
+        }
         let sessions: Arc<dyn SessionStore> = self.sessions.unwrap_or_else(|| self.store.clone());
         // Access tokens of a session die at most access_ttl (+ leeway on both
         // clocks) after its end: that long the revocation is worth remembering.
@@ -221,9 +234,10 @@ impl<A: Authenticator> ReissueBuilder<A> {
                     metrics: metrics.clone(),
                 }),
                 throttle: Arc::new(Metered {
-                    inner: self.store as Arc<dyn LoginThrottle>,
+                    inner: self.store.clone() as Arc<dyn LoginThrottle>,
                     metrics: metrics.clone(),
                 }),
+                proofs: self.store as Arc<dyn ProofReplay>,
                 metrics,
                 authenticator: self.authenticator,
                 policy: self.policy,
@@ -443,6 +457,68 @@ impl<A: Authenticator> Reissue<A> {
         }
     }
 
+    /// Refuses a request on a session without a valid proof by the key it
+    /// is bound to (`bound`, its `cnf.jkt`; an unbound session needs none):
+    /// 401 `invalid_dpop_proof` and an audit event, and nothing else
+    /// happens. Called before anything is spent, rotated or revoked. A valid
+    /// proof's `jti` is remembered, so that it passes once.
+    pub(crate) async fn check_proof(
+        &self,
+        bound: Option<&str>,
+        proof: Option<&DpopProof<'_>>,
+        user_id: &str,
+        sid: &SessionId,
+        client: &ClientMeta,
+    ) -> Result<()> {
+        let Some(jkt) = bound else {
+            return Ok(());
+        };
+        let d = &self.inner.config.dpop;
+        let why = match proof.map(|p| dpop::verify(p, d, secs((self.inner.clock)()))) {
+            None => ProofRejection::Missing,
+            Some(Err(why)) => why,
+            Some(Ok(v)) if v.jkt != jkt => ProofRejection::WrongKey,
+            Some(Ok(v)) => {
+                if self
+                    .inner
+                    .proofs
+                    .first_use(user_id, &v.replay_key, d.replay_ttl())
+                    .await?
+                {
+                    return Ok(());
+                }
+                ProofRejection::Replayed
+            }
+        };
+        Err(self.refuse_proof(why, false, Some(user_id), Some(sid), client))
+    }
+
+    /// The audit event and the error of a refused proof.
+    fn refuse_proof(
+        &self,
+        why: ProofRejection,
+        login: bool,
+        user_id: Option<&str>,
+        sid: Option<&SessionId>,
+        client: &ClientMeta,
+    ) -> Error {
+        let mut event = AuditEvent::new(AuditKind::DpopRefused)
+            .client(client)
+            .reason(format!("{why:?}").to_lowercase());
+        if let Some(user_id) = user_id {
+            event = event.user(user_id);
+        }
+        if let Some(sid) = sid {
+            event = event.session(sid);
+        }
+        self.emit(event);
+        Error::InvalidDpopProof {
+            why,
+            algorithms: self.inner.config.dpop.algorithms,
+            login,
+        }
+    }
+
     /// The lifetime of one access token, seconds: the configured one varied
     /// at random by up to the jitter fraction either way, at least 1 s.
     fn access_lifetime(&self) -> u64 {
@@ -493,7 +569,7 @@ impl<A: Authenticator> Reissue<A> {
         Ok(TokenPair {
             access_token,
             refresh_token,
-            token_type: "Bearer",
+            token_type: if auth.cnf.is_some() { "DPoP" } else { "Bearer" },
             expires_in: access_exp - now,
             // Counted on the store's clock, which decides when the session
             // ends: on this instance's clock a skewed instance would say its
@@ -526,9 +602,45 @@ impl<A: Authenticator> Reissue<A> {
         client: &ClientMeta,
         device_token: Option<&str>,
     ) -> Result<TokenPair> {
-        let result = self.login_counted(credentials, client, device_token).await;
+        self.login_with_proof(credentials, client, device_token, None)
+            .await
+    }
+
+    /// [`Reissue::login_with_device`] with the request's DPoP proof, if it
+    /// carried one: a valid proof binds the new session to its key
+    /// ([`Config::dpop`]; the token response then says `"token_type":
+    /// "DPoP"`). An invalid proof, or none where binding is required, is 400
+    /// `invalid_dpop_proof` before anything is counted.
+    pub async fn login_with_proof(
+        &self,
+        credentials: A::Credentials,
+        client: &ClientMeta,
+        device_token: Option<&str>,
+        proof: Option<&DpopProof<'_>>,
+    ) -> Result<TokenPair> {
+        let result = self
+            .login_counted(credentials, client, device_token, proof)
+            .await;
         self.inner.metrics.login(&result);
         result
+    }
+
+    /// The proof of a login, checked but for its `jti`: `None` when the
+    /// login binds no key.
+    fn login_proof(
+        &self,
+        proof: Option<&DpopProof<'_>>,
+        client: &ClientMeta,
+    ) -> Result<Option<dpop::Verified>> {
+        let d = &self.inner.config.dpop;
+        let refused = |why| self.refuse_proof(why, true, None, None, client);
+        match (d.mode, proof) {
+            (DpopMode::Off, _) | (DpopMode::Optional, None) => Ok(None),
+            (DpopMode::Required, None) => Err(refused(ProofRejection::Missing)),
+            (_, Some(proof)) => dpop::verify(proof, d, secs((self.inner.clock)()))
+                .map(Some)
+                .map_err(refused),
+        }
     }
 
     async fn login_counted(
@@ -536,11 +648,14 @@ impl<A: Authenticator> Reissue<A> {
         credentials: A::Credentials,
         client: &ClientMeta,
         device_token: Option<&str>,
+        proof: Option<&DpopProof<'_>>,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         self.check_address_known(Stage::Login, client)?;
         // Input that names no account is refused before anything is counted.
         let account_key = self.inner.authenticator.account_key(&credentials)?;
+        // So is a bad proof: it costs no password check either.
+        let proof = self.login_proof(proof, client)?;
         // The address and country policy comes before anything is counted or
         // checked: a refused client costs no password check and learns
         // nothing about the password. At login it knows the account only as
@@ -582,6 +697,17 @@ impl<A: Authenticator> Reissue<A> {
                 return Err(e);
             }
         };
+        if let Some(v) = &proof
+            && !self
+                .inner
+                .proofs
+                .first_use(&user.user_id, &v.replay_key, c.dpop.replay_ttl())
+                .await?
+        {
+            attempt.undecided().await;
+            let why = ProofRejection::Replayed;
+            return Err(self.refuse_proof(why, true, Some(&user.user_id), None, client));
+        }
         let sid = SessionId::random();
         audit::record_session(&user.user_id, &sid);
         let mut session = NewSession::new(
@@ -609,7 +735,8 @@ impl<A: Authenticator> Reissue<A> {
             );
         }
         let now = secs((self.inner.clock)());
-        let auth = Authentication::new(now, user.amr);
+        let auth =
+            Authentication::new(now, user.amr).bound(proof.map(|v| Confirmation::new(v.jkt)));
         let mut pair = self.mint(&user.user_id, &sid, &user.claims, &auth, &created.first)?;
         pair.device_token = attempt.device_token(c, self.tokens(), now)?;
         let event = AuditEvent::new(AuditKind::Login)
@@ -629,6 +756,11 @@ impl<A: Authenticator> Reissue<A> {
     /// new pair carries a fresh `auth_time` and the claims the
     /// authenticator gives now. A session that ended meanwhile (a logout
     /// racing this) stays ended: 401 `invalid_token`.
+    ///
+    /// `bound` is the session's DPoP binding, as its access token's `cnf`
+    /// says: a bound session needs a valid `proof` by that key (checked
+    /// before anything is counted), and its new tokens keep the binding.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reauthenticate(
         &self,
         user_id: &str,
@@ -636,9 +768,13 @@ impl<A: Authenticator> Reissue<A> {
         credentials: A::Credentials,
         client: &ClientMeta,
         device_token: Option<&str>,
+        bound: Option<&Confirmation>,
+        proof: Option<&DpopProof<'_>>,
     ) -> Result<TokenPair> {
         let c = &self.inner.config;
         self.check_address_known(Stage::Login, client)?;
+        let jkt = bound.map(|b| b.jkt.as_str());
+        self.check_proof(jkt, proof, user_id, sid, client).await?;
         let account_key = self.inner.authenticator.account_key(&credentials)?;
         let decision = self.check_policy(Stage::Login, user_id, Some(sid), client, None);
         if decision != Decision::Allow {
@@ -683,7 +819,7 @@ impl<A: Authenticator> Reissue<A> {
         let (_, renewed) =
             tokio::try_join!(attempt.succeeded(), self.inner.sessions.renew(&renewal))?;
         let successor = renewed.ok_or(Error::InvalidToken(TokenRejection::SessionRevoked))?;
-        let auth = Authentication::new(secs((self.inner.clock)()), user.amr);
+        let auth = Authentication::new(secs((self.inner.clock)()), user.amr).bound(bound.cloned());
         let pair = self.mint(user_id, sid, &user.claims, &auth, &successor)?;
         self.emit(
             AuditEvent::new(AuditKind::Reauthenticated)
@@ -728,8 +864,26 @@ impl<A: Authenticator> Reissue<A> {
 
     /// Exchanges a refresh token for a new pair, spending it. See CONTRACT.md
     /// "Rotation, reuse and races" for replays and reuse detection.
+    ///
+    /// A session bound to a DPoP key cannot be reissued so: it needs
+    /// [`Reissue::reissue_with_proof`].
     pub async fn reissue(&self, refresh_token: &str, client: &ClientMeta) -> Result<TokenPair> {
-        let result = self.reissue_counted(refresh_token, client).await;
+        self.reissue_with_proof(refresh_token, client, None).await
+    }
+
+    /// [`Reissue::reissue`] with the request's DPoP proof: a session bound
+    /// to a key needs a valid proof by it, checked before the refresh token
+    /// is spent (a missing or bad one is 401 `invalid_dpop_proof`, and
+    /// nothing is rotated, replayed or revoked). An unbound session's
+    /// reissue ignores the proof, unless the app requires binding
+    /// ([`DpopMode::Required`]): then it is refused.
+    pub async fn reissue_with_proof(
+        &self,
+        refresh_token: &str,
+        client: &ClientMeta,
+        proof: Option<&DpopProof<'_>>,
+    ) -> Result<TokenPair> {
+        let result = self.reissue_counted(refresh_token, client, proof).await;
         self.inner.metrics.reissue(&result);
         result.map(|(pair, _)| pair)
     }
@@ -739,6 +893,7 @@ impl<A: Authenticator> Reissue<A> {
         &self,
         refresh_token: &str,
         client: &ClientMeta,
+        proof: Option<&DpopProof<'_>>,
     ) -> Result<(TokenPair, bool)> {
         let c = &self.inner.config;
         // The application's claims travel in the refresh token.
@@ -748,6 +903,15 @@ impl<A: Authenticator> Reissue<A> {
         let claims = claims.ok_or(Error::InvalidToken(TokenRejection::MissingClaim))?;
         audit::record_session(&rt.sub, &rt.sid);
         self.check_address_known(Stage::Reissue, client)?;
+        // The binding is in the signed token, so it is known (and its proof
+        // checked) before the store is asked: a bad proof spends nothing.
+        let bound = rt.authentication.jkt();
+        if bound.is_none() && c.dpop.mode == DpopMode::Required {
+            let why = ProofRejection::Unbound;
+            return Err(self.refuse_proof(why, false, Some(&rt.sub), Some(&rt.sid), client));
+        }
+        self.check_proof(bound, proof, &rt.sub, &rt.sid, client)
+            .await?;
         let mut request = RotateRequest::new(
             &rt.sub,
             &rt.sid,

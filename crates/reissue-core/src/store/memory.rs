@@ -2,15 +2,17 @@
 //! for development, tests and single-process deployments.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{
     Admission, AttemptEnd, ClientMeta, Counter, Created, LoginAttempt, LoginThrottle, NewSession,
-    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore,
-    Successor, idle_expiry,
+    ProofReplay, RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo,
+    SessionStore, Successor, idle_expiry,
 };
 use crate::clock::now_millis;
 use crate::verification::revocation::Revocations;
@@ -53,6 +55,8 @@ struct State {
     users: Fast<String, Fast<SessionId, Entry>>,
     /// Login-attempt counters: (count, reset time), by [`key`].
     attempts: HashMap<String, (u32, u64)>,
+    /// DPoP proofs accepted: until when each is remembered, by its digest.
+    proofs: HashMap<String, u64>,
     /// The instances following revocations (instant mode).
     followers: Vec<Weak<Revocations>>,
 }
@@ -75,6 +79,7 @@ impl State {
             !s.is_empty()
         });
         self.attempts.retain(|_, (_, until)| *until > now);
+        self.proofs.retain(|_, until| *until > now);
         self.followers.retain(|f| f.strong_count() > 0);
     }
 
@@ -375,6 +380,26 @@ impl LoginThrottle for MemoryStore {
             }
         });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ProofReplay for MemoryStore {
+    async fn first_use(&self, user_id: &str, proof: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.with(|state, now| {
+            let until = now.saturating_add(ttl.as_millis().max(1) as u64);
+            match state.proofs.entry(format!("{user_id}\0{proof}")) {
+                Slot::Occupied(mut seen) if *seen.get() <= now => {
+                    seen.insert(until);
+                    true
+                }
+                Slot::Occupied(_) => false,
+                Slot::Vacant(slot) => {
+                    slot.insert(until);
+                    true
+                }
+            }
+        }))
     }
 }
 

@@ -1,12 +1,13 @@
-//! Where sessions live. A store has three capabilities, one trait each:
+//! Where sessions live. A store has four capabilities, one trait each:
 //! [`SessionStore`] (the sessions themselves), [`LoginThrottle`] (counting
-//! login attempts) and [`RevocationFeed`] (telling every instance which
-//! sessions ended). [`RefreshStore`] is all three, and what
+//! login attempts), [`RevocationFeed`] (telling every instance which
+//! sessions ended) and [`ProofReplay`] (the DPoP proofs already accepted).
+//! [`RefreshStore`] is all four, and what
 //! [`Reissue::builder`](crate::Reissue::builder) takes; a wrapper that only
 //! changes one capability implements that trait and is installed with
 //! [`ReissueBuilder::sessions`](crate::ReissueBuilder::sessions).
 //!
-//! Two stores implement all three: [`MemoryStore`] (one process) and, with
+//! Two stores implement all four: [`MemoryStore`] (one process) and, with
 //! feature `redis`, [`RedisStore`].
 #![cfg_attr(
     not(feature = "redis"),
@@ -450,11 +451,24 @@ pub trait RevocationFeed: Send + Sync + fmt::Debug + 'static {
     fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()>;
 }
 
-/// A whole store: sessions, login throttling and the revocation feed. Every
-/// type that implements the three is one.
-pub trait RefreshStore: SessionStore + LoginThrottle + RevocationFeed {}
+/// Where the DPoP proofs accepted lately are remembered (RFC 9449 §11.1),
+/// shared by every instance, so that a proof is accepted once.
+#[async_trait]
+pub trait ProofReplay: Send + Sync + fmt::Debug + 'static {
+    /// Remembers `proof` (a digest of a proof key and a proof's `jti`) of
+    /// `user_id` for `ttl`, and answers whether it was new: `false` when the
+    /// same was remembered within its `ttl`. One atomic step: of any number
+    /// of concurrent calls with one `proof`, on any instances, exactly one
+    /// answers `true`. `user_id` says where to keep it (the user's hash slot
+    /// on a Redis Cluster).
+    async fn first_use(&self, user_id: &str, proof: &str, ttl: Duration) -> Result<bool>;
+}
 
-impl<T: SessionStore + LoginThrottle + RevocationFeed> RefreshStore for T {}
+/// A whole store: sessions, login throttling, the revocation feed and the
+/// DPoP proofs seen. Every type that implements the four is one.
+pub trait RefreshStore: SessionStore + LoginThrottle + RevocationFeed + ProofReplay {}
+
+impl<T: SessionStore + LoginThrottle + RevocationFeed + ProofReplay> RefreshStore for T {}
 
 /// The idle expiry of a session touched at `now_ms`: the idle lifetime,
 /// capped by the absolute one.

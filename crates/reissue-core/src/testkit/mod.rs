@@ -11,7 +11,7 @@
 //! rotation with a grace window and reuse detection, lost writes after a
 //! failover, idle and absolute lifetimes, the session limit, isolation of
 //! users (hostile ids included), login throttling under concurrency, and
-//! the revocation feed.
+//! the revocation feed, and DPoP proofs accepted once.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -108,7 +108,9 @@ macro_rules! store_suite {
     reissue_after_grace_is_theft,
     ahead_within_tolerance_is_a_lost_write,
     ahead_beyond_tolerance_is_theft,
-    ahead_but_older_than_the_store_is_theft
+    ahead_but_older_than_the_store_is_theft,
+    racing_proofs_are_accepted_once,
+    proofs_are_forgotten_after_their_ttl
         ]);
     };
     (@cell $cell:ident, $prefix:ident, $make:expr, [$($scenario:ident),* $(,)?]) => {
@@ -1299,4 +1301,36 @@ pub async fn ahead_but_older_than_the_store_is_theft(store: Store) {
         Rotation::Reused
     );
     assert!(!store.is_live("alice", &sid).await.unwrap());
+}
+
+/// Scenario: 20 tasks racing one DPoP proof (one key and `jti`), as
+/// instances racing a copied proof would: exactly one is accepted. Another
+/// proof, or the same digest of another user, is not affected.
+pub async fn racing_proofs_are_accepted_once(store: Store) {
+    let ttl = Duration::from_secs(60);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { store.first_use("alice", "proof-1", ttl).await });
+    }
+    let mut accepted = 0;
+    while let Some(answer) = tasks.join_next().await {
+        if answer.unwrap().expect("the store answers") {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1, "exactly one of the racing proofs is accepted");
+    assert!(!store.first_use("alice", "proof-1", ttl).await.unwrap());
+    assert!(store.first_use("alice", "proof-2", ttl).await.unwrap());
+    assert!(store.first_use("bob", "proof-1", ttl).await.unwrap());
+}
+
+/// Scenario: a proof is remembered for its TTL (the store's clock), then
+/// forgotten: the proof itself is then too old to pass its `iat` check.
+pub async fn proofs_are_forgotten_after_their_ttl(store: Store) {
+    let ttl = Duration::from_millis(300);
+    assert!(store.first_use("alice", "proof", ttl).await.unwrap());
+    assert!(!store.first_use("alice", "proof", ttl).await.unwrap());
+    sleep_ms(400).await;
+    assert!(store.first_use("alice", "proof", ttl).await.unwrap());
 }

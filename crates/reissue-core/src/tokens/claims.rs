@@ -93,9 +93,29 @@ pub struct AccessClaims<C> {
     /// authenticator said so; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The key the session is bound to (RFC 7800 `cnf`, RFC 9449 §6:
+    /// `{"jkt": ...}`); `None` for an unbound session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     /// The application's claims.
     #[serde(flatten)]
     pub app: C,
+}
+
+/// The key a session is bound to (RFC 7800 `cnf`): the RFC 7638 thumbprint
+/// of its DPoP key (RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// The key's thumbprint: base64url of its SHA-256, 43 characters.
+    pub jkt: String,
+}
+
+impl Confirmation {
+    /// A binding to the key of thumbprint `jkt`.
+    pub fn new(jkt: impl Into<String>) -> Self {
+        Self { jkt: jkt.into() }
+    }
 }
 
 /// The registered claims of a refresh token: what the store needs to check
@@ -139,6 +159,11 @@ pub struct Authentication {
     /// authenticator did not say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The DPoP key the session is bound to, if it is: every token of the
+    /// session carries it (`cnf`), and every successor copies it, so that a
+    /// bound session stays bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Authentication {
@@ -147,6 +172,19 @@ impl Authentication {
         Self {
             auth_time: Some(auth_time),
             amr,
+            cnf: None,
         }
+    }
+
+    /// This authentication, of a session bound to `cnf` (or unbound: `None`).
+    #[must_use]
+    pub fn bound(mut self, cnf: Option<Confirmation>) -> Self {
+        self.cnf = cnf;
+        self
+    }
+
+    /// The thumbprint of the key the session is bound to.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
     }
 }

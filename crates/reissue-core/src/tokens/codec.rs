@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use jsonwebtoken::{Header, Validation};
 
 use crate::clock::now_secs;
-use crate::tokens::claims::{AccessClaims, Authentication, RefreshClaims};
+use crate::tokens::claims::{AccessClaims, Authentication, Confirmation, RefreshClaims};
 use crate::tokens::keys::KeySet;
 use crate::{Claims, Error, Result, SessionId, TokenRejection};
 
@@ -114,6 +114,7 @@ impl TokenCodec {
             client_id: Some(self.client_id.clone()),
             auth_time: auth.auth_time,
             amr: auth.amr.clone(),
+            cnf: auth.cnf.clone(),
             app: app.clone(),
         };
         self.sign(&self.access_header, &claims)
@@ -218,6 +219,7 @@ impl TokenCodec {
             client_id: wire.client_id.map(Cow::into_owned),
             auth_time: wire.auth_time,
             amr: wire.amr,
+            cnf: wire.cnf,
             app,
         })
     }
@@ -272,9 +274,29 @@ impl TokenCodec {
             authentication: Authentication {
                 auth_time: wire.auth_time,
                 amr: wire.amr,
+                cnf: wire.cnf,
             },
         };
         Ok((claims, wire.app))
+    }
+
+    /// The DPoP binding (`cnf`) of an access token that has just been
+    /// verified, read without verifying it again: only for the very bytes
+    /// that passed [`verify_access`](Self::verify_access) (or the gate).
+    /// Fails (rather than reading no binding) on anything it cannot read.
+    pub(crate) fn binding_of_verified(token: &str) -> Result<Option<Confirmation>> {
+        #[derive(serde::Deserialize)]
+        struct Cnf {
+            #[serde(default)]
+            cnf: Option<Confirmation>,
+        }
+        let malformed = || Error::InvalidToken(TokenRejection::Malformed);
+        let payload = token.split('.').nth(1).ok_or_else(malformed)?;
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .map_err(|_| malformed())?;
+        let cnf: Cnf = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+        Ok(cnf.cnf)
     }
 
     /// The decoded payload of a token whose header, key, signature and type
@@ -371,6 +393,8 @@ struct AccessWire<'a> {
     auth_time: Option<u64>,
     #[serde(default)]
     amr: Vec<String>,
+    #[serde(default)]
+    cnf: Option<Confirmation>,
 }
 
 /// The claims of a refresh token, likewise, and its `app` claims as `A`.
@@ -395,6 +419,8 @@ struct RefreshWire<'a, A> {
     auth_time: Option<u64>,
     #[serde(default)]
     amr: Vec<String>,
+    #[serde(default)]
+    cnf: Option<Confirmation>,
     #[serde(default)]
     app: Option<A>,
 }

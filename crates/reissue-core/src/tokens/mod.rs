@@ -8,7 +8,7 @@ pub(crate) mod jws;
 pub(crate) mod keys;
 pub(crate) mod reserved;
 
-pub use claims::{AccessClaims, Authentication, Claims, RefreshClaims, UserClaims};
+pub use claims::{AccessClaims, Authentication, Claims, Confirmation, RefreshClaims, UserClaims};
 pub use codec::{ACCESS_TOKEN_TYPE, MAX_TOKEN_LEN, REFRESH_TOKEN_TYPE, TokenCodec};
 pub use keys::{Key, KeySet};
 pub use reserved::RESERVED_CLAIMS;

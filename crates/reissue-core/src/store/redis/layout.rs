@@ -28,6 +28,12 @@ impl RedisStore {
         }
     }
 
+    /// A DPoP proof's key: `reissue:{b<n>}p:<digest>`, in its user's
+    /// bucket. The digest (of the proof key and `jti`) is base64url.
+    pub(super) fn proof_key(&self, user_id: &str, proof: &str) -> String {
+        format!("{}{}p:{}", self.prefix, self.bucket(user_id), tag(proof))
+    }
+
     /// Every bucket's revocation log.
     pub(super) fn revocation_logs(&self) -> Vec<String> {
         (0..self.buckets.max(1))

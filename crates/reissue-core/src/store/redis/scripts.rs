@@ -26,6 +26,7 @@ pub(super) struct Scripts {
     pub(super) begin_login: Script,
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
+    pub(super) first_use: Script,
 }
 
 impl Scripts {
@@ -56,6 +57,7 @@ impl Scripts {
             begin_login: script(&[include_str!("lua/begin_login.lua")]),
             end_login: script(&[include_str!("lua/end_login.lua")]),
             catch_up: script(&[CLOCK, include_str!("lua/catch_up.lua")]),
+            first_use: script(&[include_str!("lua/first_use.lua")]),
         }
     }
 }

@@ -20,8 +20,9 @@ use super::record::{
 };
 use super::scripts::Scripts;
 use crate::store::{
-    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, RenewRequest,
-    Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore, Successor,
+    Admission, AttemptEnd, Counter, Created, LoginAttempt, LoginThrottle, NewSession, ProofReplay,
+    RenewRequest, Retention, RevocationFeed, RotateRequest, Rotation, SessionInfo, SessionStore,
+    Successor,
 };
 use crate::verification::revocation::Revocations;
 use crate::{Error, Result, SessionId};
@@ -500,6 +501,21 @@ impl LoginThrottle for RedisStore {
             .map(|(i, (keys, _))| self.end_group(keys, succeeded && i == 0));
         futures_util::future::try_join_all(ends).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ProofReplay for RedisStore {
+    async fn first_use(&self, user_id: &str, proof: &str, ttl: Duration) -> Result<bool> {
+        let keys = vec![self.proof_key(user_id, proof)];
+        let reply = self
+            .run(
+                &self.scripts.first_use,
+                keys,
+                vec![ms_arg(ttl.max(Duration::from_millis(1)))],
+            )
+            .await?;
+        Ok(int(&reply)? == 1)
     }
 }
 
