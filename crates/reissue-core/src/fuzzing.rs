@@ -118,3 +118,17 @@ pub fn encode_client(client: &ClientMeta) -> Vec<u8> {
 pub fn rotation_reply(bytes: &[u8]) -> Option<(u8, crate::store::Successor)> {
     crate::store::successor(bytes).ok()
 }
+
+/// The origin the DPoP hooks check `htu` against.
+pub const DPOP_ORIGIN: &str = "https://app.example.com";
+
+/// A `DPoP` proof checked as the `/auth` routes check it (the default
+/// settings: ES256 and EdDSA, a 60 s window), for `POST
+/// https://app.example.com/auth/reissue` at `now` (Unix seconds): the key's
+/// RFC 7638 thumbprint if it is accepted, else why not. The `jti`'s novelty
+/// is the store's, not checked here.
+pub fn dpop_proof(jwt: &str, now: u64) -> Result<String, crate::dpop::ProofRejection> {
+    let origin = Origin::parse(DPOP_ORIGIN).expect("an origin");
+    let proof = crate::dpop::DpopProof::new(jwt, "POST", &origin, "/auth/reissue");
+    crate::dpop::verify(&proof, &crate::dpop::DpopSettings::default(), now).map(|v| v.jkt)
+}
