@@ -26,6 +26,10 @@ pub(super) struct Scripts {
     pub(super) begin_login: Script,
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
+    pub(super) lease: Script,
+    pub(super) holders: Script,
+    pub(super) ack: Script,
+    pub(super) acked: Script,
 }
 
 impl Scripts {
@@ -56,6 +60,10 @@ impl Scripts {
             begin_login: script(&[include_str!("lua/begin_login.lua")]),
             end_login: script(&[include_str!("lua/end_login.lua")]),
             catch_up: script(&[CLOCK, include_str!("lua/catch_up.lua")]),
+            lease: script(&[CLOCK, include_str!("lua/lease.lua")]),
+            holders: script(&[CLOCK, include_str!("lua/holders.lua")]),
+            ack: script(&[include_str!("lua/ack.lua")]),
+            acked: script(&[include_str!("lua/acked.lua")]),
         }
     }
 }
