@@ -5,3 +5,5 @@
 pub mod cli;
 #[cfg(unix)]
 pub mod sighup;
+#[cfg(unix)]
+pub mod strict_stop;
