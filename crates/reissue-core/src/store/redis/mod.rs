@@ -82,6 +82,11 @@ pub mod dangerous {
         store.keys_of(user_id).user
     }
 
+    /// Strict mode's lease holders (one key for the deployment).
+    pub fn lease_key(store: &RedisStore) -> String {
+        store.lease_key()
+    }
+
     /// The revocation log of a user's bucket, and the channel it is
     /// published on.
     pub fn revocation_log_key(store: &RedisStore, user_id: &str) -> String {

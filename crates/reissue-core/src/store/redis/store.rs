@@ -145,8 +145,11 @@ impl RedisStore {
                 args,
             )
             .await?;
-        let live = int(&n)? > 0;
-        if live || always_log {
+        let n = int(&n)?;
+        let live = n == 1;
+        // 2: ended earlier and still in the log. A retry of a call that
+        // failed while waiting (or an ending racing another) waits again.
+        if n > 0 || always_log {
             self.confirm_ended(&k.log, std::slice::from_ref(sid))
                 .await?;
         }
