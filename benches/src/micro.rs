@@ -249,6 +249,8 @@ pub(crate) fn rows(
     }
     if wanted("micro.revocation-propagation") {
         micro_revocation_propagation(plan, redis_url, prefix, redis_ok, &mut rows);
+    }
+    if wanted("micro.strict-logout") {
         for k in [3, 10] {
             micro_strict_logout(plan, redis_url, prefix, redis_ok, k, &mut rows);
         }
