@@ -1,6 +1,6 @@
 //! Strict revocation by leases on a Redis Cluster (3 primaries + 3
-//! replicas): the holders in one slot, the acknowledgements beside each
-//! bucket's log. Every way a session ends is refused by every instance the
+//! replicas; the holders in one slot, the acknowledgements beside each
+//! bucket's log) and behind Sentinel (renewals confirmed by the replica). Every way a session ends is refused by every instance the
 //! moment the call returns; a primary killed while logouts go on (the one
 //! holding the leases) lengthens logouts, and never lets a returned logout's
 //! session through.
@@ -131,6 +131,53 @@ async fn on_a_cluster_every_ending_is_refused_everywhere_when_it_returns() {
         }
     }
     assert!(primaries.len() > 1, "the users span several primaries");
+}
+
+/// Behind Sentinel, where grants and renewals wait for the replica: every
+/// ending refused from local state on every instance when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinel_every_ending_is_refused_everywhere_when_it_returns() {
+    let set = deploy::Sentinel::shared();
+    let (url, prefix) = (set.url(), "lease-sentinel:");
+    let a = instance(&url, prefix).await;
+    let b = instance(&url, prefix).await;
+    let c = instance(&url, prefix).await;
+    wait_leased(&[&a, &b, &c], Duration::from_secs(15)).await;
+    let client = ClientMeta::default();
+    for round in 0..8 {
+        let user = format!("se{round}");
+        let p = a.login(user.clone(), &client).await.unwrap();
+        let q = a.login(user.clone(), &client).await.unwrap();
+        let id = a.tokens().verify_refresh(&p.refresh_token).unwrap();
+        let ended: Vec<&str> = match round % 4 {
+            0 => {
+                a.logout(&user, &id.sid).await.unwrap();
+                vec![&p.access_token]
+            }
+            1 => {
+                a.force_logout(&user, "stolen").await.unwrap();
+                vec![&p.access_token, &q.access_token]
+            }
+            2 => {
+                a.reissue(&p.refresh_token, &client).await.unwrap();
+                a.reissue(&p.refresh_token, &client).await.unwrap_err();
+                vec![&p.access_token]
+            }
+            _ => {
+                a.login(user.clone(), &client).await.unwrap();
+                vec![&p.access_token]
+            }
+        };
+        for r in [&a, &b, &c] {
+            for access in &ended {
+                let decided = local(r, access);
+                assert!(
+                    matches!(decided, Some(ref d) if revoked(d)),
+                    "round {round}: refused from local state at once, got {decided:?}"
+                );
+            }
+        }
+    }
 }
 
 /// Logouts on `a` while the primary holding the leases is killed: each logout

@@ -49,6 +49,9 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// announces again every quarter of it.
 const MIN_LEASE: Duration = Duration::from_secs(3600);
 
+/// The shortest pause between two renewals of a lease.
+const MIN_RENEWAL: Duration = Duration::from_millis(10);
+
 pub(super) struct Feed {
     pub(super) nodes: Arc<Nodes>,
     pub(super) scripts: Arc<Scripts>,
@@ -180,7 +183,7 @@ impl Feed {
         let mut renew = tokio::time::interval(
             self.lease
                 .as_ref()
-                .map_or(Duration::from_secs(3600), |l| l.term / 4),
+                .map_or(Duration::from_secs(3600), |l| (l.term / 4).max(MIN_RENEWAL)),
         );
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut held = false;
