@@ -489,3 +489,24 @@ async fn a_cut_feed_falls_back_then_recovers() {
     }
     println!("after the cut: {fallbacks} answered from the store, {locals} from local state");
 }
+
+/// The memory store is one process: strict instances on it hold their lease
+/// for good, and a logout on one is refused by the other from its own state.
+#[tokio::test]
+async fn on_the_memory_store_the_lease_holds_for_good() {
+    let store = Arc::new(reissue_core::store::MemoryStore::new());
+    let a = Reissue::builder(strict(), hs256_keys(), store.clone(), AnyUser)
+        .build()
+        .unwrap();
+    let b = Reissue::builder(strict(), hs256_keys(), store, AnyUser)
+        .build()
+        .unwrap();
+    for r in [&a, &b] {
+        assert!(r.verifier().revocations().unwrap().holds_lease());
+    }
+    let p = a.login("mem".into(), &ClientMeta::default()).await.unwrap();
+    assert!(matches!(local(&b, &p.access_token), Some(Ok(()))));
+    let id = a.tokens().verify_refresh(&p.refresh_token).unwrap();
+    a.logout("mem", &id.sid).await.unwrap();
+    assert!(revoked(local(&b, &p.access_token).unwrap()));
+}

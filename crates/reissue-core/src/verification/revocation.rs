@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_is_held_until_its_deadline_or_lapse() {
+        let r = Revocations::new(Duration::from_secs(60)).with_lease(Duration::from_secs(2));
+        assert_eq!(r.lease(), Some(Duration::from_secs(2)));
+        assert!(!r.holds_lease(), "no lease before a grant");
+        r.hold_lease_until(monotonic_ms() + 60_000);
+        assert!(r.holds_lease());
+        r.hold_lease_until(monotonic_ms());
+        assert!(r.holds_lease(), "an earlier deadline never shortens a hold");
+        r.lapse_lease();
+        assert!(!r.holds_lease());
+        r.hold_lease_until(monotonic_ms());
+        assert!(!r.holds_lease(), "a deadline that has come is no hold");
+        r.hold_lease_forever();
+        assert!(r.holds_lease());
+    }
+
+    #[test]
     fn modes_parse() {
         for m in [
             RevocationMode::Stateless,
