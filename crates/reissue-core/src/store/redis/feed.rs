@@ -66,9 +66,13 @@ pub(super) struct Feed {
 
 /// A feed's lease on the revocation logs (strict mode).
 pub(super) struct Lease {
-    /// This feed's instance id: its member in the holders and its mark in the
-    /// acknowledgements.
+    /// This feed's instance id, random.
     pub(super) id: String,
+    /// Its member in the holders and its mark in the acknowledgements: the
+    /// id and the sync that took the grant. A new name per grant, so that
+    /// giving up an earlier grant, however late that reaches the store,
+    /// never removes a later one.
+    pub(super) member: std::sync::Mutex<String>,
     /// The holders' key.
     pub(super) key: String,
     pub(super) term: Duration,
@@ -85,6 +89,13 @@ impl Lease {
     /// its lease: the clocks' drift and the store clock's jitter.
     fn margin(&self) -> Duration {
         self.term / 8
+    }
+
+    fn member(&self) -> String {
+        self.member
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The local deadline of a grant or renewal sent at `sent_ms`.
@@ -355,7 +366,7 @@ impl Feed {
         let timeout = self.timeout;
         let lease = self.lease.as_ref().map(|l| {
             (
-                l.id.clone(),
+                l.member(),
                 ack_keep(l.term).as_millis() as i64,
                 l.ack_failed.clone(),
             )
@@ -395,7 +406,7 @@ impl Feed {
             return Ok((false, true));
         };
         let args: Vec<Value> = vec![
-            lease.id.as_str().into(),
+            lease.member().into(),
             (lease.term.as_millis() as i64).into(),
             Value::from(if renew { "1" } else { "0" }),
         ];
@@ -425,6 +436,7 @@ impl Feed {
             revocations: Weak::new(),
             lease: self.lease.as_ref().map(|l| Lease {
                 id: l.id.clone(),
+                member: std::sync::Mutex::new(l.member()),
                 key: l.key.clone(),
                 term: l.term,
                 confirm: None,
@@ -473,7 +485,9 @@ impl Feed {
         // that read the holders before it ended its sessions before this
         // catch-up reads the logs.
         let mut granted_ms = None;
-        if self.lease.is_some() {
+        if let Some(lease) = &self.lease {
+            *lease.member.lock().unwrap_or_else(|p| p.into_inner()) =
+                format!("{}.{epoch}", lease.id);
             let sent_ms = monotonic_ms();
             match self.lease_call(true).await {
                 Ok((_, true)) => granted_ms = Some(sent_ms),

@@ -544,6 +544,7 @@ impl RevocationFeed for RedisStore {
             revocations: Arc::downgrade(&revocations),
             lease: revocations.lease().map(|term| feed::Lease {
                 id: format!("{:016x}", rand::random::<u64>()),
+                member: Default::default(),
                 key: self.lease_key(),
                 term,
                 confirm: (self.replica_acks > 0).then_some((self.replica_acks, self.replica_wait)),
