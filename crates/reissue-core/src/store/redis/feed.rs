@@ -220,6 +220,10 @@ impl Feed {
                 }
                 Err((e, subs)) => {
                     subscribers = subs;
+                    // No caller should wait out the backoff for this grant.
+                    if std::mem::take(&mut held) {
+                        self.give_up_lease();
+                    }
                     // A primary that does not answer may have been replaced:
                     // an idle instance must not wait for a request to find out.
                     self.nodes.refresh_soon();
@@ -247,6 +251,9 @@ impl Feed {
                 tracing::warn!(
                     "revocation feed: the subscriber reconnected during the sync; syncing again"
                 );
+                if std::mem::take(&mut held) {
+                    self.give_up_lease();
+                }
                 drop(revocations);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -486,6 +493,12 @@ impl Feed {
         // catch-up reads the logs.
         let mut granted_ms = None;
         if let Some(lease) = &self.lease {
+            // A feed that cannot show its subscriptions (a Redis whose ACL
+            // refuses `CLIENT`) never syncs: it takes no grant either, which
+            // callers would wait for.
+            if let Err(e) = self.check(&subscribers).await {
+                return Err((e, subscribers));
+            }
             *lease.member.lock().unwrap_or_else(|p| p.into_inner()) =
                 format!("{}.{epoch}", lease.id);
             let sent_ms = monotonic_ms();
