@@ -510,3 +510,147 @@ async fn on_the_memory_store_the_lease_holds_for_good() {
     a.logout("mem", &id.sid).await.unwrap();
     assert!(revoked(local(&b, &p.access_token).unwrap()));
 }
+
+/// One operation of a history.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A protected request with session `s`'s access token on instance `i`.
+    Check(usize, usize),
+    Logout(usize, usize),
+    LogoutAll(usize),
+    /// Session `s`'s first refresh token used twice on instance `i`.
+    Reuse(usize, usize),
+    /// Every subscriber connection killed (the feeds resync).
+    KillFeeds,
+    /// Every client connection killed (feeds, renewals, requests).
+    KillAll,
+}
+
+fn random_step() -> Step {
+    let (i, s) = (rand::random_range(0..3), rand::random_range(0..3));
+    match rand::random_range(0..12) {
+        0..=5 => Step::Check(i, s),
+        6 | 7 => Step::Logout(i, s),
+        8 => Step::LogoutAll(i),
+        9 => Step::Reuse(i, s),
+        10 => Step::KillFeeds,
+        _ => Step::KillAll,
+    }
+}
+
+/// The concurrent history, with leases: random rounds of one to four
+/// operations at once over three strict instances (checks, the ways a
+/// session ends, connections killed under them). Every operation takes a
+/// ticket when it starts and one when it returns; no check that started
+/// after an ending call returned success accepts that call's session,
+/// whatever ran beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_history_accepts_a_session_after_its_ending_returned() {
+    use fred::prelude::{ClientLike, Value};
+    use std::sync::atomic::AtomicU64;
+    // A server of its own: it kills every connection to it.
+    let server = RedisServer::start();
+    let (url, prefix) = (server.url(), "lease-history:");
+    let instances = Arc::new([
+        instance(&url, prefix).await,
+        instance(&url, prefix).await,
+        instance(&url, prefix).await,
+    ]);
+    let admin = store(&url, prefix).await;
+    let tickets = Arc::new(AtomicU64::new(0));
+    let client = ClientMeta::default();
+    let (mut accepted, mut endings) = (0, 0);
+    for case in 0..40 {
+        let r: Vec<&Reissue<AnyUser>> = instances.iter().collect();
+        wait_leased(&r).await;
+        let user = format!("history-{case}");
+        let mut sessions = Vec::new();
+        for _ in 0..3 {
+            let p = instances[0].login(user.clone(), &client).await.unwrap();
+            let id = instances[0]
+                .tokens()
+                .verify_refresh(&p.refresh_token)
+                .unwrap();
+            sessions.push((id.sid, p.access_token, p.refresh_token));
+        }
+        let sessions = Arc::new(sessions);
+        // (session, ticket when it returned) of each ending that succeeded;
+        // (session, ticket when it started) of each accepted check.
+        let mut ended: Vec<(usize, u64)> = Vec::new();
+        let mut accepts: Vec<(usize, u64, Step)> = Vec::new();
+        for _ in 0..6 {
+            let steps: Vec<Step> = (0..rand::random_range(1..=4))
+                .map(|_| random_step())
+                .collect();
+            let runs = steps.iter().map(|&step| {
+                let (instances, sessions, tickets) =
+                    (instances.clone(), sessions.clone(), tickets.clone());
+                let (user, admin, client) = (user.clone(), admin.clone(), client.clone());
+                async move {
+                    let began = tickets.fetch_add(1, Ordering::SeqCst);
+                    let outcome: Result<Vec<usize>, Error> = match step {
+                        Step::Check(i, s) => admitted(&instances[i], &sessions[s].1)
+                            .await
+                            .map(|_| vec![s]),
+                        Step::Logout(i, s) => instances[i]
+                            .logout(&user, &sessions[s].0)
+                            .await
+                            .map(|()| vec![s]),
+                        Step::LogoutAll(i) => {
+                            instances[i].logout_all(&user).await.map(|_| vec![0, 1, 2])
+                        }
+                        Step::Reuse(i, s) => {
+                            let r = &instances[i];
+                            match r.reissue(&sessions[s].2, &client).await {
+                                Ok(_) => match r.reissue(&sessions[s].2, &client).await {
+                                    Err(Error::InvalidToken(TokenRejection::ReuseDetected)) => {
+                                        Ok(vec![s])
+                                    }
+                                    Err(e) => Err(e),
+                                    Ok(_) => panic!("a spent refresh token was accepted"),
+                                },
+                                Err(e) => Err(e),
+                            }
+                        }
+                        Step::KillFeeds | Step::KillAll => {
+                            let kind = if matches!(step, Step::KillFeeds) {
+                                "pubsub"
+                            } else {
+                                "normal"
+                            };
+                            let _: Result<Value, _> = reissue_core::store::dangerous::pool(&admin)
+                                .next()
+                                .custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", kind])
+                                .await;
+                            Ok(Vec::new())
+                        }
+                    };
+                    let returned = tickets.fetch_add(1, Ordering::SeqCst);
+                    (step, began, returned, outcome)
+                }
+            });
+            for (step, began, returned, outcome) in futures_util::future::join_all(runs).await {
+                match (step, outcome) {
+                    (Step::Check(_, s), Ok(_)) => accepts.push((s, began, step)),
+                    (Step::Check(..), Err(_)) => {}
+                    (Step::KillFeeds | Step::KillAll, _) => {}
+                    (_, Ok(gone)) => ended.extend(gone.into_iter().map(|s| (s, returned))),
+                    (_, Err(_)) => {}
+                }
+            }
+        }
+        accepted += accepts.len();
+        for &(s, began, step) in &accepts {
+            if let Some(&(_, returned)) = ended.iter().find(|(e, r)| *e == s && *r < began) {
+                panic!(
+                    "case {case}: {step:?} started at ticket {began} and accepted session {s}, \
+                     which an ending that returned at ticket {returned} had ended"
+                );
+            }
+        }
+        endings += ended.len();
+    }
+    println!(
+        "{accepted} accepted checks, none after a returned ending of its session ({endings} endings)"
+    );
+}
