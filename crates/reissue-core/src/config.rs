@@ -153,7 +153,9 @@ impl Config {
     /// lasts (default 2 s, renewed every quarter of it). A logout waits at
     /// most this long for an instance that stopped answering; a shorter
     /// lease costs more renewals (DESIGN.md, "Strict revocation by leases").
-    /// Between 400 ms and 1 minute.
+    /// Between 400 ms and 4 s: an ending call gives up on a holder that
+    /// renews without acknowledging after 10 s, which must stay beyond any
+    /// holder's lease.
     pub fn strict_lease(mut self, lease: Duration) -> Self {
         self.strict_lease = lease;
         self
@@ -268,8 +270,8 @@ impl Config {
         if self.session_max_age.as_secs() == 0 {
             return bad("the absolute session lifetime must be at least one second");
         }
-        if !(Duration::from_millis(400)..=Duration::from_secs(60)).contains(&self.strict_lease) {
-            return bad("strict_lease must be between 400 ms and 1 minute");
+        if !(Duration::from_millis(400)..=Duration::from_secs(4)).contains(&self.strict_lease) {
+            return bad("strict_lease must be between 400 ms and 4 s");
         }
         // Far beyond any real lifetime, and far inside what the arithmetic can
         // take: milliseconds plus now stay well below i64::MAX and below 2^53,

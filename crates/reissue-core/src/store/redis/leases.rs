@@ -22,7 +22,9 @@ use crate::{Error, Result, SessionId};
 /// The longest a call waits for a holder that renews its lease without
 /// acknowledging (which its feed's heartbeats make impossible short of a
 /// bug), or for a store it cannot read: then it fails with 503, its sessions
-/// ended in the store all the same.
+/// ended in the store all the same. Beyond two of the longest lease
+/// `Config::strict_lease` allows (4 s), so that a stopped holder is waited
+/// out, never failed.
 pub(super) const ACK_WAIT_CAP: Duration = Duration::from_secs(10);
 
 /// The pause between rounds, doubling up to this.
