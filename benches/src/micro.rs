@@ -250,6 +250,11 @@ pub(crate) fn rows(
     if wanted("micro.revocation-propagation") {
         micro_revocation_propagation(plan, redis_url, prefix, redis_ok, &mut rows);
     }
+    if wanted("micro.strict-logout") {
+        for k in [3, 10] {
+            micro_strict_logout(plan, redis_url, prefix, redis_ok, k, &mut rows);
+        }
+    }
     if wanted("micro.argon2") {
         micro_argon2(plan, &mut rows);
     }
@@ -457,6 +462,51 @@ fn micro_revocation_propagation(
         },
         Err(e) => MicroRow {
             name: "instant revocation propagation".to_owned(),
+            value: format!("not run: {e}"),
+            baseline: String::new(),
+            ratio: None,
+            goal: String::new(),
+            met: None,
+        },
+    };
+    rows.push(row);
+}
+
+fn micro_strict_logout(
+    plan: &Plan,
+    redis_url: &str,
+    prefix: &str,
+    redis_ok: &Result<(), String>,
+    k: usize,
+    rows: &mut Vec<MicroRow>,
+) {
+    eprintln!("strict revocation: logout latency with {k} lease holders ...");
+    let n = if plan.passes > 1 { 2000 } else { 300 };
+    let row = match redis_ok
+        .clone()
+        .and_then(|()| redis::strict_logout(redis_url, prefix, k, n))
+    {
+        Ok(p) => MicroRow {
+            name: format!("strict revocation: logout with {k} lease holders, until it returns"),
+            value: format!(
+                "p50 {}, p99 {}, max {}",
+                report::fmt_duration(p.p50),
+                report::fmt_duration(p.p99),
+                report::fmt_duration(p.max)
+            ),
+            baseline: format!(
+                "{n} logouts, {k} strict instances on one Redis, each holding its lease"
+            ),
+            ratio: None,
+            goal: if k == 3 {
+                "p99 ≤ 20 ms".to_owned()
+            } else {
+                String::new()
+            },
+            met: (k == 3).then_some(p.p99 <= Duration::from_millis(20)),
+        },
+        Err(e) => MicroRow {
+            name: format!("strict revocation: logout with {k} lease holders"),
             value: format!("not run: {e}"),
             baseline: String::new(),
             ratio: None,

@@ -601,3 +601,79 @@ pub(crate) fn propagation(redis_url: &str, prefix: &str, n: usize) -> Result<Pro
         })
     })
 }
+
+/// `k` instances in strict mode on one Redis, each holding its lease: `n`
+/// times, a session is logged in on the first and logged out there, timed
+/// from the logout's call to its return (which waits for every lease
+/// holder's acknowledgement).
+pub(crate) fn strict_logout(
+    redis_url: &str,
+    prefix: &str,
+    k: usize,
+    n: usize,
+) -> Result<Propagation, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut instances = Vec::new();
+        for _ in 0..k {
+            let store = RedisStore::builder(redis_url)
+                .key_prefix(format!("{prefix}strict-logout-{k}:"))
+                .connect()
+                .await
+                .map_err(|e| format!("Redis: {e}"))?;
+            instances.push(fixtures::reissue(
+                Scheme::Hs256,
+                Arc::new(store),
+                RevocationMode::Strict,
+                Cache::On,
+            ));
+        }
+        let started = Instant::now();
+        while !instances
+            .iter()
+            .all(|r| r.verifier().revocations().is_some_and(|f| f.holds_lease()))
+        {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("the leases were not granted".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut took = Vec::with_capacity(n);
+        for i in 0..n {
+            let login = Login {
+                user: format!("strict-logout-{i}"),
+            };
+            let pair = instances[0]
+                .login(login, &ClientMeta::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let rt = instances[0]
+                .tokens()
+                .verify_refresh(&pair.refresh_token)
+                .map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            instances[0]
+                .logout(&rt.sub, &rt.sid)
+                .await
+                .map_err(|e| e.to_string())?;
+            took.push(t0.elapsed());
+            for other in &instances[1..] {
+                let ended = other.verifier().revocations().expect("strict mode");
+                if !ended.contains(&rt.sid) {
+                    return Err(format!("logout {i} returned before an instance had it"));
+                }
+            }
+        }
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+        Ok(Propagation {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: *took.last().expect("samples"),
+        })
+    })
+}

@@ -164,6 +164,7 @@ conformance! {
         redis_down_reissue_503,
         redis_down_strict_protected_503,
         instant_revocation_reaches_other_instances,
+        strict_revocation_is_everywhere_when_logout_returns,
     ],
     // The login and reissue rows, and a login flood against its bounded
     // password queue (issue 25, item 8).
@@ -1666,6 +1667,25 @@ async fn redis_down_strict_protected_503(t: Target) {
     let u = s.user().await;
     s.me(&u.tokens.access).await.assert_status(200);
     redis.kill();
+    // While its lease holds the instance is sure (no logout can return
+    // without it, and none can with the store down); once the lease lapses
+    // (at once when its feed sees the connection go, at the latest one lease
+    // later) it cannot be, and answers 503.
+    let started = Instant::now();
+    loop {
+        let r = s.me(&u.tokens.access).await;
+        if r.status == 503 {
+            r.assert_unavailable();
+            break;
+        }
+        r.assert_status(200);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still 200 {:?} after the store went away",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let r = s.me(&u.tokens.access).await;
     r.assert_unavailable();
     assert!(
@@ -2055,6 +2075,45 @@ async fn instant_revocation_reaches_other_instances(t: Target) {
         sleep(0.005).await;
     }
     a.me(&v.tokens.access).await.assert_invalid_token();
+}
+
+/// Three strict instances on one store: the moment a logout (or
+/// logout-all) answers 204 on one, the others refuse its access tokens, on
+/// their first request: no polling.
+async fn strict_revocation_is_everywhere_when_logout_returns(t: Target) {
+    let strict = ("REISSUE_STRICT_REVOCATION", "1");
+    let a = t.start(&[strict]);
+    let prefix = a.redis_prefix().expect("a Redis prefix").to_owned();
+    let shared = ("REISSUE_REDIS_PREFIX", prefix.as_str());
+    let b = t.start(&[strict, shared]);
+    let c = t.start(&[strict, shared]);
+    for round in 0..3 {
+        let u = a.user().await;
+        let other = a.login(&u.email, PASSWORD).await;
+        for s in [&a, &b, &c] {
+            s.me(&u.tokens.access).await.assert_status(200);
+        }
+        let (ender, ended) = if round % 2 == 0 {
+            a.post_auth("/auth/logout", &u.tokens.access)
+                .await
+                .assert_no_content();
+            (&a, vec![&u.tokens.access])
+        } else {
+            b.post_auth("/auth/logout-all", &other.access)
+                .await
+                .assert_no_content();
+            (&b, vec![&u.tokens.access, &other.access])
+        };
+        for s in [&a, &b, &c] {
+            for access in &ended {
+                s.me(access).await.assert_invalid_token();
+            }
+        }
+        if ended.len() == 1 {
+            ender.me(&other.access).await.assert_status(200);
+            c.me(&other.access).await.assert_status(200);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- login throttling

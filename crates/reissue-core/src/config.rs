@@ -28,6 +28,7 @@ pub struct Config {
     pub(crate) leeway: Duration,
     pub(crate) revocation: RevocationMode,
     pub(crate) fail_closed_while_unsure: bool,
+    pub(crate) strict_lease: Duration,
     pub(crate) max_sessions_per_user: usize,
     pub(crate) login_max_failures: u32,
     pub(crate) login_account_ceiling: Option<u32>,
@@ -58,6 +59,7 @@ impl Config {
             leeway: Duration::from_secs(5),
             revocation: RevocationMode::default(),
             fail_closed_while_unsure: false,
+            strict_lease: Duration::from_secs(2),
             max_sessions_per_user: 32,
             login_max_failures: 5,
             login_account_ceiling: None,
@@ -147,6 +149,18 @@ impl Config {
     /// sessions not known to have ended (default `false`: accept them).
     pub fn fail_closed_while_unsure(mut self, fail_closed: bool) -> Self {
         self.fail_closed_while_unsure = fail_closed;
+        self
+    }
+
+    /// Strict mode only: how long an instance's lease on the revocation feed
+    /// lasts (default 2 s, renewed every quarter of it). A logout waits at
+    /// most this long for an instance that stopped answering; a shorter
+    /// lease costs more renewals (DESIGN.md, "Strict revocation by leases").
+    /// Between 400 ms and 4 s: an ending call gives up on a holder that
+    /// renews without acknowledging after 10 s, which must stay beyond any
+    /// holder's lease.
+    pub fn strict_lease(mut self, lease: Duration) -> Self {
+        self.strict_lease = lease;
         self
     }
 
@@ -289,6 +303,9 @@ impl Config {
         }
         if self.session_max_age.as_secs() == 0 {
             return bad("the absolute session lifetime must be at least one second");
+        }
+        if !(Duration::from_millis(400)..=Duration::from_secs(4)).contains(&self.strict_lease) {
+            return bad("strict_lease must be between 400 ms and 4 s");
         }
         // Far beyond any real lifetime, and far inside what the arithmetic can
         // take: milliseconds plus now stay well below i64::MAX and below 2^53,

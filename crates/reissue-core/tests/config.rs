@@ -109,3 +109,13 @@ fn zero_lifetimes_are_refused() {
     // expiry is capped by it.
     build(base().session_max_age(Duration::from_secs(60))).unwrap();
 }
+
+#[test]
+fn the_strict_lease_stays_within_what_an_ending_call_waits_out() {
+    for lease in [Duration::from_millis(399), Duration::from_millis(4001)] {
+        refused(base().strict_lease(lease), "strict_lease");
+    }
+    for lease in [Duration::from_millis(400), Duration::from_secs(4)] {
+        build(base().strict_lease(lease)).unwrap();
+    }
+}

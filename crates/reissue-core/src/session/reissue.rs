@@ -202,11 +202,15 @@ impl<A: Authenticator> ReissueBuilder<A> {
                 self.store.follow_revocations(revocations.clone())?;
                 Some(revocations)
             }
-            // Strict mode follows no feed, but remembers the sessions it
-            // has seen end (here, or in the store's answer): a session never
-            // comes back, so a token of one presented again is refused
-            // without a round trip (or a 503 while the store is away).
-            RevocationMode::Strict => Some(Arc::new(Revocations::new(keep))),
+            // Strict mode follows the feed under a lease, and answers from
+            // it while the lease holds; otherwise it asks the store, and
+            // remembers the sessions it has seen end (here, or in the
+            // store's answer).
+            RevocationMode::Strict => {
+                let revocations = Arc::new(Revocations::new(keep).with_lease(c.strict_lease));
+                self.store.follow_revocations(revocations.clone())?;
+                Some(revocations)
+            }
             RevocationMode::Stateless => None,
         };
         let codec = TokenCodec::new(self.keys, &c.issuer, &c.audience, c.leeway.as_secs())

@@ -408,8 +408,11 @@ impl RevocationFeed for MemoryStore {
 
     fn follow_revocations(&self, revocations: Arc<Revocations>) -> Result<()> {
         self.with(|state, _| state.followers.push(Arc::downgrade(&revocations)));
-        // Everything that ends from now on reaches it under the store's lock.
+        // Everything that ends from now on reaches it under the store's lock,
+        // before the call that ended it returns: strict mode's lease holds
+        // for good, as no other process can end a session here.
         revocations.set_synced(true);
+        revocations.hold_lease_forever();
         Ok(())
     }
 }

@@ -2,9 +2,10 @@
 //! revocation (DESIGN.md, "Instant revocation").
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::SessionId;
 use crate::clock::now_millis;
@@ -23,10 +24,12 @@ pub enum RevocationMode {
     /// checks the store per request until it has caught up.
     #[default]
     Instant,
-    /// Every protected request asks the store whether its session is live
-    /// (one round trip; 503 while the store is unreachable), unless this
-    /// instance has already seen that session end: those are refused from
-    /// memory until their access tokens expire.
+    /// A logout returns only once every instance has it (or once an
+    /// unresponsive instance's lease has run out), so its access tokens are
+    /// refused everywhere from the moment it returns. An instance answers
+    /// from its feed alone while it holds a lease on it (DESIGN.md, "Strict
+    /// revocation by leases"); while it does not, every protected request
+    /// asks the store (one round trip; 503 while the store is unreachable).
     Strict,
 }
 
@@ -65,6 +68,20 @@ pub struct Revocations {
     synced: AtomicBool,
     keep_ms: u64,
     store_down_until_ms: AtomicU64,
+    /// Strict mode: how long a lease on the feed lasts; `None` takes none.
+    lease: Option<Duration>,
+    /// Until when (by [`monotonic_ms`]) this instance holds its lease; 0: it
+    /// does not.
+    lease_until: AtomicU64,
+}
+
+/// Milliseconds on this process's monotonic clock, from 1 (0 means "never").
+/// Leases are judged by it, never by the wall clock: a stopped process that
+/// resumes finds its deadline passed.
+pub(crate) fn monotonic_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    (Instant::now().saturating_duration_since(base).as_millis() as u64).saturating_add(1)
 }
 
 /// How long a store failure lets requests skip the per-request store check
@@ -83,7 +100,48 @@ impl Revocations {
             synced: AtomicBool::new(false),
             keep_ms: keep.as_millis().min(u64::MAX as u128) as u64,
             store_down_until_ms: AtomicU64::new(0),
+            lease: None,
+            lease_until: AtomicU64::new(0),
         }
+    }
+
+    /// Strict mode: the feed that fills this set also holds a lease of
+    /// `term` on it, renewed while it is in sync (DESIGN.md, "Strict
+    /// revocation by leases").
+    pub fn with_lease(mut self, term: Duration) -> Self {
+        self.lease = Some(term);
+        self
+    }
+
+    /// The lease term, if the feed takes leases.
+    pub fn lease(&self) -> Option<Duration> {
+        self.lease
+    }
+
+    /// Holds the lease until `deadline` on [`monotonic_ms`] (a later renewal
+    /// never shortens a hold it extends; [`lapse_lease`](Self::lapse_lease)
+    /// ends it).
+    pub(crate) fn hold_lease_until(&self, deadline_ms: u64) {
+        self.lease_until.fetch_max(deadline_ms, Ordering::AcqRel);
+    }
+
+    /// Holds the lease for good: a store in this process, where every
+    /// ending reaches the set before it returns.
+    pub(crate) fn hold_lease_forever(&self) {
+        self.lease_until.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Gives the lease up at once (the feed is out of sync).
+    pub(crate) fn lapse_lease(&self) {
+        self.lease_until.store(0, Ordering::Release);
+    }
+
+    /// Whether this instance holds its lease now, by its monotonic clock:
+    /// then every ending that returned is in the set. One atomic load and a
+    /// clock read, on every protected request in strict mode.
+    pub fn holds_lease(&self) -> bool {
+        let until = self.lease_until.load(Ordering::Acquire);
+        until != 0 && monotonic_ms() < until
     }
 
     /// How long an ended session is remembered.
@@ -180,6 +238,23 @@ mod tests {
         }
         assert!(!r.contains(&a), "forgotten after its keep time");
         assert!(r.len() < 200, "expired entries are swept: {}", r.len());
+    }
+
+    #[test]
+    fn a_lease_is_held_until_its_deadline_or_lapse() {
+        let r = Revocations::new(Duration::from_secs(60)).with_lease(Duration::from_secs(2));
+        assert_eq!(r.lease(), Some(Duration::from_secs(2)));
+        assert!(!r.holds_lease(), "no lease before a grant");
+        r.hold_lease_until(monotonic_ms() + 60_000);
+        assert!(r.holds_lease());
+        r.hold_lease_until(monotonic_ms());
+        assert!(r.holds_lease(), "an earlier deadline never shortens a hold");
+        r.lapse_lease();
+        assert!(!r.holds_lease());
+        r.hold_lease_until(monotonic_ms());
+        assert!(!r.holds_lease(), "a deadline that has come is no hold");
+        r.hold_lease_forever();
+        assert!(r.holds_lease());
     }
 
     #[test]

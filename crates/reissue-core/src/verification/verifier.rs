@@ -219,6 +219,10 @@ impl<C: Claims> Verifier<C> {
             (RevocationMode::Strict, Some(r)) if r.contains(&identity.session_id) => {
                 Liveness::Ended
             }
+            // The lease first: while it holds, every ending that returned
+            // reached this set before it returned (DESIGN.md, "Strict
+            // revocation by leases").
+            (RevocationMode::Strict, Some(r)) if r.holds_lease() && r.is_synced() => Liveness::Live,
             (RevocationMode::Strict, _) => Liveness::AskStore,
             (RevocationMode::Instant, Some(r)) => {
                 if r.contains(&identity.session_id) {

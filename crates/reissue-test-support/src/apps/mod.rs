@@ -9,3 +9,5 @@ pub mod clock;
 pub mod process;
 #[cfg(unix)]
 pub mod sighup;
+#[cfg(unix)]
+pub mod strict_stop;

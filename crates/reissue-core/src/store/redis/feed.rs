@@ -13,6 +13,17 @@
 //! LIST ID`, on another connection to the same server) whether that very
 //! connection still holds every channel: once after the catch-up, before the
 //! set is marked in sync, and at every heartbeat.
+//!
+//! In strict mode the feed also holds a lease (`lua/lease.lua`) while it is
+//! in sync, and acknowledges every revocation it applies (`lua/ack.lua`): a
+//! call that ends sessions waits for the acknowledgements of every lease
+//! holder (`leases.rs`). A new grant (the first, or one after the lease
+//! lapsed in the store) is taken after the subscriptions and before the
+//! catch-up, and counts only once the catch-up is done: a revocation is then
+//! either seen by its caller among the holders, or in the logs the catch-up
+//! reads. The lease counts from the moment its renewal was sent, by this
+//! process's monotonic clock, less a margin; a renewal that does not find
+//! the lease live in the store is a new grant.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -27,7 +38,7 @@ use tokio::sync::mpsc;
 use super::nodes::Nodes;
 use super::scripts::Scripts;
 use super::{array, int, text};
-use crate::verification::revocation::Revocations;
+use crate::verification::revocation::{Revocations, monotonic_ms};
 use crate::{Error, Result, SessionId};
 
 /// How often the feed checks that its subscriptions still answer.
@@ -38,6 +49,9 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// announces again every quarter of it.
 const MIN_LEASE: Duration = Duration::from_secs(3600);
 
+/// The shortest pause between two renewals of a lease.
+const MIN_RENEWAL: Duration = Duration::from_millis(10);
+
 pub(super) struct Feed {
     pub(super) nodes: Arc<Nodes>,
     pub(super) scripts: Arc<Scripts>,
@@ -46,10 +60,60 @@ pub(super) struct Feed {
     pub(super) keep: Duration,
     pub(super) timeout: Duration,
     pub(super) revocations: Weak<Revocations>,
+    /// Strict mode: the lease this feed holds.
+    pub(super) lease: Option<Lease>,
+}
+
+/// A feed's lease on the revocation logs (strict mode).
+pub(super) struct Lease {
+    /// This feed's instance id, random.
+    pub(super) id: String,
+    /// Its member in the holders and its mark in the acknowledgements: the
+    /// id and the sync that took the grant. A new name per grant, so that
+    /// giving up an earlier grant, however late that reaches the store,
+    /// never removes a later one.
+    pub(super) member: std::sync::Mutex<String>,
+    /// The holders' key.
+    pub(super) key: String,
+    pub(super) term: Duration,
+    /// Replicas that must have a grant or renewal before it counts, and how
+    /// long to wait for them: a failover must not lose a lease that counts.
+    pub(super) confirm: Option<(u32, Duration)>,
+    /// Set when an acknowledgement could not be written: the feed gives its
+    /// lease up and syncs again rather than make every logout wait for it.
+    pub(super) ack_failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Lease {
+    /// How long before its end in the store the instance stops counting on
+    /// its lease: the clocks' drift and the store clock's jitter.
+    fn margin(&self) -> Duration {
+        self.term / 8
+    }
+
+    fn member(&self) -> String {
+        self.member
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The local deadline of a grant or renewal sent at `sent_ms`.
+    fn deadline(&self, sent_ms: u64) -> u64 {
+        sent_ms + (self.term - self.margin()).as_millis() as u64
+    }
+}
+
+/// How long acknowledgements are kept, and how recent a revocation the
+/// catch-up of a new grant acknowledges: longer than any caller waits
+/// (`leases.rs`).
+pub(super) fn ack_keep(term: Duration) -> Duration {
+    (term * 4).max(super::leases::ACK_WAIT_CAP * 2)
 }
 
 enum Event {
-    Ended(String),
+    /// Sessions ended, and the channel (the log) they came on.
+    Ended(String, String),
     Trouble,
 }
 
@@ -89,7 +153,10 @@ fn forward(client: &Client, epoch: u64, tx: mpsc::UnboundedSender<(u64, Event)>)
         loop {
             let event = tokio::select! {
                 m = messages.recv() => match m {
-                    Ok(m) => Event::Ended(m.value.as_string().unwrap_or_default()),
+                    Ok(m) => Event::Ended(
+                        m.channel.to_string(),
+                        m.value.as_string().unwrap_or_default(),
+                    ),
                     Err(RecvError::Lagged(_)) => Event::Trouble,
                     Err(RecvError::Closed) => break,
                 },
@@ -124,8 +191,19 @@ impl Feed {
         let mut announce = tokio::time::interval(self.lease() / 4);
         announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         announce.reset();
+        let mut renew = tokio::time::interval(
+            self.lease
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |l| (l.term / 4).max(MIN_RENEWAL)),
+        );
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held = false;
         'resync: while let Some(revocations) = self.revocations.upgrade() {
             revocations.set_synced(false);
+            revocations.lapse_lease();
+            if std::mem::take(&mut held) {
+                self.give_up_lease();
+            }
             for old in subscribers.drain(..) {
                 tokio::spawn(async move {
                     let _ = old.client.quit().await;
@@ -133,10 +211,19 @@ impl Feed {
             }
             epoch += 1;
             let version = self.nodes.version();
-            match self.sync(&revocations, epoch, &tx).await {
-                Ok(subs) => subscribers = subs,
+            // A grant may reach the store even if the sync then fails.
+            held = self.lease.is_some();
+            let (granted_ms, recent) = match self.sync(&revocations, epoch, &tx).await {
+                Ok((subs, granted_ms, recent)) => {
+                    subscribers = subs;
+                    (granted_ms, recent)
+                }
                 Err((e, subs)) => {
                     subscribers = subs;
+                    // No caller should wait out the backoff for this grant.
+                    if std::mem::take(&mut held) {
+                        self.give_up_lease();
+                    }
                     // A primary that does not answer may have been replaced:
                     // an idle instance must not wait for a request to find out.
                     self.nodes.refresh_soon();
@@ -146,7 +233,7 @@ impl Feed {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     continue;
                 }
-            }
+            };
             // Troubles of earlier syncs are moot: this one happened after
             // them. A trouble of this one (a reconnection in the middle of its
             // SSUBSCRIBEs, an error) fails it, even though every call
@@ -155,7 +242,7 @@ impl Feed {
             let mut failed = false;
             while let Ok((e, event)) = rx.try_recv() {
                 match (e == epoch, event) {
-                    (true, Event::Ended(sids)) => insert(&revocations, &sids),
+                    (true, Event::Ended(log, sids)) => self.apply(&revocations, log, &sids),
                     (true, Event::Trouble) => failed = true,
                     (false, _) => {}
                 }
@@ -164,10 +251,21 @@ impl Feed {
                 tracing::warn!(
                     "revocation feed: the subscriber reconnected during the sync; syncing again"
                 );
+                if std::mem::take(&mut held) {
+                    self.give_up_lease();
+                }
                 drop(revocations);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
+            }
+            if let (Some(lease), Some(sent_ms)) = (&self.lease, granted_ms) {
+                // Recent revocations caught up rather than heard: their
+                // callers may be waiting for this new holder.
+                if let Err(e) = self.acknowledge(recent).await {
+                    tracing::debug!(error = %e, "revocation feed: could not acknowledge the catch-up");
+                }
+                revocations.hold_lease_until(lease.deadline(sent_ms));
             }
             backoff = Duration::from_millis(100);
             revocations.set_synced(true);
@@ -177,9 +275,9 @@ impl Feed {
                 tokio::select! {
                     event = rx.recv() => match event {
                         Some((e, _)) if e != epoch => {}
-                        Some((_, Event::Ended(sids))) => {
+                        Some((_, Event::Ended(log, sids))) => {
                             let Some(revocations) = self.revocations.upgrade() else { break 'resync };
-                            insert(&revocations, &sids);
+                            self.apply(&revocations, log, &sids);
                         }
                         Some((_, Event::Trouble)) => continue 'resync,
                         None => break 'resync,
@@ -190,6 +288,28 @@ impl Feed {
                         let Some(revocations) = self.revocations.upgrade() else { break 'resync };
                         if let Err(e) = self.catch_up(&revocations).await {
                             tracing::debug!(error = %e, "revocation feed: could not announce its retention");
+                        }
+                    }
+                    _ = renew.tick(), if self.lease.is_some() => {
+                        let Some(lease) = &self.lease else { continue };
+                        let Some(revocations) = self.revocations.upgrade() else { break 'resync };
+                        if lease.ack_failed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                            tracing::warn!("revocation feed: an acknowledgement failed; giving the lease up and syncing again");
+                            continue 'resync;
+                        }
+                        let sent_ms = monotonic_ms();
+                        match self.lease_call(true).await {
+                            Ok((true, true)) => revocations.hold_lease_until(lease.deadline(sent_ms)),
+                            // It lapsed in the store: callers stopped waiting
+                            // for this instance, which must catch up again.
+                            Ok((false, _)) => {
+                                tracing::warn!("revocation feed: the lease lapsed in the store; syncing again");
+                                continue 'resync;
+                            }
+                            Ok((true, false)) => tracing::warn!(
+                                "revocation feed: no replica confirmed the lease renewal in time; it does not count"
+                            ),
+                            Err(e) => tracing::warn!(error = %e, "revocation feed: could not renew the lease"),
                         }
                     }
                     _ = heartbeat.tick() => {
@@ -210,9 +330,131 @@ impl Feed {
                 }
             }
         }
+        if held {
+            self.give_up_lease();
+        }
         for s in subscribers {
             let _ = s.client.quit().await;
         }
+    }
+
+    /// Applies what a channel said, and acknowledges it if the feed holds
+    /// leases (in a task of its own: the feed goes on reading).
+    fn apply(&self, revocations: &Revocations, log: String, sids: &str) {
+        insert(revocations, sids);
+        if self.lease.is_none() {
+            return;
+        }
+        let ended: Vec<SessionId> = sids.split(' ').filter_map(SessionId::parse).collect();
+        if ended.is_empty() {
+            return;
+        }
+        let ack = self.acknowledgement(vec![(log, ended)]);
+        tokio::spawn(ack);
+    }
+
+    /// Acknowledges `ended` sessions, by log.
+    async fn acknowledge(&self, ended: Vec<(String, Vec<SessionId>)>) -> Result<()> {
+        self.acknowledgement(ended).await;
+        match &self.lease {
+            Some(lease) if lease.ack_failed.load(std::sync::atomic::Ordering::Acquire) => {
+                Err(Error::unavailable("an acknowledgement failed"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn acknowledgement(
+        &self,
+        ended: Vec<(String, Vec<SessionId>)>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let nodes = self.nodes.clone();
+        let scripts = self.scripts.clone();
+        let timeout = self.timeout;
+        let lease = self.lease.as_ref().map(|l| {
+            (
+                l.member(),
+                ack_keep(l.term).as_millis() as i64,
+                l.ack_failed.clone(),
+            )
+        });
+        async move {
+            let Some((id, keep_ms, failed)) = lease else {
+                return;
+            };
+            let calls = ended
+                .into_iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(log, sids)| {
+                    let keys: Vec<String> = sids.iter().map(|s| ack_key(&log, s)).collect();
+                    let args: Vec<Value> = vec![id.as_str().into(), keep_ms.into()];
+                    let (nodes, scripts) = (nodes.clone(), scripts.clone());
+                    async move {
+                        tokio::time::timeout(timeout, nodes.run(&scripts.ack, keys, args, None))
+                            .await
+                            .map_err(|_| Error::unavailable("timed out"))
+                            .and_then(|r| r)
+                    }
+                });
+            for result in futures_util::future::join_all(calls).await {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "revocation feed: an acknowledgement failed");
+                    failed.store(true, std::sync::atomic::Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Grants or renews (`true`) the lease, or gives it up. The answer:
+    /// whether it was live in the store before, and whether the replicas
+    /// confirmed the call.
+    async fn lease_call(&self, renew: bool) -> Result<(bool, bool)> {
+        let Some(lease) = &self.lease else {
+            return Ok((false, true));
+        };
+        let args: Vec<Value> = vec![
+            lease.member().into(),
+            (lease.term.as_millis() as i64).into(),
+            Value::from(if renew { "1" } else { "0" }),
+        ];
+        let confirm = if renew { lease.confirm } else { None };
+        let wait = confirm.map_or(Duration::ZERO, |(_, w)| w);
+        let call =
+            self.nodes
+                .run_confirmed(&self.scripts.lease, vec![lease.key.clone()], args, confirm);
+        let (reply, confirmed) = tokio::time::timeout(self.timeout + wait, call)
+            .await
+            .map_err(|_| Error::unavailable("timed out"))??;
+        Ok((int(&reply)? == 1, confirmed))
+    }
+
+    /// Removes this feed's lease from the holders, so that no call waits
+    /// for it; if that fails, callers wait until it runs out.
+    fn give_up_lease(&self) {
+        if self.lease.is_none() {
+            return;
+        }
+        let this = Self {
+            nodes: self.nodes.clone(),
+            scripts: self.scripts.clone(),
+            logs: Vec::new(),
+            keep: self.keep,
+            timeout: self.timeout,
+            revocations: Weak::new(),
+            lease: self.lease.as_ref().map(|l| Lease {
+                id: l.id.clone(),
+                member: std::sync::Mutex::new(l.member()),
+                key: l.key.clone(),
+                term: l.term,
+                confirm: None,
+                ack_failed: l.ack_failed.clone(),
+            }),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = this.lease_call(false).await {
+                tracing::debug!(error = %e, "revocation feed: could not give the lease up");
+            }
+        });
     }
 
     /// Subscribes every bucket's channel where its slot lives, then reads
@@ -223,7 +465,7 @@ impl Feed {
         revocations: &Revocations,
         epoch: u64,
         tx: &mpsc::UnboundedSender<(u64, Event)>,
-    ) -> std::result::Result<Vec<Subscriber>, (Error, Vec<Subscriber>)> {
+    ) -> std::result::Result<Synced, (Error, Vec<Subscriber>)> {
         let mut subscribers = Vec::new();
         let planned = match self.plan() {
             Ok(p) => p,
@@ -246,15 +488,41 @@ impl Feed {
         if let Err(e) = self.subscribe(&mut subscribers).await {
             return Err((e, subscribers));
         }
-        if let Err(e) = self.catch_up(revocations).await {
-            return Err((e, subscribers));
+        // The grant after the subscriptions, before the catch-up: a caller
+        // that read the holders before it ended its sessions before this
+        // catch-up reads the logs.
+        let mut granted_ms = None;
+        if let Some(lease) = &self.lease {
+            // A feed that cannot show its subscriptions (a Redis whose ACL
+            // refuses `CLIENT`) never syncs: it takes no grant either, which
+            // callers would wait for.
+            if let Err(e) = self.check(&subscribers).await {
+                return Err((e, subscribers));
+            }
+            *lease.member.lock().unwrap_or_else(|p| p.into_inner()) =
+                format!("{}.{epoch}", lease.id);
+            let sent_ms = monotonic_ms();
+            match self.lease_call(true).await {
+                Ok((_, true)) => granted_ms = Some(sent_ms),
+                Ok((_, false)) => {
+                    return Err((
+                        Error::unavailable("no replica confirmed the lease in time"),
+                        subscribers,
+                    ));
+                }
+                Err(e) => return Err((e, subscribers)),
+            }
         }
+        let recent = match self.catch_up(revocations).await {
+            Ok(recent) => recent,
+            Err(e) => return Err((e, subscribers)),
+        };
         // Every connection that subscribed still holds every channel: no
         // revocation was published to a connection that was not listening.
         if let Err(e) = self.check(&subscribers).await {
             return Err((e, subscribers));
         }
-        Ok(subscribers)
+        Ok((subscribers, granted_ms, recent))
     }
 
     /// Each subscriber's heartbeat: a `PING` on its connection (a silent
@@ -367,11 +635,12 @@ impl Feed {
     }
 
     /// Reads every bucket's log into `revocations`, and announces this feed's
-    /// retention with each log.
-    async fn catch_up(&self, revocations: &Revocations) -> Result<()> {
+    /// retention with each log. Returns the sessions that ended recently
+    /// enough that a caller may still wait for their acknowledgement, by log.
+    async fn catch_up(&self, revocations: &Revocations) -> Result<Vec<(String, Vec<SessionId>)>> {
         let ms = |d: Duration| Value::from(d.as_millis().min(i64::MAX as u128) as i64);
         let (keep, lease) = (ms(self.keep), ms(self.lease()));
-        let replies: Vec<Value> = match &*self.nodes {
+        let replies: Vec<(Vec<String>, Value)> = match &*self.nodes {
             Nodes::Single { pool, .. } => {
                 // One server holds every log: one script reads them all.
                 let reply = within(
@@ -383,7 +652,7 @@ impl Feed {
                     ),
                 )
                 .await?;
-                vec![reply]
+                vec![(self.logs.clone(), reply)]
             }
             Nodes::Cluster(_) => {
                 let mut tasks = tokio::task::JoinSet::new();
@@ -392,7 +661,10 @@ impl Feed {
                     let scripts = self.scripts.clone();
                     let (log, args) = (log.clone(), vec![keep.clone(), lease.clone()]);
                     tasks.spawn(async move {
-                        nodes.run(&scripts.catch_up, vec![log], args, None).await
+                        let reply = nodes
+                            .run(&scripts.catch_up, vec![log.clone()], args, None)
+                            .await;
+                        reply.map(|r| (vec![log], r))
                     });
                 }
                 let mut replies = Vec::with_capacity(self.logs.len());
@@ -403,16 +675,41 @@ impl Feed {
                 replies
             }
         };
-        for reply in replies {
-            for pair in array(reply)?.chunks_exact(2) {
-                let sid = text(&pair[0]).as_deref().and_then(SessionId::parse);
-                if let (Some(sid), Ok(left)) = (sid, int(&pair[1])) {
-                    revocations.insert_for(sid, Duration::from_millis(left));
+        let ack_window = self
+            .lease
+            .as_ref()
+            .map_or(0, |l| ack_keep(l.term).as_millis() as u64);
+        let keep_ms = self.keep.as_millis() as u64;
+        let mut recent = Vec::new();
+        for (logs, reply) in replies {
+            for (log, entries) in logs.into_iter().zip(array(reply)?) {
+                let mut these = Vec::new();
+                for pair in array(entries)?.chunks_exact(2) {
+                    let sid = text(&pair[0]).as_deref().and_then(SessionId::parse);
+                    if let (Some(sid), Ok(left)) = (sid, int(&pair[1])) {
+                        if keep_ms.saturating_sub(left) < ack_window {
+                            these.push(sid.clone());
+                        }
+                        revocations.insert_for(sid, Duration::from_millis(left));
+                    }
+                }
+                if !these.is_empty() {
+                    recent.push((log, these));
                 }
             }
         }
-        Ok(())
+        Ok(recent)
     }
+}
+
+/// What a sync hands back: its subscribers, when it sent its lease grant
+/// (strict mode), and the recent revocations it caught up.
+type Synced = (Vec<Subscriber>, Option<u64>, Vec<(String, Vec<SessionId>)>);
+
+/// The set in which instances acknowledge the ending of `sid`, next to its
+/// bucket's log.
+pub(super) fn ack_key(log: &str, sid: &SessionId) -> String {
+    format!("{log}:ak:{}", sid.as_str())
 }
 
 fn insert(revocations: &Revocations, sids: &str) {

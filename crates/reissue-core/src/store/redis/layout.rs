@@ -41,6 +41,11 @@ impl RedisStore {
             .collect()
     }
 
+    /// Strict mode's lease holders: one key (one slot) for the deployment.
+    pub(super) fn lease_key(&self) -> String {
+        format!("{}{{lease}}:holders", self.prefix)
+    }
+
     /// A login-attempt counter's key: `f:{<account>}` and the pair and
     /// device counters after it share the account's slot; a network's
     /// counter across accounts is `f:n:{<network>}`, in its own.

@@ -13,6 +13,8 @@
 //! |---|---|---|
 //! | `reissue:{b<n>}u:<user>` | string | all of the user's sessions, packed (`lua/records.lua` has the format): generation, times, request id, login country, client |
 //! | `reissue:{b<n>}:rv` | sorted set | the bucket's revocation log: ended sessions by the time they ended; also its sharded pub/sub channel |
+//! | `reissue:{b<n>}:rv:ak:<sid>` | set | strict mode: the instances that have an ended session in their revocation set (`leases.rs`) |
+//! | `reissue:{lease}:holders` | sorted set | strict mode: the instances holding a lease on the feed, by the store time it ends |
 //! | `reissue:f:{<account digest>}` | string | login attempts on an account, from all networks |
 //! | `reissue:f:{<account digest>}:<network>` | string | login attempts on an account from one network |
 //!
@@ -30,12 +32,14 @@
 //! names the keys, `record.rs` reads the records and the replies, `store.rs`
 //! runs the operations, `scripts.rs` loads `lua/`; `nodes.rs` routes a
 //! script to its primary (and waits for replicas), `feed.rs` follows the
-//! revocation logs, `health.rs` answers `reissue-admin health`.
+//! revocation logs (and holds strict mode's lease), `leases.rs` waits for
+//! the lease holders' acknowledgements, `health.rs` answers `reissue-admin health`.
 
 mod builder;
 mod feed;
 mod health;
 mod layout;
+mod leases;
 mod nodes;
 mod record;
 #[cfg(feature = "fuzzing")]
@@ -77,6 +81,11 @@ pub mod dangerous {
     /// `reissue:{b<n>}u:<user>`: the key holding all of a user's sessions.
     pub fn user_key(store: &RedisStore, user_id: &str) -> String {
         store.keys_of(user_id).user
+    }
+
+    /// Strict mode's lease holders (one key for the deployment).
+    pub fn lease_key(store: &RedisStore) -> String {
+        store.lease_key()
     }
 
     /// The revocation log of a user's bucket, and the channel it is

@@ -27,6 +27,10 @@ pub(super) struct Scripts {
     pub(super) end_login: Script,
     pub(super) catch_up: Script,
     pub(super) first_use: Script,
+    pub(super) lease: Script,
+    pub(super) holders: Script,
+    pub(super) ack: Script,
+    pub(super) acked: Script,
 }
 
 impl Scripts {
@@ -58,6 +62,10 @@ impl Scripts {
             end_login: script(&[include_str!("lua/end_login.lua")]),
             catch_up: script(&[CLOCK, include_str!("lua/catch_up.lua")]),
             first_use: script(&[include_str!("lua/first_use.lua")]),
+            lease: script(&[CLOCK, include_str!("lua/lease.lua")]),
+            holders: script(&[CLOCK, include_str!("lua/holders.lua")]),
+            ack: script(&[include_str!("lua/ack.lua")]),
+            acked: script(&[include_str!("lua/acked.lua")]),
         }
     }
 }

@@ -139,9 +139,22 @@ impl RedisStore {
             Value::from(if always_log { "1" } else { "0" }),
         ];
         let n = self
-            .run_acknowledged(what, &self.scripts.revoke, vec![k.user, k.log], args)
+            .run_acknowledged(
+                what,
+                &self.scripts.revoke,
+                vec![k.user, k.log.clone()],
+                args,
+            )
             .await?;
-        Ok(int(&n)? > 0)
+        let n = int(&n)?;
+        let live = n == 1;
+        // 2: ended earlier and still in the log. A retry of a call that
+        // failed while waiting (or an ending racing another) waits again.
+        if n > 0 || always_log {
+            self.confirm_ended(&k.log, std::slice::from_ref(sid))
+                .await?;
+        }
+        Ok(live)
     }
 
     fn report_unconfirmed(&self, what: &'static str) {
@@ -233,6 +246,7 @@ impl SessionStore for RedisStore {
             self.deadline(&clock).into(),
             self.revoked_keep().into(),
         ];
+        let log = k.log.clone();
         let reply = array(
             self.run(&self.scripts.create, vec![k.user, k.log], args)
                 .await?,
@@ -246,6 +260,8 @@ impl SessionStore for RedisStore {
         };
         let now = int(now)?;
         clock.learn(now);
+        let evicted = sids(evicted);
+        self.confirm_ended(&log, &evicted).await?;
         Ok(Created {
             first: Successor {
                 generation: 1,
@@ -254,7 +270,7 @@ impl SessionStore for RedisStore {
                 absolute_expiry_ms: int(abs)?,
                 login_country: s.client.country,
             },
-            evicted: sids(evicted),
+            evicted,
         })
     }
 
@@ -283,6 +299,7 @@ impl SessionStore for RedisStore {
             encode_client(r.client).as_slice().into(),
             r.sid.as_str().into(),
         ];
+        let log = k.log.clone();
         let (reply, confirmed) = self
             .run_rotation(&self.scripts.rotate, vec![k.user, k.log], args)
             .await?;
@@ -306,6 +323,9 @@ impl SessionStore for RedisStore {
                 // primary have changed in between.
                 if self.replica_acks > 0 && !(self.acknowledged_rotations && confirmed) {
                     self.end(r.user_id, r.sid, "reuse", true).await?;
+                } else {
+                    self.confirm_ended(&log, std::slice::from_ref(r.sid))
+                        .await?;
                 }
                 Ok(Rotation::Reused)
             }
@@ -347,11 +367,13 @@ impl SessionStore for RedisStore {
             .run_acknowledged(
                 "revoke_all",
                 &self.scripts.revoke_all,
-                vec![k.user, k.log],
+                vec![k.user, k.log.clone()],
                 args,
             )
             .await?;
-        Ok(sids(&array(ended)?))
+        let ended = sids(&array(ended)?);
+        self.confirm_ended(&k.log, &ended).await?;
+        Ok(ended)
     }
 
     async fn list(&self, user_id: &str) -> Result<Vec<SessionInfo>> {
@@ -536,6 +558,14 @@ impl RevocationFeed for RedisStore {
             keep: revocations.keep(),
             timeout: self.command_timeout,
             revocations: Arc::downgrade(&revocations),
+            lease: revocations.lease().map(|term| feed::Lease {
+                id: format!("{:016x}", rand::random::<u64>()),
+                member: Default::default(),
+                key: self.lease_key(),
+                term,
+                confirm: (self.replica_acks > 0).then_some((self.replica_acks, self.replica_wait)),
+                ack_failed: Default::default(),
+            }),
         };
         runtime.spawn(feed.run());
         Ok(())

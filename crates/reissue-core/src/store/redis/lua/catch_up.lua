@@ -1,6 +1,6 @@
 -- KEYS: logs (one on a cluster: a script may touch one slot only; every
--- bucket's at once on one server). ARGV: keep, lease. The logs' live entries:
--- sid, milliseconds left to keep it.
+-- bucket's at once on one server). ARGV: keep, lease. Each log's live
+-- entries, one array per log: sid, milliseconds left to keep it.
 --
 -- Each call also announces the caller's retention in `<log>:keep`, which
 -- every writer trims by when it is the longer (ended.lua): the longest
@@ -13,9 +13,10 @@ for _, log in ipairs(KEYS) do
   if not held or keep >= held then
     redis.call('SET', log .. ':keep', keep, 'PX', lease)
   end
-  local entries = redis.call('ZRANGEBYSCORE', log, now - keep, '+inf', 'WITHSCORES')
+  local entries, these = redis.call('ZRANGEBYSCORE', log, now - keep, '+inf', 'WITHSCORES'), {}
   for i = 1, #entries, 2 do
-    table.insert(out, entries[i]); table.insert(out, keep - (now - tonumber(entries[i + 1])))
+    table.insert(these, entries[i]); table.insert(these, keep - (now - tonumber(entries[i + 1])))
   end
+  table.insert(out, these)
 end
 return out
