@@ -536,7 +536,7 @@ async fn redis_health(args: &StoreArgs) -> Result<(String, Value, bool), Error> 
     let fails_over = !matches!(deployment, "single");
     let unconfirmed: Vec<&str> = replication
         .iter()
-        .filter(|r| r.replicas == 0)
+        .filter(|r| fails_over && r.replicas == 0)
         .map(|r| r.primary.as_str())
         .collect();
     let mut replicas = String::new();
@@ -578,13 +578,10 @@ async fn redis_health(args: &StoreArgs) -> Result<(String, Value, bool), Error> 
                 "behind_bytes": r.behind_bytes,
             }))
             .collect::<Vec<_>>(),
-        "unconfirmed_primaries": if fails_over { unconfirmed.clone() } else { Vec::new() },
+        "unconfirmed_primaries": unconfirmed,
     });
-    Ok((
-        text,
-        value,
-        !evicts && !(fails_over && !unconfirmed.is_empty()),
-    ))
+    let healthy = !evicts && unconfirmed.is_empty();
+    Ok((text, value, healthy))
 }
 
 async fn database_health(args: &StoreArgs) -> Result<Duration, Error> {
